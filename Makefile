@@ -1,0 +1,43 @@
+# Every task of the project; `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format migrate openapi clean
+
+help: ## list every task
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+run: $(STAMP) ## serve on http://127.0.0.1:8000 (SQLite unless CONSENTRY_DATABASE_URL says otherwise)
+	$(BIN)/consentry serve
+
+test: $(STAMP) ## run the whole test suite on SQLite and PostgreSQL
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
+	$(BIN)/ruff check src tests migrations
+	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests migrations
+	$(BIN)/ruff format src tests migrations
+
+migrate: $(STAMP) ## bring the database schema to the latest revision
+	$(BIN)/consentry migrate
+
+openapi: $(STAMP) ## regenerate openapi/openapi.json from the app
+	$(BIN)/consentry openapi > openapi/openapi.json
+
+clean: ## remove the virtualenv and local databases
+	rm -rf $(VENV) consentry.db consentry.db-wal consentry.db-shm .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""Consentry: consent and tracking for education platforms."""
+
+__version__ = "0.1.0"

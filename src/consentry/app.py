@@ -1,0 +1,91 @@
+"""create_app(): settings, lifespan, middleware, routers and error handlers — no logic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+
+from consentry import __version__
+from consentry.clientip import parse_networks
+from consentry.consent.routes import router as consent_router
+from consentry.db import create_database
+from consentry.errors import PROBLEM_JSON, install_error_handlers
+from consentry.migrations import head_revision
+from consentry.ops.routes import router as ops_router
+from consentry.policy import load_policy
+from consentry.policy.routes import render_policy
+from consentry.policy.routes import router as policy_router
+from consentry.settings import Settings, get_settings
+from consentry.tokens import TokenVerifier
+
+DESCRIPTION = (
+    "Consent and tracking service of an education platform: each learner's consent with a "
+    "verifiable history, consent-gated tracking events, and the privacy team's operations."
+)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    database = create_database(app.state.settings)
+    app.state.database = database
+    try:
+        yield
+    finally:
+        await database.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI application; refuses to start on invalid settings or policy."""
+    settings = settings or get_settings()
+    policy = load_policy(settings.policy_file, settings.opt_out_regions)
+    app = FastAPI(
+        title="Consentry",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.policy = policy
+    app.state.policy_body = render_policy(policy)
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    app.state.token_verifier = TokenVerifier(settings)
+    app.state.max_body_bytes = settings.max_body_bytes
+    app.state.schema_head = head_revision()
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "PUT", "PATCH", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+            expose_headers=["ETag", "Retry-After"],
+            max_age=600,
+        )
+    install_error_handlers(app)
+    app.include_router(policy_router)
+    app.include_router(consent_router)
+    app.include_router(ops_router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with error bodies declared as application/problem+json."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in schema["paths"].values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status[0] in "45" and "application/json" in content:
+                        response["content"] = {PROBLEM_JSON: content["application/json"]}
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,121 @@
+"""Who is calling: API keys, the admin key, user JWTs and anonymous visitors, as a Caller."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPBearer
+
+from consentry.db import get_database
+from consentry.errors import Forbidden, Unauthorized
+from consentry.keys import repository as keys
+from consentry.keys.service import KEY_PREFIX, SCOPES, hash_key
+from consentry.subjects import SubjectIdPath, is_anonymous
+from consentry.tokens import TokenVerifier
+
+ADMIN_SCOPE = "privacy:admin"
+
+# Declared for the OpenAPI document only; the header is parsed below, strictly.
+_bearer = HTTPBearer(auto_error=False, description="An API key (`csk_...`) or a user JWT.")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller and what it may do."""
+
+    kind: Literal["key", "user", "anonymous"]
+    name: str
+    scopes: frozenset[str] = frozenset()
+    subject_id: str | None = None
+
+    def has(self, scope: str) -> bool:
+        """Whether this caller holds `scope`; `privacy:admin` implies every other."""
+        return ADMIN_SCOPE in self.scopes or scope in self.scopes
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether this caller is the privacy team."""
+        return ADMIN_SCOPE in self.scopes
+
+    def acts_for(self, subject_id: str) -> bool:
+        """Whether this caller is the subject itself (its own JWT, or the anonymous visitor)."""
+        return self.kind != "key" and self.subject_id == subject_id
+
+
+def _bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthorized("Use 'Authorization: Bearer <token>'.")
+    return token
+
+
+async def _authenticate(request: Request) -> Caller | None:
+    token = _bearer_token(request)
+    if token is None:
+        return None
+    state = request.app.state
+    admin_key: str | None = state.settings.admin_key
+    if admin_key is not None and hmac.compare_digest(token.encode(), admin_key.encode()):
+        return Caller(kind="key", name="admin", scopes=frozenset(SCOPES))
+    if token.startswith(KEY_PREFIX):
+        async with get_database(request).reader() as connection:
+            found = await keys.find_active(connection, hash_key(token))
+        if found is None:
+            raise Unauthorized("Unknown or revoked API key.")
+        name, scopes = found
+        return Caller(kind="key", name=name, scopes=frozenset(scopes))
+    verifier: TokenVerifier = state.token_verifier
+    subject = await verifier.subject(token)
+    return Caller(kind="user", name="subject", subject_id=subject)
+
+
+async def optional_caller(
+    request: Request, _doc: Annotated[object, Security(_bearer)] = None
+) -> Caller | None:
+    """The caller if a token was sent; a malformed or invalid token is always refused."""
+    return await _authenticate(request)
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency that admits only API keys holding `scope`."""
+
+    async def dependency(
+        caller: Annotated[Caller | None, Depends(optional_caller)],
+    ) -> Caller:
+        if caller is None:
+            raise Unauthorized()
+        if not caller.has(scope):
+            raise Forbidden(f"This needs the {scope} scope.")
+        return caller
+
+    return dependency
+
+
+def subject_access(scope: str, *, anonymous: bool) -> Callable[..., Awaitable[Caller]]:
+    """A dependency for `/v1/subjects/{subject_id}/...`: a key with `scope`, or the subject itself.
+
+    With `anonymous`, an `anon:<uuid4>` subject may be reached without any token: the random id
+    is the capability. A token, once sent, decides alone, so a bad one is never ignored.
+    """
+
+    async def dependency(
+        subject_id: SubjectIdPath,
+        caller: Annotated[Caller | None, Depends(optional_caller)],
+    ) -> Caller:
+        if caller is None:
+            if anonymous and is_anonymous(subject_id):
+                return Caller(kind="anonymous", name="subject", subject_id=subject_id)
+            raise Unauthorized()
+        if caller.has(scope) or caller.acts_for(subject_id):
+            return caller
+        raise Forbidden("This token may not reach that subject.")
+
+    return dependency

@@ -1,0 +1,138 @@
+"""`consentry serve | migrate | keys | openapi`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry import migrations
+from consentry.db import create_database, format_timestamp
+from consentry.errors import ConsentryError
+from consentry.keys import service as keys
+from consentry.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consentry", description="Consent and tracking service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate, then serve HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate before serving")
+
+    commands.add_parser("migrate", help="bring the database schema to the latest revision")
+    commands.add_parser("openapi", help="print the OpenAPI document")
+
+    key_commands = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = key_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scope", dest="scopes", action="extend", nargs="+", required=True, choices=keys.SCOPES
+    )
+    listing = key_commands.add_parser("list", help="list keys (never the keys themselves)")
+    listing.add_argument("--json", action="store_true", help="one JSON document")
+    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"consentry: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, settings)
+    except ConsentryError as exc:
+        print(f"consentry: {exc.detail}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "migrate":
+        migrations.upgrade(settings.database_url)
+    elif args.command == "serve":
+        _serve(args, settings)
+    elif args.command == "openapi":
+        from consentry.app import create_app
+
+        print(json.dumps(create_app(settings).openapi(), indent=2, sort_keys=True))
+    elif args.keys_command == "create":
+        _create_key(settings, args.name, args.scopes)
+    elif args.keys_command == "list":
+        _list_keys(settings, as_json=args.json)
+    else:
+        _in_session(settings, lambda session: keys.revoke_key(session, args.name))
+        print(f"revoked {args.name}")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    if not args.no_migrate:
+        migrations.upgrade(settings.database_url)
+    uvicorn.run(
+        "consentry.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        # The service decides itself which proxies to believe (CONSENTRY_TRUSTED_PROXIES).
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run() -> T:
+        database = create_database(settings)
+        try:
+            async with database.sessions() as session, session.begin():
+                return await work(session)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
+
+
+def _create_key(settings: Settings, name: str, scopes: list[str]) -> None:
+    plaintext, key = _in_session(settings, lambda session: keys.create_key(session, name, scopes))
+    print(plaintext)
+    print(f"created {key.name} with {' '.join(key.scopes)}; the key is shown only now", file=sys.stderr)
+
+
+def _list_keys(settings: Settings, *, as_json: bool) -> None:
+    rows = [
+        {
+            "name": key.name,
+            "prefix": key.prefix,
+            "scopes": key.scopes,
+            "created_at": format_timestamp(key.created_at),
+            "revoked_at": format_timestamp(key.revoked_at) if key.revoked_at else None,
+        }
+        for key in _in_session(settings, keys.list_keys)
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        print(f"{row['name']}\t{row['prefix']}...\t{' '.join(row['scopes'])}\t{state}")

@@ -1,0 +1,50 @@
+"""The client's address, trusting `X-Forwarded-For` only from configured proxies, and truncated."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from fastapi import Request
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: Sequence[str]) -> tuple[Network, ...]:
+    """The trusted proxy networks from settings."""
+    return tuple(ipaddress.ip_network(value, strict=False) for value in values)
+
+
+def _address(value: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(request: Request, trusted: Sequence[Network]) -> IPAddress | None:
+    """The first address, walking `X-Forwarded-For` from the right, that is not a trusted proxy."""
+    peer = _address(request.client.host) if request.client else None
+    if peer is None or not any(peer in network for network in trusted):
+        return peer
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    for hop in reversed(forwarded.split(",")):
+        address = _address(hop)
+        if address is None:
+            return None  # a garbled chain proves nothing about the client
+        if not any(address in network for network in trusted):
+            return address
+        peer = address
+    return peer
+
+
+def truncate(address: IPAddress | None) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address: all that is ever stored."""
+    if address is None:
+        return None
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))

@@ -1,0 +1,1 @@
+"""Consent: each subject's current choice and its append-only, hash-chained history."""

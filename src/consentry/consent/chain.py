@@ -1,0 +1,36 @@
+"""The canonical form of a history record and the hash that chains records together."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# Every field of a record but `subject_id`, `ip` and `user_agent`, which erasure removes:
+# a pseudonymised chain must still verify.
+HASHED_FIELDS = (
+    "id",
+    "recorded_at",
+    "categories",
+    "changed",
+    "source",
+    "method",
+    "actor",
+    "policy_version",
+    "region",
+    "language",
+    "gpc",
+)
+
+
+def canonical_json(record: Mapping[str, Any]) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes that are hashed (the README spells this out)."""
+    fields = {name: record[name] for name in HASHED_FIELDS}
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode()
+
+
+def record_hash(prev_hash: str | None, record: Mapping[str, Any]) -> str:
+    """SHA-256 over the previous hash (empty for the first record) and the canonical JSON."""
+    return hashlib.sha256((prev_hash or "").encode() + canonical_json(record)).hexdigest()

@@ -1,0 +1,56 @@
+"""Tables of consent: the current state per subject and the history of every change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from consentry.db import Base, JSONDocument, UTCDateTime
+
+
+class ConsentState(Base):
+    """One row per subject with a recorded choice: what holds now, and where its chain ends."""
+
+    __tablename__ = "consent_states"
+
+    subject_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    # 0 only inside the transaction that records a subject's first choice (a lock placeholder).
+    revision: Mapped[int] = mapped_column(Integer)
+    # {category: {"granted": bool, "source": str, "updated_at": RFC 3339}}; `updated_at` is when
+    # the value last changed, so for a granted category it is when the unbroken grant began.
+    categories: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    policy_version: Mapped[str | None] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(8))
+    language: Mapped[str | None] = mapped_column(String(35))
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    receipt_id: Mapped[str | None] = mapped_column(String(36))
+    last_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConsentRecord(Base):
+    """One recorded change, chained to the previous one by `prev_hash`."""
+
+    __tablename__ = "consent_records"
+    # One record per position in a subject's chain: two writers can never fork it.
+    __table_args__ = (UniqueConstraint("subject_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(256))
+    seq: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    categories: Mapped[dict[str, bool]] = mapped_column(JSONDocument)
+    changed: Mapped[list[str]] = mapped_column(JSONDocument)
+    source: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str | None] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(8))
+    language: Mapped[str | None] = mapped_column(String(35))
+    gpc: Mapped[bool] = mapped_column(Boolean)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))

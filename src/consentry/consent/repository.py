@@ -1,0 +1,126 @@
+"""Every SQL statement about consent state and history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from consentry.consent.models import ConsentRecord, ConsentState
+from consentry.db import insert_ignoring_conflicts
+
+_state = ConsentState.__table__
+_records = ConsentRecord.__table__
+
+
+@dataclass(frozen=True)
+class StoredConsent:
+    """A subject's recorded consent, as held in its state row."""
+
+    revision: int
+    categories: dict[str, Any]
+    policy_version: str
+    region: str | None
+    language: str | None
+    updated_at: datetime
+    receipt_id: str
+    last_hash: str
+
+
+_STATE_COLUMNS = (
+    _state.c.revision,
+    _state.c.categories,
+    _state.c.policy_version,
+    _state.c.region,
+    _state.c.language,
+    _state.c.updated_at,
+    _state.c.receipt_id,
+    _state.c.last_hash,
+)
+
+
+def _stored(row: Row[Any] | None) -> StoredConsent | None:
+    if row is None or row.revision == 0:
+        return None
+    return StoredConsent(**row._mapping)
+
+
+async def get_state(connection: AsyncConnection, subject_id: str) -> StoredConsent | None:
+    """The subject's recorded consent, or None when it has recorded no choice."""
+    query = select(*_STATE_COLUMNS).where(_state.c.subject_id == subject_id)
+    return _stored((await connection.execute(query)).one_or_none())
+
+
+async def lock_state(session: AsyncSession, subject_id: str) -> StoredConsent | None:
+    """Take the subject's write lock for this transaction, then read its recorded consent.
+
+    The state row is locked with FOR UPDATE. A subject without one gets a placeholder row
+    (revision 0) first, so there is always a row to lock: concurrent first writers queue on its
+    primary key, and the placeholder never outlives the transaction, which either records a
+    choice or rolls back. On SQLite, BEGIN IMMEDIATE has already excluded every other writer.
+    """
+    query = select(*_STATE_COLUMNS).where(_state.c.subject_id == subject_id).with_for_update()
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        dialect = session.get_bind().dialect.name
+        placeholder = insert_ignoring_conflicts(dialect, _state).values(
+            subject_id=subject_id, revision=0, categories={}
+        )
+        await session.execute(placeholder)
+        row = (await session.execute(query)).one_or_none()
+    return _stored(row)
+
+
+async def save_state(session: AsyncSession, subject_id: str, state: StoredConsent) -> None:
+    """Replace the subject's state row (its placeholder included) with `state`."""
+    values = {
+        "revision": state.revision,
+        "categories": state.categories,
+        "policy_version": state.policy_version,
+        "region": state.region,
+        "language": state.language,
+        "updated_at": state.updated_at,
+        "receipt_id": state.receipt_id,
+        "last_hash": state.last_hash,
+    }
+    await session.execute(update(_state).where(_state.c.subject_id == subject_id).values(values))
+
+
+async def append_record(session: AsyncSession, record: dict[str, Any]) -> None:
+    """Append one history record."""
+    await session.execute(insert(_records).values(record))
+
+
+_RECORD_COLUMNS = (
+    _records.c.id,
+    _records.c.seq,
+    _records.c.recorded_at,
+    _records.c.categories,
+    _records.c.changed,
+    _records.c.source,
+    _records.c.method,
+    _records.c.actor,
+    _records.c.policy_version,
+    _records.c.region,
+    _records.c.language,
+    _records.c.gpc,
+    _records.c.user_agent,
+    _records.c.ip,
+    _records.c.hash,
+    _records.c.prev_hash,
+)
+
+
+async def history(
+    connection: AsyncConnection, subject_id: str, before_seq: int | None, limit: int
+) -> Sequence[Row[Any]]:
+    """Up to `limit` records of the subject, newest first, older than `before_seq` if given."""
+    query = select(*_RECORD_COLUMNS).where(_records.c.subject_id == subject_id)
+    if before_seq is not None:
+        query = query.where(_records.c.seq < before_seq)
+    query = query.order_by(_records.c.seq.desc()).limit(limit)
+    return (await connection.execute(query)).all()

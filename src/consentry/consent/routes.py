@@ -1,0 +1,155 @@
+"""HTTP endpoints of consent: read, record (PUT/PATCH) and history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from consentry.auth import Caller, subject_access
+from consentry.clientip import client_address, truncate
+from consentry.consent import service
+from consentry.consent.schemas import ConsentHistoryPage, ConsentRead, ConsentUpdate, REGION_PATTERN
+from consentry.consent.service import RequestFacts
+from consentry.db import DatabaseDep, SessionDep
+from consentry.errors import problem_responses
+from consentry.etags import none_match
+from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
+from consentry.policy import Policy, normalize_region
+from consentry.routing import JSONRoute, json_response
+from consentry.subjects import SubjectIdPath
+
+router = APIRouter(
+    prefix="/v1/subjects/{subject_id}",
+    tags=["consent"],
+    route_class=JSONRoute,
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
+)
+
+ReadCaller = Annotated[Caller, Depends(subject_access("consent:read", anonymous=True))]
+WriteCaller = Annotated[Caller, Depends(subject_access("consent:write", anonymous=True))]
+RegionQuery = Annotated[
+    str | None,
+    Query(pattern=REGION_PATTERN, description="ISO 3166-1 alpha-2 or 3166-2 code, e.g. DE, US-CA."),
+]
+_USER_AGENT_LIMIT = 512
+# Consent is personal data: never kept by a shared or browser cache.
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _policy(request: Request) -> Policy:
+    policy: Policy = request.app.state.policy
+    return policy
+
+
+def _facts(request: Request, region: str | None) -> RequestFacts:
+    """Region (query, then the configured header), GPC, truncated IP and user agent."""
+    state = request.app.state
+    if region is not None:
+        found = normalize_region(region)
+    elif state.settings.region_header and (header := request.headers.get(state.settings.region_header)):
+        found = normalize_region(header)
+    else:
+        found = None
+    user_agent = request.headers.get("user-agent")
+    return RequestFacts(
+        region=found,
+        gpc=request.headers.get("sec-gpc", "").strip() == "1",
+        ip=truncate(client_address(request, state.trusted_proxies)),
+        user_agent=user_agent[:_USER_AGENT_LIMIT] if user_agent else None,
+    )
+
+
+def _vary(request: Request) -> str:
+    region_header = request.app.state.settings.region_header
+    return "Authorization, Sec-GPC" + (f", {region_header}" if region_header else "")
+
+
+def _state_response(request: Request, state: dict[str, Any], status_code: int = 200) -> Response:
+    body, etag = service.representation(state)
+    headers = {**_NO_STORE, "ETag": etag, "Vary": _vary(request)}
+    if request.method == "GET" and none_match(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
+
+
+@router.get("/consent", response_model=ConsentRead)
+async def get_consent(
+    subject_id: SubjectIdPath,
+    request: Request,
+    caller: ReadCaller,
+    database: DatabaseDep,
+    region: RegionQuery = None,
+) -> Response:
+    """The subject's consent now, or the defaults of its region when it recorded no choice."""
+    async with database.reader() as connection:
+        state = await service.read_consent(
+            connection, _policy(request), subject_id, _facts(request, region)
+        )
+    return _state_response(request, state)
+
+
+async def _record(
+    request: Request,
+    subject_id: str,
+    choice: ConsentUpdate,
+    caller: Caller,
+    session: AsyncSession,
+    if_match: str | None,
+    *,
+    partial: bool,
+) -> Response:
+    state = await service.record_choice(
+        session,
+        _policy(request),
+        subject_id,
+        choice,
+        caller,
+        _facts(request, None),
+        partial=partial,
+        if_match=if_match,
+    )
+    return _state_response(request, state)
+
+
+@router.put("/consent", response_model=ConsentRead)
+async def put_consent(
+    subject_id: SubjectIdPath,
+    choice: ConsentUpdate,
+    request: Request,
+    caller: WriteCaller,
+    session: SessionDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Record the subject's choice for every optional category."""
+    return await _record(request, subject_id, choice, caller, session, if_match, partial=False)
+
+
+@router.patch("/consent", response_model=ConsentRead)
+async def patch_consent(
+    subject_id: SubjectIdPath,
+    choice: ConsentUpdate,
+    request: Request,
+    caller: WriteCaller,
+    session: SessionDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Record the subject's choice for some categories; the others keep their value."""
+    return await _record(request, subject_id, choice, caller, session, if_match, partial=True)
+
+
+@router.get("/consent/history", response_model=ConsentHistoryPage)
+async def get_history(
+    subject_id: SubjectIdPath,
+    caller: ReadCaller,
+    database: DatabaseDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """The subject's recorded changes, newest first, each chained to the one before."""
+    async with database.reader() as connection:
+        page = await service.read_history(connection, subject_id, limit, cursor)
+    return json_response(page, headers=_NO_STORE)
+

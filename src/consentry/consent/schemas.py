@@ -1,0 +1,82 @@
+"""Request and response shapes of the consent endpoints."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+Source = Literal["banner", "preference_center", "api", "import"]
+Method = Literal["accept_all", "reject_all", "custom"]
+CategorySource = Literal["required", "default", "gpc", "user", "admin"]
+
+REGION_PATTERN = r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$"
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$"
+
+
+class ConsentUpdate(BaseModel):
+    """A learner's choice, as the banner, the preference center or a service sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: dict[str, StrictBool] = Field(
+        description="Granted flag per category. PUT names every non-required category; "
+        "PATCH any subset. `necessary` may appear, only as true."
+    )
+    policy_version: str = Field(min_length=1, max_length=32)
+    source: Source
+    method: Method | None = None
+    region: str | None = Field(default=None, pattern=REGION_PATTERN)
+    language: str | None = Field(default=None, max_length=35, pattern=LANGUAGE_PATTERN)
+
+
+class CategoryStateRead(BaseModel):
+    """One category of a subject's consent."""
+
+    granted: bool
+    required: bool
+    source: CategorySource
+    updated_at: str | None
+
+
+class ConsentRead(BaseModel):
+    """A subject's consent as it holds now."""
+
+    subject_id: str
+    region: str | None
+    regime: Literal["opt_in", "opt_out"]
+    policy_version: str
+    stale: bool
+    revision: int
+    categories: dict[str, CategoryStateRead]
+    consent_mode: dict[str, Literal["granted", "denied"]]
+    language: str | None
+    updated_at: str | None
+    receipt_id: str | None
+
+
+class ConsentRecordRead(BaseModel):
+    """One change in a subject's history."""
+
+    id: str
+    recorded_at: str
+    categories: dict[str, bool]
+    changed: list[str]
+    source: str
+    method: str | None
+    actor: str
+    policy_version: str
+    region: str | None
+    language: str | None
+    gpc: bool
+    user_agent: str | None
+    ip: str | None
+    hash: str
+    prev_hash: str | None
+
+
+class ConsentHistoryPage(BaseModel):
+    """A page of history, newest first."""
+
+    items: list[ConsentRecordRead]
+    next_cursor: str | None

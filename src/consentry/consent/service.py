@@ -1,0 +1,230 @@
+"""Consent rules: defaults, recording a choice, the history chain, and the state's representation."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from consentry.auth import Caller
+from consentry.consent import repository
+from consentry.consent.chain import record_hash
+from consentry.consent.repository import StoredConsent
+from consentry.consent.schemas import ConsentUpdate
+from consentry.db import format_timestamp, utcnow
+from consentry.errors import (
+    PreconditionFailed,
+    RequiredCategory,
+    UnknownPolicyVersion,
+    ValidationFailed,
+)
+from consentry.etags import matches, strong_etag
+from consentry.pagination import decode_cursor, encode_cursor
+from consentry.policy import (
+    CATEGORIES,
+    OPTIONAL_CATEGORIES,
+    REQUIRED_CATEGORY,
+    Policy,
+    consent_mode,
+    normalize_region,
+)
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the request itself tells about the subject's situation."""
+
+    region: str | None
+    gpc: bool
+    ip: str | None
+    user_agent: str | None
+
+
+def render(
+    policy: Policy, subject_id: str, stored: StoredConsent | None, facts: RequestFacts
+) -> dict[str, Any]:
+    """The consent state as clients see it: recorded choices, or the defaults that apply."""
+    categories: dict[str, dict[str, Any]] = {}
+    if stored is None:
+        region = facts.region
+        regime = policy.regime_for(region)
+        for category, (granted, source) in policy.defaults(regime, facts.gpc).items():
+            categories[category] = {
+                "granted": granted,
+                "required": category == REQUIRED_CATEGORY,
+                "source": source,
+                "updated_at": None,
+            }
+    else:
+        region = stored.region
+        regime = policy.regime_for(region)
+        for category in CATEGORIES:
+            entry = stored.categories[category]
+            categories[category] = {
+                "granted": entry["granted"],
+                "required": category == REQUIRED_CATEGORY,
+                "source": entry["source"],
+                "updated_at": entry["updated_at"],
+            }
+    granted = {category: entry["granted"] for category, entry in categories.items()}
+    return {
+        "subject_id": subject_id,
+        "region": region,
+        "regime": regime,
+        "policy_version": stored.policy_version if stored else policy.version,
+        "stale": stored is not None and stored.policy_version != policy.version,
+        "revision": stored.revision if stored else 0,
+        "categories": categories,
+        "consent_mode": consent_mode(granted),
+        "language": stored.language if stored else None,
+        "updated_at": format_timestamp(stored.updated_at) if stored else None,
+        "receipt_id": stored.receipt_id if stored else None,
+    }
+
+
+def representation(state: dict[str, Any]) -> tuple[bytes, str]:
+    """The response body of a state and its strong ETag."""
+    body = orjson.dumps(state)
+    return body, strong_etag(body)
+
+
+async def read_consent(
+    connection: AsyncConnection, policy: Policy, subject_id: str, facts: RequestFacts
+) -> dict[str, Any]:
+    """The subject's consent now."""
+    stored = await repository.get_state(connection, subject_id)
+    return render(policy, subject_id, stored, facts)
+
+
+def _requested_categories(choice: ConsentUpdate, partial: bool) -> dict[str, bool]:
+    unknown = sorted(set(choice.categories) - set(CATEGORIES))
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown categories: {', '.join(unknown)}.",
+            errors=[
+                {"loc": ["body", "categories", name], "msg": "unknown category", "type": "enum"}
+                for name in unknown
+            ],
+        )
+    if choice.categories.get(REQUIRED_CATEGORY) is False:
+        raise RequiredCategory(f"'{REQUIRED_CATEGORY}' is always granted and cannot be withdrawn.")
+    missing = [c for c in OPTIONAL_CATEGORIES if c not in choice.categories]
+    if missing and not partial:
+        raise ValidationFailed(
+            f"PUT must name every optional category; missing: {', '.join(missing)}.",
+            errors=[
+                {"loc": ["body", "categories", name], "msg": "Field required", "type": "missing"}
+                for name in missing
+            ],
+        )
+    return {c: v for c, v in choice.categories.items() if c != REQUIRED_CATEGORY}
+
+
+async def record_choice(
+    session: AsyncSession,
+    policy: Policy,
+    subject_id: str,
+    choice: ConsentUpdate,
+    caller: Caller,
+    facts: RequestFacts,
+    *,
+    partial: bool,
+    if_match: str | None,
+) -> dict[str, Any]:
+    """Record a choice under the subject's write lock; a write that changes nothing records nothing.
+
+    A change is a new value for any category, or a confirmation under another policy version
+    (which is what clears `stale`). A subject's first choice is always recorded.
+    """
+    requested = _requested_categories(choice, partial)
+    if not policy.knows(choice.policy_version):
+        raise UnknownPolicyVersion(f"Policy version {choice.policy_version!r} is not known.")
+    if choice.region is not None:
+        facts = replace(facts, region=normalize_region(choice.region))
+
+    stored = await repository.lock_state(session, subject_id)
+    current = render(policy, subject_id, stored, facts)
+    if if_match is not None and not matches(if_match, representation(current)[1]):
+        raise PreconditionFailed("The consent changed since it was read; read it again.")
+
+    before = {category: entry["granted"] for category, entry in current["categories"].items()}
+    after = {**before, **requested}
+    changed = [category for category in CATEGORIES if after[category] != before[category]]
+    if stored is not None and not changed and choice.policy_version == stored.policy_version:
+        return current
+
+    seq = current["revision"] + 1
+    now = utcnow()
+    timestamp = format_timestamp(now)
+    record: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "recorded_at": timestamp,
+        "categories": after,
+        "changed": changed,
+        "source": choice.source,
+        "method": choice.method,
+        "actor": caller.name,
+        "policy_version": choice.policy_version,
+        "region": facts.region or (stored.region if stored else None),
+        "language": choice.language or (stored.language if stored else None),
+        "gpc": facts.gpc,
+    }
+    record["hash"] = record_hash(stored.last_hash if stored else None, record)
+    await repository.append_record(
+        session,
+        {
+            **record,
+            "recorded_at": now,
+            "subject_id": subject_id,
+            "seq": seq,
+            "prev_hash": stored.last_hash if stored else None,
+            "ip": facts.ip,
+            "user_agent": facts.user_agent,
+        },
+    )
+
+    chosen_by = "admin" if caller.is_admin else "user"
+    categories: dict[str, Any] = {}
+    for category in CATEGORIES:
+        if stored is not None and category not in changed:
+            categories[category] = stored.categories[category]
+            continue
+        if category == REQUIRED_CATEGORY:
+            source = "required"
+        elif category in requested:
+            source = chosen_by
+        else:
+            source = current["categories"][category]["source"]
+        categories[category] = {"granted": after[category], "source": source, "updated_at": timestamp}
+    new_state = StoredConsent(
+        revision=seq,
+        categories=categories,
+        policy_version=choice.policy_version,
+        region=record["region"],
+        language=record["language"],
+        updated_at=now,
+        receipt_id=record["id"],
+        last_hash=record["hash"],
+    )
+    await repository.save_state(session, subject_id, new_state)
+    return render(policy, subject_id, new_state, facts)
+
+
+async def read_history(
+    connection: AsyncConnection, subject_id: str, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """A page of the subject's history, newest first."""
+    before = decode_cursor(cursor, {"seq": int})["seq"] if cursor else None
+    rows = await repository.history(connection, subject_id, before, limit + 1)
+    page = rows[:limit]
+    items = []
+    for row in page:
+        item = dict(row._mapping)
+        del item["seq"]
+        item["recorded_at"] = format_timestamp(item["recorded_at"])
+        items.append(item)
+    next_cursor = encode_cursor({"seq": page[-1].seq}) if len(rows) > limit else None
+    return {"items": items, "next_cursor": next_cursor}

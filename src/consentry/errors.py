@@ -1,0 +1,216 @@
+"""One error hierarchy, and the handlers that turn every failure into RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE_BASE = "https://consentry.dev/problems/"
+
+
+class ConsentryError(Exception):
+    """Base of every error the service reports to a client."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.detail = detail or HTTPStatus(self.status).phrase
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers or {})
+        super().__init__(self.detail)
+
+
+class MalformedRequest(ConsentryError):
+    status, code = 400, "malformed_request"
+
+
+class Unauthorized(ConsentryError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, detail: str = "A valid bearer token is required.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+class Forbidden(ConsentryError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ConsentryError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(ConsentryError):
+    status, code = 405, "method_not_allowed"
+
+
+class Conflict(ConsentryError):
+    status, code = 409, "conflict"
+
+
+class SubjectErased(ConsentryError):
+    status, code = 410, "subject_erased"
+
+
+class PreconditionFailed(ConsentryError):
+    status, code = 412, "precondition_failed"
+
+
+class PayloadTooLarge(ConsentryError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ConsentryError):
+    status, code = 415, "unsupported_media_type"
+
+
+class ValidationFailed(ConsentryError):
+    status, code = 422, "validation_error"
+
+
+class RequiredCategory(ConsentryError):
+    status, code = 422, "required_category"
+
+
+class UnknownPolicyVersion(ConsentryError):
+    status, code = 422, "unknown_policy_version"
+
+
+class RateLimited(ConsentryError):
+    status, code = 429, "rate_limited"
+
+
+class ServiceUnavailable(ConsentryError):
+    status, code = 503, "service_unavailable"
+
+    def __init__(self, detail: str = "The database cannot be reached; try again shortly.") -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with a stable `code`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer with."""
+    return {
+        status: {"model": Problem, "description": HTTPStatus(status).phrase}
+        for status in statuses
+    }
+
+
+def problem_response(error: ConsentryError, instance: str | None = None) -> Response:
+    """Render an error as problem+json."""
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + error.code,
+        "title": HTTPStatus(error.status).phrase,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+    }
+    if instance:
+        body["instance"] = instance
+    if error.errors is not None:
+        body["errors"] = error.errors
+    return Response(
+        orjson.dumps(body), status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers
+    )
+
+
+def validation_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:
+    """Reduce pydantic's error dicts to what a client can use, echoing no input back."""
+    return [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""),
+         "type": err.get("type", "")}
+        for err in raw
+    ]
+
+
+async def _handle_consentry(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConsentryError)
+    return problem_response(exc, request.url.path)
+
+
+async def _handle_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return problem_response(MalformedRequest("The body is not valid JSON."), request.url.path)
+    error = ValidationFailed("The request does not fit the schema.", errors=validation_errors(errors))
+    return problem_response(error, request.url.path)
+
+
+_STATUS_ERRORS: dict[int, type[ConsentryError]] = {
+    400: MalformedRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+async def _handle_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    error_type = _STATUS_ERRORS.get(exc.status_code, MalformedRequest)
+    if exc.status_code == 404:
+        error: ConsentryError = NotFound("No such resource.")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed here.")
+    elif error_type is Unauthorized:
+        error = Unauthorized()
+    else:
+        error = error_type()
+    error.headers.update(exc.headers or {})
+    return problem_response(error, request.url.path)
+
+
+async def _handle_database(request: Request, exc: Exception) -> Response:
+    # Connection-level failures mean the database is away, not that the request was wrong.
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return problem_response(ServiceUnavailable(), request.url.path)
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(ConsentryError("An unexpected error occurred."), request.url.path)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception through problem+json."""
+    app.add_exception_handler(ConsentryError, _handle_consentry)
+    app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(StarletteHTTPException, _handle_http)
+    app.add_exception_handler(OperationalError, _handle_database)
+    app.add_exception_handler(InterfaceError, _handle_database)
+    app.add_exception_handler(OSError, _handle_database)
+    app.add_exception_handler(DBAPIError, _handle_unexpected)
+    app.add_exception_handler(Exception, _handle_unexpected)

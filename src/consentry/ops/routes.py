@@ -1,0 +1,35 @@
+"""`/healthz` and `/readyz`, public so that orchestrators can probe them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import Response
+
+from consentry.db import DatabaseDep
+from consentry.errors import ServiceUnavailable, problem_response, problem_responses
+from consentry.routing import json_response
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    """The process is up and serving."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness", responses=problem_responses(503))
+async def readyz(request: Request, database: DatabaseDep) -> Response:
+    """The database answers and its schema is at the revision this code expects."""
+    expected: str | None = request.app.state.schema_head
+    try:
+        async with database.reader() as connection:
+            current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    except (SQLAlchemyError, OSError):
+        return problem_response(ServiceUnavailable(), request.url.path)
+    if current != expected:
+        error = ServiceUnavailable(f"The schema is at {current}, not at {expected}; run migrations.")
+        return problem_response(error, request.url.path)
+    return json_response({"status": "ready", "schema": current}, headers={"Cache-Control": "no-store"})

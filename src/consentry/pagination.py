@@ -1,0 +1,52 @@
+"""Limit and opaque cursor of every list the service returns."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Query
+
+from consentry.errors import ValidationFailed
+
+DEFAULT_LIMIT = 100
+_CURSOR_VERSION = 1
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page, 1-1000.")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=512, description="The `next_cursor` of the previous page."),
+]
+
+
+def encode_cursor(position: dict[str, Any]) -> str:
+    """An opaque cursor for a position in a list."""
+    payload = orjson.dumps({"v": _CURSOR_VERSION, **position})
+    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, expected: dict[str, type]) -> dict[str, Any]:
+    """The position inside a cursor this service issued; 422 for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        position = orjson.loads(raw)
+    except (binascii.Error, ValueError):
+        raise _invalid() from None
+    if not isinstance(position, dict) or position.pop("v", None) != _CURSOR_VERSION:
+        raise _invalid()
+    if position.keys() != expected.keys():
+        raise _invalid()
+    for key, kind in expected.items():
+        value = position[key]
+        if type(value) is not kind or (kind is int and value < 0):
+            raise _invalid()
+    return position
+
+
+def _invalid() -> ValidationFailed:
+    return ValidationFailed(
+        "The cursor was not issued by this service.",
+        errors=[{"loc": ["query", "cursor"], "msg": "unknown cursor", "type": "cursor_invalid"}],
+    )

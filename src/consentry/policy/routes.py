@@ -1,0 +1,65 @@
+"""`GET /v1/policy`: the policy in force, public and cacheable."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Header, Request
+from starlette.responses import Response
+
+from consentry.etags import none_match, strong_etag
+from consentry.policy.rules import (
+    CONSENT_MODE_ALWAYS,
+    CONSENT_MODE_CATEGORIES,
+    GPC_CATEGORIES,
+    Policy,
+)
+from consentry.policy.schemas import PolicyRead
+from consentry.routing import JSONRoute
+
+router = APIRouter(prefix="/v1", tags=["policy"], route_class=JSONRoute)
+
+_CACHE_CONTROL = "public, max-age=300"
+
+
+def render_policy(policy: Policy) -> bytes:
+    """The body of `GET /v1/policy`, built once per process since the policy never changes."""
+    document = policy.document
+    regimes = {
+        "opt_in": {
+            "law": document.regimes["opt_in"].law,
+            "regions": sorted(policy.opt_in_regions),
+            "optional_categories_default": False,
+        },
+        "opt_out": {
+            "law": document.regimes["opt_out"].law,
+            "regions": sorted(policy.opt_out_regions),
+            "optional_categories_default": True,
+        },
+    }
+    body = PolicyRead.model_validate(
+        {
+            "version": policy.version,
+            "versions": [v.model_dump() for v in document.versions],
+            "categories": [c.model_dump() for c in document.categories],
+            "regimes": regimes,
+            "unknown_region_regime": "opt_in",
+            "gpc_categories": sorted(GPC_CATEGORIES),
+            "consent_mode": {**CONSENT_MODE_ALWAYS, **CONSENT_MODE_CATEGORIES},
+        }
+    )
+    return orjson.dumps(body.model_dump(mode="json"))
+
+
+@router.get("/policy", response_model=PolicyRead, summary="The policy in force")
+async def get_policy(
+    request: Request, if_none_match: Annotated[str | None, Header()] = None
+) -> Response:
+    """Categories, regimes and versions of the published policy; public."""
+    body: bytes = request.app.state.policy_body
+    etag = strong_etag(body)
+    headers = {"ETag": etag, "Cache-Control": _CACHE_CONTROL}
+    if none_match(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)

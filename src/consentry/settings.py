@@ -1,0 +1,116 @@
+"""Service configuration, read from `CONSENTRY_*` environment variables."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values that show a secret was copied from an example instead of generated.
+_PLACEHOLDERS = (
+    "changeme", "change-me", "change_me", "changethis", "placeholder", "example", "your-", "xxxx"
+)
+_MIN_SECRET_LENGTH = 32
+_US_STATE = re.compile(r"^US-[A-Z]{2}$")
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split(value: object) -> object:
+    """Accept `a,b,c` from the environment as well as a real list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; the README lists them with their defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="CONSENTRY_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./consentry.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+
+    admin_key: str | None = None
+    jwt_secret: str | None = None
+    jwks_url: str | None = None
+    jwks_cache_seconds: int = Field(default=300, ge=0)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway_seconds: int = Field(default=0, ge=0, le=300)
+
+    policy_file: Path | None = None
+    opt_out_regions: CommaList = Field(default_factory=list)
+    region_header: str | None = None
+    trusted_proxies: CommaList = Field(default_factory=list)
+    cors_origins: CommaList = Field(default_factory=list)
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    _split_lists = field_validator(
+        "opt_out_regions", "trusted_proxies", "cors_origins", mode="before"
+    )(_split)
+
+    @field_validator("opt_out_regions")
+    @classmethod
+    def _us_states_only(cls, value: list[str]) -> list[str]:
+        regions = [v.upper() for v in value]
+        for region in regions:
+            if not _US_STATE.match(region):
+                raise ValueError(f"{region!r} is not a US state code such as US-CO")
+        return regions
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+    @field_validator("admin_key", "jwt_secret", "jwt_audience", "jwt_issuer", "jwks_url")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets_in_production(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = []
+        if self.jwt_secret is None and self.jwks_url is None:
+            problems.append("set CONSENTRY_JWT_SECRET or CONSENTRY_JWKS_URL")
+        for name in ("admin_key", "jwt_secret"):
+            value = getattr(self, name)
+            if value is not None and _is_weak(value):
+                problems.append(
+                    f"CONSENTRY_{name.upper()} is a placeholder or shorter than "
+                    f"{_MIN_SECRET_LENGTH} characters"
+                )
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the configured database is SQLite."""
+        return self.database_url.startswith("sqlite")
+
+
+def _is_weak(secret: str) -> bool:
+    lowered = secret.strip().lower()
+    return len(secret) < _MIN_SECRET_LENGTH or any(p in lowered for p in _PLACEHOLDERS)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,141 @@
+"""End-user JWTs: HS256 with a shared secret, or RS256/ES256 with keys from a cached JWKS."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import httpx
+import jwt
+
+from consentry.errors import ServiceUnavailable, Unauthorized
+from consentry.settings import Settings
+from consentry.subjects import is_subject_id
+
+log = logging.getLogger(__name__)
+
+_ASYMMETRIC = frozenset({"RS256", "ES256"})
+# An unknown `kid` may mean the identity provider rotated keys; refetch, but not on every request.
+_MIN_REFETCH_SECONDS = 30.0
+
+
+class JWKSCache:
+    """Signing keys from `CONSENTRY_JWKS_URL`, refreshed when stale or when a new `kid` appears."""
+
+    def __init__(self, url: str, ttl_seconds: int) -> None:
+        self._url = url
+        self._ttl = ttl_seconds
+        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key_for(self, kid: str | None, alg: str) -> jwt.PyJWK:
+        """The key that must have signed a token with this header."""
+        now = time.monotonic()
+        stale = now - self._fetched_at > self._ttl
+        unknown = kid not in self._keys and now - self._fetched_at > _MIN_REFETCH_SECONDS
+        if stale or unknown:
+            await self._refresh()
+        key = self._keys.get(kid)
+        if key is None and kid is None and len(self._keys) == 1:
+            key = next(iter(self._keys.values()))
+        if key is None:
+            raise Unauthorized("The token is signed with an unknown key.")
+        if key.algorithm_name != alg:
+            raise Unauthorized("The token's algorithm does not match its key.")
+        return key
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at <= min(self._ttl, _MIN_REFETCH_SECONDS):
+                return  # another request refreshed while this one waited
+            try:
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    response = await client.get(self._url)
+                    response.raise_for_status()
+                    document = response.json()
+                self._keys = _parse_jwks(document)
+            except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+                log.warning("JWKS refresh failed: %s", type(exc).__name__)
+                if not self._keys:
+                    raise ServiceUnavailable("The identity provider's keys are unavailable.") from exc
+            self._fetched_at = time.monotonic()
+
+
+def _parse_jwks(document: Any) -> dict[str | None, jwt.PyJWK]:
+    keys: dict[str | None, jwt.PyJWK] = {}
+    for entry in jwt.PyJWKSet.from_dict(document).keys:
+        if entry.public_key_use in (None, "sig") and entry.algorithm_name in _ASYMMETRIC:
+            keys[entry.key_id] = entry
+    return keys
+
+
+class TokenVerifier:
+    """Checks a user JWT and returns its subject."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.jwt_secret
+        self._jwks = (
+            JWKSCache(settings.jwks_url, settings.jwks_cache_seconds) if settings.jwks_url else None
+        )
+        self._audience = settings.jwt_audience
+        self._issuer = settings.jwt_issuer
+        self._leeway = settings.jwt_leeway_seconds
+        self._required = ["exp", "sub"]
+        if self._audience:
+            self._required.append("aud")
+        if self._issuer:
+            self._required.append("iss")
+
+    async def subject(self, token: str) -> str:
+        """The `sub` of a valid token; Unauthorized for anything else."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthorized("The bearer token is malformed.") from None
+        alg = header.get("alg")
+        key: Any
+        # The algorithm picks the key source, and each source admits only its own algorithms,
+        # so `none` and HMAC-with-a-public-key confusion have nothing to verify against.
+        if alg == "HS256" and self._secret is not None:
+            key = self._secret
+        elif alg in _ASYMMETRIC and self._jwks is not None:
+            kid = header.get("kid")
+            if kid is not None and not isinstance(kid, str):
+                raise Unauthorized("The token's key id is malformed.")
+            key = await self._jwks.key_for(kid, alg)
+        else:
+            raise Unauthorized("The token's signing algorithm is not accepted.")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": self._required, "verify_aud": self._audience is not None},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"The bearer token is not valid: {_reason(exc)}.") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not is_subject_id(subject):
+            raise Unauthorized("The token's subject is not a valid subject id.")
+        return subject
+
+
+def _reason(exc: jwt.PyJWTError) -> str:
+    reasons: dict[type[jwt.PyJWTError], str] = {
+        jwt.ExpiredSignatureError: "expired",
+        jwt.ImmatureSignatureError: "not yet valid",
+        jwt.InvalidAudienceError: "wrong audience",
+        jwt.InvalidIssuerError: "wrong issuer",
+        jwt.MissingRequiredClaimError: "a required claim is missing",
+        jwt.InvalidSignatureError: "bad signature",
+    }
+    for kind, reason in reasons.items():
+        if isinstance(exc, kind):
+            return reason
+    return "malformed"
