@@ -1,0 +1,157 @@
+"""Fixtures: every test runs on a migrated SQLite file and on a migrated PostgreSQL database.
+
+Test modules mark themselves `pytestmark = pytest.mark.anyio` to run coroutine tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from consentry import migrations
+from consentry.app import create_app
+from consentry.db import Base
+from consentry.settings import Settings
+from tests.helpers import ADMIN_KEY, JWT_SECRET
+
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DATABASES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _pg_execute(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def create_pg_database(base_url: str) -> str:
+    """A new, empty PostgreSQL database beside the one `base_url` names; returns its URL."""
+    name = f"consentry_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_execute(base_url, f'CREATE DATABASE "{name}"'))
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(base_url: str, url: str) -> None:
+    """Drop a database made by create_pg_database."""
+    name = make_url(url).database
+    asyncio.run(_pg_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str | None:
+    """The PostgreSQL server under test, or None when it cannot be reached (outside CI)."""
+    url = os.environ.get("CONSENTRY_TEST_DATABASE_URL", DEFAULT_PG_URL)
+    try:
+        asyncio.run(_pg_execute(url, "SELECT 1"))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        message = f"PostgreSQL at {make_url(url).render_as_string()} is unreachable: {exc!r}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: the PostgreSQL leg is required)")
+        warnings.warn(
+            pytest.PytestWarning(f"SKIPPING EVERY POSTGRESQL TEST. {message}"), stacklevel=1
+        )
+        return None
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_pg(pg_base_url: str | None) -> Iterator[str | None]:
+    """A PostgreSQL database of this test session, migrated to head."""
+    if pg_base_url is None:
+        yield None
+        return
+    url = create_pg_database(pg_base_url)
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        drop_pg_database(pg_base_url, url)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file of this test session, migrated to head."""
+    path: Path = tmp_path_factory.mktemp("sqlite") / "consentry.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    migrations.upgrade(url)
+    return url
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, migrated_sqlite: str) -> str:
+    """Each test once per database."""
+    if request.param == "sqlite":
+        return migrated_sqlite
+    url: str | None = request.getfixturevalue("migrated_pg")
+    if url is None:
+        pytest.skip("PostgreSQL is unreachable (see the warning above)")
+    return url
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Test settings: development mode, a known admin key and JWT secret."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "admin_key": ADMIN_KEY,
+        "jwt_secret": JWT_SECRET,
+        "env": "development",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+async def _empty_tables(app: FastAPI) -> None:
+    async with app.state.database.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(text(f"DELETE FROM {table.name}"))
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The application with its lifespan running, on empty tables, emptied again afterwards."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        await _empty_tables(application)
+        try:
+            yield application
+        finally:
+            await _empty_tables(application)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client driving the ASGI app in process."""
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.23", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

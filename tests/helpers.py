@@ -1,0 +1,67 @@
+"""Shared test data: credentials, tokens and request bodies."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import jwt
+from fastapi import FastAPI
+
+from consentry.keys.service import create_key
+
+ADMIN_KEY = "csk_test-admin-key-0123456789abcdefghijklmnopqrstuv"
+JWT_SECRET = "test-jwt-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+POLICY_VERSION = "2026-11-01"
+OLD_POLICY_VERSION = "2025-09-01"
+
+
+def bearer(token: str) -> dict[str, str]:
+    """An Authorization header."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def admin() -> dict[str, str]:
+    """Headers of the configured admin key."""
+    return bearer(ADMIN_KEY)
+
+
+def user_token(subject: str, *, secret: str = JWT_SECRET, **claims: Any) -> str:
+    """An HS256 user JWT for `subject`, valid for an hour unless `claims` say otherwise."""
+    now = int(time.time())
+    payload: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + 3600, **claims}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def anon_id() -> str:
+    """A fresh anonymous subject id."""
+    return f"anon:{uuid.uuid4()}"
+
+
+def choice(
+    performance: bool = False,
+    functional: bool = False,
+    customization: bool = False,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A PUT body naming every optional category."""
+    body: dict[str, Any] = {
+        "categories": {
+            "performance": performance,
+            "functional": functional,
+            "customization": customization,
+        },
+        "policy_version": POLICY_VERSION,
+        "source": "banner",
+        "method": "custom",
+    }
+    body.update(fields)
+    return body
+
+
+async def make_key(app: FastAPI, name: str, *scopes: str) -> str:
+    """Create an API key in the app's database; returns the key."""
+    async with app.state.database.sessions() as session, session.begin():
+        plaintext, _ = await create_key(session, name, scopes)
+    return plaintext
