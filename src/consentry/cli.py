@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -116,11 +116,12 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
 def _create_key(settings: Settings, name: str, scopes: list[str]) -> None:
     plaintext, key = _in_session(settings, lambda session: keys.create_key(session, name, scopes))
     print(plaintext)
-    print(f"created {key.name} with {' '.join(key.scopes)}; the key is shown only now", file=sys.stderr)
+    scopes_text = " ".join(key.scopes)
+    print(f"created {key.name} with {scopes_text}; the key is shown only now", file=sys.stderr)
 
 
 def _list_keys(settings: Settings, *, as_json: bool) -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": key.name,
             "prefix": key.prefix,

@@ -32,7 +32,8 @@ def client_address(request: Request, trusted: Sequence[Network]) -> IPAddress | 
     if peer is None or not any(peer in network for network in trusted):
         return peer
     forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
-    for hop in reversed(forwarded.split(",")):
+    hops = [hop for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
         address = _address(hop)
         if address is None:
             return None  # a garbled chain proves nothing about the client

@@ -40,7 +40,7 @@ def decode_cursor(cursor: str, expected: dict[str, type]) -> dict[str, Any]:
         raise _invalid()
     for key, kind in expected.items():
         value = position[key]
-        if type(value) is not kind or (kind is int and value < 0):
+        if type(value) is not kind or (isinstance(value, int) and value < 0):
             raise _invalid()
     return position
 

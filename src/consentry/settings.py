@@ -13,7 +13,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values that show a secret was copied from an example instead of generated.
 _PLACEHOLDERS = (
-    "changeme", "change-me", "change_me", "changethis", "placeholder", "example", "your-", "xxxx"
+    "changeme",
+    "change-me",
+    "change_me",
+    "changethis",
+    "placeholder",
+    "example",
+    "your-",
+    "xxxx",
 )
 _MIN_SECRET_LENGTH = 32
 _US_STATE = re.compile(r"^US-[A-Z]{2}$")

@@ -95,12 +95,18 @@ async def test_gpc_denies_performance_and_customization_under_opt_out(
     )
     categories = response.json()["categories"]
     assert categories["performance"] == {
-        "granted": False, "required": False, "source": "gpc", "updated_at": None
+        "granted": False,
+        "required": False,
+        "source": "gpc",
+        "updated_at": None,
     }
     assert categories["customization"]["source"] == "gpc"
     assert categories["customization"]["granted"] is False
     assert categories["functional"] == {
-        "granted": True, "required": False, "source": "default", "updated_at": None
+        "granted": True,
+        "required": False,
+        "source": "default",
+        "updated_at": None,
     }
 
 
@@ -108,16 +114,20 @@ async def test_gpc_under_opt_in_changes_nothing_so_source_stays_default(
     client: httpx.AsyncClient,
 ) -> None:
     body = (
-        await _read(client, "learner-1", params={"region": "DE"}, headers={**admin(), "Sec-GPC": "1"})
+        await _read(
+            client, "learner-1", params={"region": "DE"}, headers={**admin(), "Sec-GPC": "1"}
+        )
     ).json()
-    assert {entry["source"] for name, entry in body["categories"].items() if name != "necessary"} == {
-        "default"
-    }
+    assert {
+        entry["source"] for name, entry in body["categories"].items() if name != "necessary"
+    } == {"default"}
 
 
 async def test_consent_mode_follows_categories(client: httpx.AsyncClient) -> None:
     body = (
-        await _read(client, "learner-1", params={"region": "US-CA"}, headers={**admin(), "Sec-GPC": "1"})
+        await _read(
+            client, "learner-1", params={"region": "US-CA"}, headers={**admin(), "Sec-GPC": "1"}
+        )
     ).json()
     assert body["consent_mode"] == {
         "security_storage": "granted",
@@ -184,7 +194,11 @@ async def test_configured_opt_out_states(database_url: str) -> None:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://t") as client,
     ):
-        for region, regime in [("US-CO", "opt_out"), ("US-VA", "opt_out"), ("US-CA", "opt_out"),
-                               ("US-TX", "opt_in")]:
+        for region, regime in [
+            ("US-CO", "opt_out"),
+            ("US-VA", "opt_out"),
+            ("US-CA", "opt_out"),
+            ("US-TX", "opt_in"),
+        ]:
             body = (await _read(client, anon_id(), params={"region": region})).json()
             assert body["regime"] == regime, region

@@ -7,14 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.consent.models import ConsentRecord, ConsentState
 from consentry.db import insert_ignoring_conflicts
-
-_state = ConsentState.__table__
-_records = ConsentRecord.__table__
 
 
 @dataclass(frozen=True)
@@ -32,18 +29,18 @@ class StoredConsent:
 
 
 _STATE_COLUMNS = (
-    _state.c.revision,
-    _state.c.categories,
-    _state.c.policy_version,
-    _state.c.region,
-    _state.c.language,
-    _state.c.updated_at,
-    _state.c.receipt_id,
-    _state.c.last_hash,
+    ConsentState.revision,
+    ConsentState.categories,
+    ConsentState.policy_version,
+    ConsentState.region,
+    ConsentState.language,
+    ConsentState.updated_at,
+    ConsentState.receipt_id,
+    ConsentState.last_hash,
 )
 
 
-def _stored(row: Row[Any] | None) -> StoredConsent | None:
+def _stored(row: Any) -> StoredConsent | None:
     if row is None or row.revision == 0:
         return None
     return StoredConsent(**row._mapping)
@@ -51,7 +48,7 @@ def _stored(row: Row[Any] | None) -> StoredConsent | None:
 
 async def get_state(connection: AsyncConnection, subject_id: str) -> StoredConsent | None:
     """The subject's recorded consent, or None when it has recorded no choice."""
-    query = select(*_STATE_COLUMNS).where(_state.c.subject_id == subject_id)
+    query = select(*_STATE_COLUMNS).where(ConsentState.subject_id == subject_id)
     return _stored((await connection.execute(query)).one_or_none())
 
 
@@ -63,11 +60,11 @@ async def lock_state(session: AsyncSession, subject_id: str) -> StoredConsent | 
     primary key, and the placeholder never outlives the transaction, which either records a
     choice or rolls back. On SQLite, BEGIN IMMEDIATE has already excluded every other writer.
     """
-    query = select(*_STATE_COLUMNS).where(_state.c.subject_id == subject_id).with_for_update()
+    query = select(*_STATE_COLUMNS).where(ConsentState.subject_id == subject_id).with_for_update()
     row = (await session.execute(query)).one_or_none()
     if row is None:
         dialect = session.get_bind().dialect.name
-        placeholder = insert_ignoring_conflicts(dialect, _state).values(
+        placeholder = insert_ignoring_conflicts(dialect, ConsentState).values(
             subject_id=subject_id, revision=0, categories={}
         )
         await session.execute(placeholder)
@@ -87,40 +84,42 @@ async def save_state(session: AsyncSession, subject_id: str, state: StoredConsen
         "receipt_id": state.receipt_id,
         "last_hash": state.last_hash,
     }
-    await session.execute(update(_state).where(_state.c.subject_id == subject_id).values(values))
+    await session.execute(
+        update(ConsentState).where(ConsentState.subject_id == subject_id).values(values)
+    )
 
 
 async def append_record(session: AsyncSession, record: dict[str, Any]) -> None:
     """Append one history record."""
-    await session.execute(insert(_records).values(record))
+    await session.execute(insert(ConsentRecord).values(record))
 
 
 _RECORD_COLUMNS = (
-    _records.c.id,
-    _records.c.seq,
-    _records.c.recorded_at,
-    _records.c.categories,
-    _records.c.changed,
-    _records.c.source,
-    _records.c.method,
-    _records.c.actor,
-    _records.c.policy_version,
-    _records.c.region,
-    _records.c.language,
-    _records.c.gpc,
-    _records.c.user_agent,
-    _records.c.ip,
-    _records.c.hash,
-    _records.c.prev_hash,
+    ConsentRecord.id,
+    ConsentRecord.seq,
+    ConsentRecord.recorded_at,
+    ConsentRecord.categories,
+    ConsentRecord.changed,
+    ConsentRecord.source,
+    ConsentRecord.method,
+    ConsentRecord.actor,
+    ConsentRecord.policy_version,
+    ConsentRecord.region,
+    ConsentRecord.language,
+    ConsentRecord.gpc,
+    ConsentRecord.user_agent,
+    ConsentRecord.ip,
+    ConsentRecord.hash,
+    ConsentRecord.prev_hash,
 )
 
 
 async def history(
     connection: AsyncConnection, subject_id: str, before_seq: int | None, limit: int
-) -> Sequence[Row[Any]]:
+) -> Sequence[Any]:
     """Up to `limit` records of the subject, newest first, older than `before_seq` if given."""
-    query = select(*_RECORD_COLUMNS).where(_records.c.subject_id == subject_id)
+    query = select(*_RECORD_COLUMNS).where(ConsentRecord.subject_id == subject_id)
     if before_seq is not None:
-        query = query.where(_records.c.seq < before_seq)
-    query = query.order_by(_records.c.seq.desc()).limit(limit)
+        query = query.where(ConsentRecord.seq < before_seq)
+    query = query.order_by(ConsentRecord.seq.desc()).limit(limit)
     return (await connection.execute(query)).all()

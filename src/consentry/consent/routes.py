@@ -11,7 +11,7 @@ from starlette.responses import Response
 from consentry.auth import Caller, subject_access
 from consentry.clientip import client_address, truncate
 from consentry.consent import service
-from consentry.consent.schemas import ConsentHistoryPage, ConsentRead, ConsentUpdate, REGION_PATTERN
+from consentry.consent.schemas import REGION_PATTERN, ConsentHistoryPage, ConsentRead, ConsentUpdate
 from consentry.consent.service import RequestFacts
 from consentry.db import DatabaseDep, SessionDep
 from consentry.errors import problem_responses
@@ -49,8 +49,9 @@ def _facts(request: Request, region: str | None) -> RequestFacts:
     state = request.app.state
     if region is not None:
         found = normalize_region(region)
-    elif state.settings.region_header and (header := request.headers.get(state.settings.region_header)):
-        found = normalize_region(header)
+    elif header_name := state.settings.region_header:
+        header = request.headers.get(header_name)
+        found = normalize_region(header) if header else None
     else:
         found = None
     user_agent = request.headers.get("user-agent")
@@ -152,4 +153,3 @@ async def get_history(
     async with database.reader() as connection:
         page = await service.read_history(connection, subject_id, limit, cursor)
     return json_response(page, headers=_NO_STORE)
-

@@ -1,4 +1,4 @@
-"""Consent rules: defaults, recording a choice, the history chain, and the state's representation."""
+"""Consent rules: defaults, recording a choice, the history chain, the state's representation."""
 
 from __future__ import annotations
 
@@ -51,9 +51,9 @@ def render(
     if stored is None:
         region = facts.region
         regime = policy.regime_for(region)
-        for category, (granted, source) in policy.defaults(regime, facts.gpc).items():
+        for category, (default, source) in policy.defaults(regime, facts.gpc).items():
             categories[category] = {
-                "granted": granted,
+                "granted": default,
                 "required": category == REQUIRED_CATEGORY,
                 "source": source,
                 "updated_at": None,
@@ -198,7 +198,11 @@ async def record_choice(
             source = chosen_by
         else:
             source = current["categories"][category]["source"]
-        categories[category] = {"granted": after[category], "source": source, "updated_at": timestamp}
+        categories[category] = {
+            "granted": after[category],
+            "source": source,
+            "updated_at": timestamp,
+        }
     new_state = StoredConsent(
         revision=seq,
         categories=categories,

@@ -30,6 +30,7 @@ async def readyz(request: Request, database: DatabaseDep) -> Response:
     except (SQLAlchemyError, OSError):
         return problem_response(ServiceUnavailable(), request.url.path)
     if current != expected:
-        error = ServiceUnavailable(f"The schema is at {current}, not at {expected}; run migrations.")
+        error = ServiceUnavailable(f"The schema is at {current}, not {expected}: run migrations.")
         return problem_response(error, request.url.path)
-    return json_response({"status": "ready", "schema": current}, headers={"Cache-Control": "no-store"})
+    body = {"status": "ready", "schema": current}
+    return json_response(body, headers={"Cache-Control": "no-store"})

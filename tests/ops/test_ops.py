@@ -1,0 +1,69 @@
+"""Health, readiness and the committed OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from consentry.app import create_app
+from consentry.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+OPENAPI_FILE = Path(__file__).parents[2] / "openapi" / "openapi.json"
+
+
+async def test_healthz(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_when_schema_is_at_head(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+
+
+async def test_readyz_fails_when_schema_is_behind(settings: Settings) -> None:
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        app.state.schema_head = "9999"  # as if this code carried a migration not yet applied
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["code"] == "service_unavailable"
+        assert "Retry-After" in response.headers
+
+
+async def test_readyz_fails_without_schema(tmp_path: Path) -> None:
+    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        async with app.state.database.reader() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_openapi_served_and_committed(client: httpx.AsyncClient) -> None:
+    served = (await client.get("/openapi.json")).json()
+    committed = json.loads(OPENAPI_FILE.read_text())
+    assert served == committed, "openapi/openapi.json is stale: run `make openapi`"
+
+
+async def test_openapi_declares_problem_json_and_security(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    put = document["paths"]["/v1/subjects/{subject_id}/consent"]["put"]
+    assert "application/problem+json" in put["responses"]["422"]["content"]
+    assert put["security"] == [{"HTTPBearer": []}]
+    assert "security" not in document["paths"]["/v1/policy"]["get"]

@@ -1,0 +1,83 @@
+"""Alembic owns the schema: upgrade from empty, no drift from the models, downgrade round-trips."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import consentry.consent.models
+import consentry.keys.models  # noqa: F401  (registers every table)
+from consentry import migrations
+from consentry.db import Base
+from tests.conftest import create_pg_database, drop_pg_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
+) -> Iterator[str]:
+    """A database with nothing in it."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    if pg_base_url is None:
+        pytest.skip("PostgreSQL is unreachable")
+    url = create_pg_database(pg_base_url)
+    try:
+        yield url
+    finally:
+        drop_pg_database(pg_base_url, url)
+
+
+def _inspect(url: str, work: Any) -> Any:
+    async def run() -> Any:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(work)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+def test_upgrade_matches_models_and_round_trips(empty_database: str) -> None:
+    migrations.upgrade(empty_database)
+    expected = {table.name for table in Base.metadata.sorted_tables} | {"alembic_version"}
+    assert _inspect(empty_database, _tables) == expected
+    assert _inspect(empty_database, _differences) == []
+
+    migrations.downgrade(empty_database, "base")
+    assert _inspect(empty_database, _tables) <= {"alembic_version"}
+
+    migrations.upgrade(empty_database)
+    assert _inspect(empty_database, _differences) == []
+
+
+def test_history_is_linear() -> None:
+    script = ScriptDirectory(str(migrations.migrations_dir()))
+    assert len(script.get_heads()) == 1
+    assert len(script.get_bases()) == 1
+    for revision in script.walk_revisions():
+        path = Path(revision.path)
+        # Files are named by date and slug: 2026_11_29_0001_consent_core.py
+        assert path.name[:4].isdigit() and path.name[4] == "_", path.name
