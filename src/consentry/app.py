@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from consentry import __version__
 from consentry.clientip import parse_networks
 from consentry.consent.routes import router as consent_router
+from consentry.cors import StrictCORS
 from consentry.db import create_database
 from consentry.errors import PROBLEM_JSON, install_error_handlers
 from consentry.migrations import head_revision
@@ -59,14 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_head = head_revision()
 
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "PUT", "PATCH", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
-            expose_headers=["ETag", "Retry-After"],
-            max_age=600,
-        )
+        app.add_middleware(StrictCORS, origins=settings.cors_origins)
     install_error_handlers(app)
     app.include_router(policy_router)
     app.include_router(consent_router)

@@ -98,6 +98,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         # The service decides itself which proxies to believe (CONSENTRY_TRUSTED_PROXIES).
         proxy_headers=False,
         server_header=False,
+        # Access lines carry subject ids in their paths: personal data stays out of logs.
+        access_log=False,
     )
 
 
