@@ -47,9 +47,12 @@ class Caller:
 
 
 def _bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header is None:
+    headers = request.headers.getlist("authorization")
+    if not headers:
         return None
+    if len(headers) > 1:
+        raise Unauthorized("Send one Authorization header.")
+    header = headers[0]
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
@@ -91,7 +94,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
         caller: Annotated[Caller | None, Depends(optional_caller)],
     ) -> Caller:
         if caller is None:
-            raise Unauthorized()
+            raise Unauthorized(token_sent=False)
         if not caller.has(scope):
             raise Forbidden(f"This needs the {scope} scope.")
         return caller
@@ -113,7 +116,7 @@ def subject_access(scope: str, *, anonymous: bool) -> Callable[..., Awaitable[Ca
         if caller is None:
             if anonymous and is_anonymous(subject_id):
                 return Caller(kind="anonymous", name="subject", subject_id=subject_id)
-            raise Unauthorized()
+            raise Unauthorized(token_sent=False)
         if caller.has(scope) or caller.acts_for(subject_id):
             return caller
         raise Forbidden("This token may not reach that subject.")

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry import migrations
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, settings)
     except ConsentryError as exc:
         print(f"consentry: {exc.detail}", file=sys.stderr)
+        return 1
+    except (OSError, OperationalError, InterfaceError) as exc:
+        print(f"consentry: the database cannot be reached: {exc}", file=sys.stderr)
         return 1
 
 

@@ -35,7 +35,7 @@ class StrictCORS(CORSMiddleware):
         response = super().preflight_response(request_headers)
         if response.status_code != 400:
             return response
-        refused = response.body.decode().removeprefix("Disallowed CORS ")
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
         problem = problem_response(Forbidden(f"Cross-origin request refused: {refused}."))
         problem.headers.update({k: v for k, v in response.headers.items() if k.startswith("vary")})
         return problem

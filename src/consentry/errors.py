@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,12 @@ class MalformedRequest(ConsentryError):
 class Unauthorized(ConsentryError):
     status, code = 401, "unauthorized"
 
-    def __init__(self, detail: str = "A valid bearer token is required.") -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    def __init__(
+        self, detail: str = "A valid bearer token is required.", *, token_sent: bool = True
+    ) -> None:
+        # RFC 6750 §3.1: a request that sent no credentials gets the challenge without an error.
+        challenge = 'Bearer error="invalid_token"' if token_sent else "Bearer"
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
 class Forbidden(ConsentryError):
@@ -121,8 +126,7 @@ class Problem(BaseModel):
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can answer with."""
     return {
-        status: {"model": Problem, "description": HTTPStatus(status).phrase}
-        for status in statuses
+        status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in statuses
     }
 
 
@@ -147,8 +151,11 @@ def problem_response(error: ConsentryError, instance: str | None = None) -> Resp
 def validation_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:
     """Reduce pydantic's error dicts to what a client can use, echoing no input back."""
     return [
-        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""),
-         "type": err.get("type", "")}
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
         for err in raw
     ]
 
@@ -163,33 +170,66 @@ async def _handle_validation(request: Request, exc: Exception) -> Response:
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
         return problem_response(MalformedRequest("The body is not valid JSON."), request.url.path)
-    error = ValidationFailed("The request does not fit the schema.", errors=validation_errors(errors))
+    error = ValidationFailed(
+        "The request does not fit the schema.", errors=validation_errors(errors)
+    )
     return problem_response(error, request.url.path)
 
 
 _STATUS_ERRORS: dict[int, type[ConsentryError]] = {
-    400: MalformedRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    405: MethodNotAllowed,
-    413: PayloadTooLarge,
-    415: UnsupportedMediaType,
+    error.status: error
+    for error in (
+        MalformedRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        SubjectErased,
+        PreconditionFailed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        RateLimited,
+        ServiceUnavailable,
+    )
 }
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path; one route alone knows only its own."""
+    allowed = []
+    for method in _METHODS:
+        scope = {
+            "type": "http",
+            "path": request.scope["path"],
+            "method": method,
+            "root_path": request.scope.get("root_path", ""),
+            "headers": [],
+        }
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _handle_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    error_type = _STATUS_ERRORS.get(exc.status_code, MalformedRequest)
+    error_type = _STATUS_ERRORS.get(exc.status_code)
     if exc.status_code == 404:
         error: ConsentryError = NotFound("No such resource.")
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed here.")
     elif error_type is Unauthorized:
         error = Unauthorized()
+    elif error_type is None:
+        # A status outside the contract's table would need a code clients do not know.
+        error = ConsentryError() if exc.status_code >= 500 else MalformedRequest()
     else:
-        error = error_type()
+        error = error_type(exc.detail if isinstance(exc.detail, str) else None)
     error.headers.update(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        error.headers["Allow"] = ", ".join(allowed)
     return problem_response(error, request.url.path)
 
 
@@ -197,6 +237,23 @@ async def _handle_database(request: Request, exc: Exception) -> Response:
     # Connection-level failures mean the database is away, not that the request was wrong.
     log.warning("database unavailable: %s", type(exc).__name__)
     return problem_response(ServiceUnavailable(), request.url.path)
+
+
+# SQLSTATE classes that say the database cannot serve now, whatever the statement: connection
+# exceptions, insufficient resources (too many connections), operator intervention (restart,
+# failover), and a server that refuses the configured role or database. asyncpg reports these
+# on connect as a plain DBAPIError, not as an OperationalError.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "28", "3D")
+
+
+async def _handle_dbapi(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DBAPIError)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if exc.connection_invalidated or (
+        isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    ):
+        return await _handle_database(request, exc)
+    return await _handle_unexpected(request, exc)
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
@@ -212,5 +269,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _handle_database)
     app.add_exception_handler(InterfaceError, _handle_database)
     app.add_exception_handler(OSError, _handle_database)
-    app.add_exception_handler(DBAPIError, _handle_unexpected)
+    app.add_exception_handler(DBAPIError, _handle_dbapi)
     app.add_exception_handler(Exception, _handle_unexpected)

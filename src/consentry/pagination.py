@@ -13,6 +13,8 @@ from consentry.errors import ValidationFailed
 
 DEFAULT_LIMIT = 100
 _CURSOR_VERSION = 1
+# Positions are database integers; a larger number cannot come from this service.
+_MAX_POSITION = 2**31 - 1
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page, 1-1000.")]
 Cursor = Annotated[
@@ -40,7 +42,7 @@ def decode_cursor(cursor: str, expected: dict[str, type]) -> dict[str, Any]:
         raise _invalid()
     for key, kind in expected.items():
         value = position[key]
-        if type(value) is not kind or (isinstance(value, int) and value < 0):
+        if type(value) is not kind or (isinstance(value, int) and not 0 <= value <= _MAX_POSITION):
             raise _invalid()
     return position
 

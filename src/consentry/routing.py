@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -14,25 +15,36 @@ from consentry.errors import MalformedRequest, PayloadTooLarge, UnsupportedMedia
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+_DIGITS = re.compile(r"[0-9]+")
 
 
-def _is_json(content_type: str | None) -> bool:
-    if content_type is None:
+def _is_json(content_types: list[str]) -> bool:
+    """Whether the body is declared, once, as application/json in UTF-8 (the only charset)."""
+    # Two Content-Type fields leave the body's type ambiguous, so they are refused.
+    if len(content_types) != 1:
         return False
-    media_type, _, params = content_type.partition(";")
+    media_type, *params = content_types[0].split(";")
     if media_type.strip().lower() != "application/json":
         return False
-    charset = params.strip().lower().removeprefix("charset=").strip('"')
-    return charset in ("", "utf-8")
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            return False
+    return True
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing it once it passes `limit` bytes, declared or streamed."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
+    declared = request.headers.getlist("content-length")
+    if declared:
+        value = declared[0]
+        # Plain ASCII digits only (str.isdigit() admits "²", which int() refuses), and copies
+        # of the field that disagree make the length unknowable.
+        if not _DIGITS.fullmatch(value) or any(other != value for other in declared):
             raise MalformedRequest("Content-Length is not a number.")
-        if int(declared) > limit:
+        # Compared by length first: int() refuses strings of more than 4300 digits.
+        digits = value.lstrip("0")
+        if len(digits) > len(str(limit)) or int(digits or "0") > limit:
             raise PayloadTooLarge(f"The body may hold at most {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
@@ -61,7 +73,7 @@ class JSONRoute(APIRoute):
 
 
 async def _prepare_json(request: Request) -> None:
-    if not _is_json(request.headers.get("content-type")):
+    if not _is_json(request.headers.getlist("content-type")):
         raise UnsupportedMediaType("Send the body as application/json.")
     limit = getattr(request.app.state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
     body = await read_limited_body(request, limit)

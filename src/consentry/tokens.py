@@ -17,8 +17,10 @@ from consentry.subjects import is_subject_id
 log = logging.getLogger(__name__)
 
 _ASYMMETRIC = frozenset({"RS256", "ES256"})
-# An unknown `kid` may mean the identity provider rotated keys; refetch, but not on every request.
+# An unknown `kid` may mean the identity provider rotated keys: refetch at once, but at most this
+# often, so that made-up kids cannot turn every request into a fetch.
 _MIN_REFETCH_SECONDS = 30.0
+_FETCH_ERRORS = (httpx.HTTPError, httpx.InvalidURL, ValueError, jwt.PyJWTError)
 
 
 class JWKSCache:
@@ -29,15 +31,21 @@ class JWKSCache:
         self._ttl = ttl_seconds
         self._keys: dict[str | None, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
+        self._refetched_for_kid_at = float("-inf")
+        self._attempts = 0
+        self._failed = False
         self._lock = asyncio.Lock()
 
     async def key_for(self, kid: str | None, alg: str) -> jwt.PyJWK:
         """The key that must have signed a token with this header."""
         now = time.monotonic()
-        stale = now - self._fetched_at > self._ttl
-        unknown = kid not in self._keys and now - self._fetched_at > _MIN_REFETCH_SECONDS
-        if stale or unknown:
-            await self._refresh()
+        if now - self._fetched_at > self._ttl:
+            await self._refresh(self._attempts)
+        elif kid not in self._keys and now - self._refetched_for_kid_at > _MIN_REFETCH_SECONDS:
+            self._refetched_for_kid_at = now
+            await self._refresh(self._attempts)
+        if self._failed and not self._keys:
+            raise ServiceUnavailable("The identity provider's keys are unavailable.")
         key = self._keys.get(kid)
         if key is None and kid is None and len(self._keys) == 1:
             key = next(iter(self._keys.values()))
@@ -47,24 +55,30 @@ class JWKSCache:
             raise Unauthorized("The token's algorithm does not match its key.")
         return key
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, attempts_seen: int) -> None:
         async with self._lock:
-            if time.monotonic() - self._fetched_at <= min(self._ttl, _MIN_REFETCH_SECONDS):
-                return  # another request refreshed while this one waited
+            if self._attempts != attempts_seen:
+                return  # another request fetched while this one waited: share its outcome
+            self._attempts += 1
             try:
                 async with httpx.AsyncClient(timeout=5.0) as client:
                     response = await client.get(self._url)
                     response.raise_for_status()
                     document = response.json()
                 self._keys = _parse_jwks(document)
-            except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+            except _FETCH_ERRORS as exc:
                 log.warning("JWKS refresh failed: %s", type(exc).__name__)
+                self._failed = True
                 if not self._keys:
-                    raise ServiceUnavailable("The identity provider's keys are unavailable.") from exc
+                    return  # nothing to fall back on: the next request tries again
+            else:
+                self._failed = False
             self._fetched_at = time.monotonic()
 
 
 def _parse_jwks(document: Any) -> dict[str | None, jwt.PyJWK]:
+    if not isinstance(document, dict):
+        raise ValueError("a JWKS document is a JSON object")
     keys: dict[str | None, jwt.PyJWK] = {}
     for entry in jwt.PyJWKSet.from_dict(document).keys:
         if entry.public_key_use in (None, "sig") and entry.algorithm_name in _ASYMMETRIC:
@@ -96,6 +110,8 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise Unauthorized("The bearer token is malformed.") from None
         alg = header.get("alg")
+        if not isinstance(alg, str):
+            raise Unauthorized("The token's signing algorithm is not accepted.")
         key: Any
         # The algorithm picks the key source, and each source admits only its own algorithms,
         # so `none` and HMAC-with-a-public-key confusion have nothing to verify against.

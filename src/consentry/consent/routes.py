@@ -34,6 +34,9 @@ RegionQuery = Annotated[
     str | None,
     Query(pattern=REGION_PATTERN, description="ISO 3166-1 alpha-2 or 3166-2 code, e.g. DE, US-CA."),
 ]
+IfMatch = Annotated[
+    list[str] | None, Header(description="ETag of the state the change is based on, or `*`.")
+]
 _USER_AGENT_LIMIT = 512
 # Consent is personal data: never kept by a shared or browser cache.
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -54,12 +57,13 @@ def _facts(request: Request, region: str | None) -> RequestFacts:
         found = normalize_region(header) if header else None
     else:
         found = None
-    user_agent = request.headers.get("user-agent")
+    # Control characters (NUL above all, which PostgreSQL refuses in text) are never kept.
+    user_agent = "".join(c for c in request.headers.get("user-agent", "") if c.isprintable())
     return RequestFacts(
         region=found,
         gpc=request.headers.get("sec-gpc", "").strip() == "1",
         ip=truncate(client_address(request, state.trusted_proxies)),
-        user_agent=user_agent[:_USER_AGENT_LIMIT] if user_agent else None,
+        user_agent=user_agent[:_USER_AGENT_LIMIT] or None,
     )
 
 
@@ -98,7 +102,7 @@ async def _record(
     choice: ConsentUpdate,
     caller: Caller,
     session: AsyncSession,
-    if_match: str | None,
+    if_match: list[str] | None,
     *,
     partial: bool,
 ) -> Response:
@@ -110,7 +114,8 @@ async def _record(
         caller,
         _facts(request, None),
         partial=partial,
-        if_match=if_match,
+        # Repeated If-Match lines form one list (RFC 9110 §5.3).
+        if_match=", ".join(if_match) if if_match else None,
     )
     return _state_response(request, state)
 
@@ -122,7 +127,7 @@ async def put_consent(
     request: Request,
     caller: WriteCaller,
     session: SessionDep,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> Response:
     """Record the subject's choice for every optional category."""
     return await _record(request, subject_id, choice, caller, session, if_match, partial=False)
@@ -135,7 +140,7 @@ async def patch_consent(
     request: Request,
     caller: WriteCaller,
     session: SessionDep,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> Response:
     """Record the subject's choice for some categories; the others keep their value."""
     return await _record(request, subject_id, choice, caller, session, if_match, partial=True)

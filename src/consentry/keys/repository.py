@@ -42,8 +42,6 @@ async def list_all(session: AsyncSession) -> Sequence[ApiKey]:
 async def revoke(session: AsyncSession, name: str, at: datetime) -> bool:
     """Mark the named key revoked; False when there is no such active key."""
     result = await session.execute(
-        update(ApiKey)
-        .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=at)
+        update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).values(revoked_at=at)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

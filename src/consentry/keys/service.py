@@ -17,7 +17,7 @@ from consentry.keys.models import ApiKey
 
 KEY_PREFIX = "csk_"
 SCOPES = ("consent:read", "consent:write", "events:write", "privacy:admin")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def hash_key(key: str) -> str:
@@ -28,7 +28,7 @@ def hash_key(key: str) -> str:
 async def create_key(session: AsyncSession, name: str, scopes: Iterable[str]) -> tuple[str, ApiKey]:
     """Make a key; the plaintext is returned once and never stored."""
     wanted = sorted(set(scopes))
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValidationFailed("A key name is 1-64 letters, digits, '.', '_' or '-'.")
     unknown = [s for s in wanted if s not in SCOPES]
     if not wanted or unknown:
