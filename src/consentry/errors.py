@@ -257,7 +257,9 @@ async def _handle_dbapi(request: Request, exc: Exception) -> Response:
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # The route's template, not the path: paths carry subject ids, which stay out of logs.
+    route = getattr(request.scope.get("route"), "path", "an unknown route")
+    log.exception("unhandled error on %s %s", request.method, route)
     return problem_response(ConsentryError("An unexpected error occurred."), request.url.path)
 
 
