@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 
 
-def strong_etag(body: bytes) -> str:
-    """A strong ETag: a digest of the exact bytes of the representation."""
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+def strong_etag(body: bytes, version: int | None = None) -> str:
+    """A strong ETag: a digest of the exact bytes, after the resource's version if it has one."""
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    return f'"{digest}"' if version is None else f'"{version}-{digest}"'
 
 
 def _tags(header: str) -> list[str]:
@@ -26,3 +27,8 @@ def matches(header: str, etag: str) -> bool:
     """True when `If-Match` allows a change to this representation (strong comparison)."""
     candidates = _tags(header)
     return "*" in candidates or etag in candidates
+
+
+def names_version(header: str, version: int) -> bool:
+    """True when `If-Match` holds a strong tag of any representation of `version`."""
+    return any(tag.startswith(f'"{version}-') for tag in _tags(header))

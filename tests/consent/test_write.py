@@ -297,3 +297,16 @@ async def test_stored_address_is_truncated(client: httpx.AsyncClient) -> None:
     # No proxy is trusted by default, so the forwarded header is ignored.
     assert record["ip"] == "198.51.100.0/24"
     assert record["user_agent"] == "Browser/1.0"
+
+
+async def test_if_match_of_any_default_view_holds_until_the_first_choice(
+    client: httpx.AsyncClient,
+) -> None:
+    subject = anon_id()
+    etag = (await client.get(_url(subject), params={"region": "US-CA"})).headers["etag"]
+    assert etag.startswith('"0-')
+    first = await client.put(_url(subject), json=choice(), headers={"If-Match": etag})
+    assert first.status_code == 200
+    assert first.headers["etag"].startswith('"1-')
+    again = await client.put(_url(subject), json=choice(True), headers={"If-Match": etag})
+    assert again.status_code == 412

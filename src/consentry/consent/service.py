@@ -21,7 +21,7 @@ from consentry.errors import (
     UnknownPolicyVersion,
     ValidationFailed,
 )
-from consentry.etags import matches, strong_etag
+from consentry.etags import matches, names_version, strong_etag
 from consentry.pagination import decode_cursor, encode_cursor
 from consentry.policy import (
     CATEGORIES,
@@ -88,7 +88,7 @@ def render(
 def representation(state: dict[str, Any]) -> tuple[bytes, str]:
     """The response body of a state and its strong ETag."""
     body = orjson.dumps(state)
-    return body, strong_etag(body)
+    return body, strong_etag(body, state["revision"])
 
 
 async def read_consent(
@@ -123,6 +123,18 @@ def _requested_categories(choice: ConsentUpdate, partial: bool) -> dict[str, boo
     return {c: v for c, v in choice.categories.items() if c != REQUIRED_CATEGORY}
 
 
+def _unchanged(if_match: str, current: dict[str, Any]) -> bool:
+    """Whether `If-Match` names the current state.
+
+    A subject with no record has nothing to lose, only default views that differ by region and
+    GPC; a tag of any of them still holds, so a client that read with `?region=` may write
+    without repeating it.
+    """
+    if matches(if_match, representation(current)[1]):
+        return True
+    return current["revision"] == 0 and names_version(if_match, 0)
+
+
 async def record_choice(
     session: AsyncSession,
     policy: Policy,
@@ -147,7 +159,7 @@ async def record_choice(
 
     stored = await repository.lock_state(session, subject_id)
     current = render(policy, subject_id, stored, facts)
-    if if_match is not None and not matches(if_match, representation(current)[1]):
+    if if_match is not None and not _unchanged(if_match, current):
         raise PreconditionFailed("The consent changed since it was read; read it again.")
 
     before = {category: entry["granted"] for category, entry in current["categories"].items()}
