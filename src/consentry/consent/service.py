@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -168,12 +169,38 @@ async def record_choice(
     if stored is not None and not changed and choice.policy_version == stored.policy_version:
         return current
 
-    seq = current["revision"] + 1
     now = utcnow()
-    timestamp = format_timestamp(now)
+    record = _new_record(choice, caller, facts, stored, after, changed, now)
+    await repository.append_record(
+        session,
+        {
+            **record,
+            "recorded_at": now,
+            "subject_id": subject_id,
+            "seq": current["revision"] + 1,
+            "prev_hash": stored.last_hash if stored else None,
+            "ip": facts.ip,
+            "user_agent": facts.user_agent,
+        },
+    )
+    new_state = _next_state(current, stored, record, requested, caller, now)
+    await repository.save_state(session, subject_id, new_state)
+    return render(policy, subject_id, new_state, facts)
+
+
+def _new_record(
+    choice: ConsentUpdate,
+    caller: Caller,
+    facts: RequestFacts,
+    stored: StoredConsent | None,
+    after: dict[str, bool],
+    changed: list[str],
+    now: datetime,
+) -> dict[str, Any]:
+    """The hashed fields of the next history record, and its hash."""
     record: dict[str, Any] = {
         "id": str(uuid.uuid4()),
-        "recorded_at": timestamp,
+        "recorded_at": format_timestamp(now),
         "categories": after,
         "changed": changed,
         "source": choice.source,
@@ -185,48 +212,45 @@ async def record_choice(
         "gpc": facts.gpc,
     }
     record["hash"] = record_hash(stored.last_hash if stored else None, record)
-    await repository.append_record(
-        session,
-        {
-            **record,
-            "recorded_at": now,
-            "subject_id": subject_id,
-            "seq": seq,
-            "prev_hash": stored.last_hash if stored else None,
-            "ip": facts.ip,
-            "user_agent": facts.user_agent,
-        },
-    )
+    return record
 
+
+def _next_state(
+    current: dict[str, Any],
+    stored: StoredConsent | None,
+    record: dict[str, Any],
+    requested: dict[str, bool],
+    caller: Caller,
+    now: datetime,
+) -> StoredConsent:
+    """The state after `record`: changed categories restart their time, the others keep it."""
     chosen_by = "admin" if caller.is_admin else "user"
     categories: dict[str, Any] = {}
     for category in CATEGORIES:
-        if stored is not None and category not in changed:
+        if stored is not None and category not in record["changed"]:
             categories[category] = stored.categories[category]
             continue
         if category == REQUIRED_CATEGORY:
             source = "required"
         elif category in requested:
             source = chosen_by
-        else:
+        else:  # a first PATCH: what it does not name keeps the default it was shown
             source = current["categories"][category]["source"]
         categories[category] = {
-            "granted": after[category],
+            "granted": record["categories"][category],
             "source": source,
-            "updated_at": timestamp,
+            "updated_at": record["recorded_at"],
         }
-    new_state = StoredConsent(
-        revision=seq,
+    return StoredConsent(
+        revision=current["revision"] + 1,
         categories=categories,
-        policy_version=choice.policy_version,
+        policy_version=record["policy_version"],
         region=record["region"],
         language=record["language"],
         updated_at=now,
         receipt_id=record["id"],
         last_hash=record["hash"],
     )
-    await repository.save_state(session, subject_id, new_state)
-    return render(policy, subject_id, new_state, facts)
 
 
 async def read_history(
