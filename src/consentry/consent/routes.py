@@ -47,8 +47,8 @@ def _policy(request: Request) -> Policy:
     return policy
 
 
-def _facts(request: Request, region: str | None) -> RequestFacts:
-    """Region (query, then the configured header), GPC, truncated IP and user agent."""
+def _facts(request: Request, region: str | None, *, for_record: bool) -> RequestFacts:
+    """Region (query, then the configured header) and GPC; for a record, also IP and agent."""
     state = request.app.state
     if region is not None:
         found = normalize_region(region)
@@ -57,11 +57,14 @@ def _facts(request: Request, region: str | None) -> RequestFacts:
         found = normalize_region(header) if header else None
     else:
         found = None
+    gpc = request.headers.get("sec-gpc", "").strip() == "1"
+    if not for_record:
+        return RequestFacts(region=found, gpc=gpc, ip=None, user_agent=None)
     # Control characters (NUL above all, which PostgreSQL refuses in text) are never kept.
     user_agent = "".join(c for c in request.headers.get("user-agent", "") if c.isprintable())
     return RequestFacts(
         region=found,
-        gpc=request.headers.get("sec-gpc", "").strip() == "1",
+        gpc=gpc,
         ip=truncate(client_address(request, state.trusted_proxies)),
         user_agent=user_agent[:_USER_AGENT_LIMIT] or None,
     )
@@ -91,7 +94,7 @@ async def get_consent(
     """The subject's consent now, or the defaults of its region when it recorded no choice."""
     async with database.reader() as connection:
         state = await service.read_consent(
-            connection, _policy(request), subject_id, _facts(request, region)
+            connection, _policy(request), subject_id, _facts(request, region, for_record=False)
         )
     return _state_response(request, state)
 
@@ -112,7 +115,7 @@ async def _record(
         subject_id,
         choice,
         caller,
-        _facts(request, None),
+        _facts(request, None, for_record=True),
         partial=partial,
         # Repeated If-Match lines form one list (RFC 9110 §5.3).
         if_match=", ".join(if_match) if if_match else None,
