@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 
-from consentry.db import get_database
+from consentry.db import database_of
 from consentry.errors import Forbidden, Unauthorized
 from consentry.keys import repository as keys
 from consentry.keys.service import KEY_PREFIX, SCOPES, hash_key
@@ -69,7 +69,7 @@ async def _authenticate(request: Request) -> Caller | None:
     if admin_key is not None and hmac.compare_digest(token.encode(), admin_key.encode()):
         return Caller(kind="key", name="admin", scopes=frozenset(SCOPES))
     if token.startswith(KEY_PREFIX):
-        async with get_database(request).reader() as connection:
+        async with database_of(request).reader() as connection:
             found = await keys.find_active(connection, hash_key(token))
         if found is None:
             raise Unauthorized("Unknown or revoked API key.")

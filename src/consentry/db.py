@@ -147,15 +147,20 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def get_database(request: Request) -> Database:
+def database_of(request: Request) -> Database:
     """The database built in the app's lifespan."""
     database: Database = request.app.state.database
     return database
 
 
+async def get_database(request: Request) -> Database:
+    """The database, as a dependency (async, so FastAPI need not hop to a worker thread)."""
+    return database_of(request)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, committed once before the response is sent."""
-    async with get_database(request).sessions() as session:
+    async with database_of(request).sessions() as session:
         try:
             yield session
             await session.commit()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.consent.models import ConsentRecord, ConsentState
@@ -28,7 +28,8 @@ class StoredConsent:
     last_hash: str
 
 
-_STATE_COLUMNS = (
+# The hot statements are built once: building a select per call costs as much as running it.
+_READ_STATE = select(
     ConsentState.revision,
     ConsentState.categories,
     ConsentState.policy_version,
@@ -37,7 +38,8 @@ _STATE_COLUMNS = (
     ConsentState.updated_at,
     ConsentState.receipt_id,
     ConsentState.last_hash,
-)
+).where(ConsentState.subject_id == bindparam("subject_id"))
+_LOCK_STATE = _READ_STATE.with_for_update()
 
 
 def _stored(row: Any) -> StoredConsent | None:
@@ -48,8 +50,8 @@ def _stored(row: Any) -> StoredConsent | None:
 
 async def get_state(connection: AsyncConnection, subject_id: str) -> StoredConsent | None:
     """The subject's recorded consent, or None when it has recorded no choice."""
-    query = select(*_STATE_COLUMNS).where(ConsentState.subject_id == subject_id)
-    return _stored((await connection.execute(query)).one_or_none())
+    result = await connection.execute(_READ_STATE, {"subject_id": subject_id})
+    return _stored(result.one_or_none())
 
 
 async def lock_state(session: AsyncSession, subject_id: str) -> StoredConsent | None:
@@ -60,15 +62,15 @@ async def lock_state(session: AsyncSession, subject_id: str) -> StoredConsent | 
     primary key, and the placeholder never outlives the transaction, which either records a
     choice or rolls back. On SQLite, BEGIN IMMEDIATE has already excluded every other writer.
     """
-    query = select(*_STATE_COLUMNS).where(ConsentState.subject_id == subject_id).with_for_update()
-    row = (await session.execute(query)).one_or_none()
+    key = {"subject_id": subject_id}
+    row = (await session.execute(_LOCK_STATE, key)).one_or_none()
     if row is None:
         dialect = session.get_bind().dialect.name
         placeholder = insert_ignoring_conflicts(dialect, ConsentState).values(
             subject_id=subject_id, revision=0, categories={}
         )
         await session.execute(placeholder)
-        row = (await session.execute(query)).one_or_none()
+        row = (await session.execute(_LOCK_STATE, key)).one_or_none()
     return _stored(row)
 
 

@@ -5,21 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.keys.models import ApiKey
 
+# Built once: every request with an API key runs it.
+_FIND_ACTIVE = select(ApiKey.name, ApiKey.scopes).where(
+    ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None)
+)
+
 
 async def find_active(connection: AsyncConnection, key_hash: str) -> tuple[str, list[str]] | None:
     """Name and scopes of the unrevoked key with this hash."""
-    row = (
-        await connection.execute(
-            select(ApiKey.name, ApiKey.scopes).where(
-                ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
-            )
-        )
-    ).one_or_none()
+    row = (await connection.execute(_FIND_ACTIVE, {"key_hash": key_hash})).one_or_none()
     return None if row is None else (row.name, list(row.scopes))
 
 
