@@ -11,6 +11,11 @@ def strong_etag(body: bytes, version: int | None = None) -> str:
     return f'"{digest}"' if version is None else f'"{version}-{digest}"'
 
 
+NOT_MODIFIED: dict[int | str, dict[str, str]] = {
+    304: {"description": "Not Modified: `If-None-Match` names the current representation."}
+}
+
+
 def _tags(header: str) -> list[str]:
     return [tag.strip() for tag in header.split(",") if tag.strip()]
 

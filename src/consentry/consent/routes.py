@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,11 +12,17 @@ from starlette.responses import Response
 from consentry.auth import Caller, subject_access
 from consentry.clientip import client_address, truncate
 from consentry.consent import service
-from consentry.consent.schemas import REGION_PATTERN, ConsentHistoryPage, ConsentRead, ConsentUpdate
+from consentry.consent.schemas import (
+    REGION_PATTERN,
+    ConsentHistoryPage,
+    ConsentPatch,
+    ConsentRead,
+    ConsentUpdate,
+)
 from consentry.consent.service import RequestFacts
 from consentry.db import DatabaseDep, SessionDep
 from consentry.errors import problem_responses
-from consentry.etags import none_match
+from consentry.etags import NOT_MODIFIED, none_match
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.policy import Policy, normalize_region
 from consentry.routing import JSONRoute, json_response
@@ -25,7 +32,7 @@ router = APIRouter(
     prefix="/v1/subjects/{subject_id}",
     tags=["consent"],
     route_class=JSONRoute,
-    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
+    responses=problem_responses(400, 401, 403, 412, 413, 415, 422, 429, 503),
 )
 
 ReadCaller = Annotated[Caller, Depends(subject_access("consent:read", anonymous=True))]
@@ -83,7 +90,7 @@ def _state_response(request: Request, state: dict[str, Any], status_code: int = 
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)
 
 
-@router.get("/consent", response_model=ConsentRead)
+@router.get("/consent", response_model=ConsentRead, responses=NOT_MODIFIED)
 async def get_consent(
     subject_id: SubjectIdPath,
     request: Request,
@@ -102,21 +109,19 @@ async def get_consent(
 async def _record(
     request: Request,
     subject_id: str,
-    choice: ConsentUpdate,
+    choice: ConsentUpdate | ConsentPatch,
     caller: Caller,
     session: AsyncSession,
     if_match: list[str] | None,
-    *,
-    partial: bool,
 ) -> Response:
     state = await service.record_choice(
         session,
         _policy(request),
         subject_id,
         choice,
+        cast(Mapping[str, bool], choice.categories),  # a TypedDict of booleans
         caller,
         _facts(request, None, for_record=True),
-        partial=partial,
         # Repeated If-Match lines form one list (RFC 9110 §5.3).
         if_match=", ".join(if_match) if if_match else None,
     )
@@ -133,20 +138,20 @@ async def put_consent(
     if_match: IfMatch = None,
 ) -> Response:
     """Record the subject's choice for every optional category."""
-    return await _record(request, subject_id, choice, caller, session, if_match, partial=False)
+    return await _record(request, subject_id, choice, caller, session, if_match)
 
 
 @router.patch("/consent", response_model=ConsentRead)
 async def patch_consent(
     subject_id: SubjectIdPath,
-    choice: ConsentUpdate,
+    choice: ConsentPatch,
     request: Request,
     caller: WriteCaller,
     session: SessionDep,
     if_match: IfMatch = None,
 ) -> Response:
     """Record the subject's choice for some categories; the others keep their value."""
-    return await _record(request, subject_id, choice, caller, session, if_match, partial=True)
+    return await _record(request, subject_id, choice, caller, session, if_match)
 
 
 @router.get("/consent/history", response_model=ConsentHistoryPage)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, with_config
+from typing_extensions import TypedDict
 
 Source = Literal["banner", "preference_center", "api", "import"]
 Method = Literal["accept_all", "reject_all", "custom"]
@@ -14,20 +15,48 @@ REGION_PATTERN = r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$"
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$"
 
 
-class ConsentUpdate(BaseModel):
-    """A learner's choice, as the banner, the preference center or a service sends it."""
+@with_config(ConfigDict(extra="forbid"))
+class CategoryChoices(TypedDict):
+    """Granted flag of every optional category; `necessary` may appear, only as true."""
+
+    necessary: NotRequired[StrictBool]
+    performance: StrictBool
+    functional: StrictBool
+    customization: StrictBool
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SomeCategoryChoices(TypedDict, total=False):
+    """Granted flag of some categories; the others keep their value."""
+
+    necessary: StrictBool
+    performance: StrictBool
+    functional: StrictBool
+    customization: StrictBool
+
+
+class ChoiceContext(BaseModel):
+    """Everything a choice carries besides the categories: what was shown, where, how."""
 
     model_config = ConfigDict(extra="forbid")
 
-    categories: dict[str, StrictBool] = Field(
-        description="Granted flag per category. PUT names every non-required category; "
-        "PATCH any subset. `necessary` may appear, only as true."
-    )
     policy_version: str = Field(min_length=1, max_length=32)
     source: Source
     method: Method | None = None
     region: str | None = Field(default=None, pattern=REGION_PATTERN)
     language: str | None = Field(default=None, max_length=35, pattern=LANGUAGE_PATTERN)
+
+
+class ConsentUpdate(ChoiceContext):
+    """A learner's whole choice (PUT), from the banner, the preference center or a service."""
+
+    categories: CategoryChoices
+
+
+class ConsentPatch(ChoiceContext):
+    """A change to some categories (PATCH)."""
+
+    categories: SomeCategoryChoices
 
 
 class CategoryStateRead(BaseModel):

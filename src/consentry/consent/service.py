@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -14,19 +15,13 @@ from consentry.auth import Caller
 from consentry.consent import repository
 from consentry.consent.chain import record_hash
 from consentry.consent.repository import StoredConsent
-from consentry.consent.schemas import ConsentUpdate
+from consentry.consent.schemas import ChoiceContext
 from consentry.db import format_timestamp, utcnow
-from consentry.errors import (
-    PreconditionFailed,
-    RequiredCategory,
-    UnknownPolicyVersion,
-    ValidationFailed,
-)
+from consentry.errors import PreconditionFailed, RequiredCategory, UnknownPolicyVersion
 from consentry.etags import matches, names_version, strong_etag
 from consentry.pagination import decode_cursor, encode_cursor
 from consentry.policy import (
     CATEGORIES,
-    OPTIONAL_CATEGORIES,
     REQUIRED_CATEGORY,
     Policy,
     consent_mode,
@@ -100,28 +95,11 @@ async def read_consent(
     return render(policy, subject_id, stored, facts)
 
 
-def _requested_categories(choice: ConsentUpdate, partial: bool) -> dict[str, bool]:
-    unknown = sorted(set(choice.categories) - set(CATEGORIES))
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown categories: {', '.join(unknown)}.",
-            errors=[
-                {"loc": ["body", "categories", name], "msg": "unknown category", "type": "enum"}
-                for name in unknown
-            ],
-        )
-    if choice.categories.get(REQUIRED_CATEGORY) is False:
+def _requested_categories(categories: Mapping[str, bool]) -> dict[str, bool]:
+    """The optional categories a choice names; the schema has already refused unknown ones."""
+    if categories.get(REQUIRED_CATEGORY) is False:
         raise RequiredCategory(f"'{REQUIRED_CATEGORY}' is always granted and cannot be withdrawn.")
-    missing = [c for c in OPTIONAL_CATEGORIES if c not in choice.categories]
-    if missing and not partial:
-        raise ValidationFailed(
-            f"PUT must name every optional category; missing: {', '.join(missing)}.",
-            errors=[
-                {"loc": ["body", "categories", name], "msg": "Field required", "type": "missing"}
-                for name in missing
-            ],
-        )
-    return {c: v for c, v in choice.categories.items() if c != REQUIRED_CATEGORY}
+    return {c: v for c, v in categories.items() if c != REQUIRED_CATEGORY}
 
 
 def _unchanged(if_match: str, current: dict[str, Any]) -> bool:
@@ -140,11 +118,11 @@ async def record_choice(
     session: AsyncSession,
     policy: Policy,
     subject_id: str,
-    choice: ConsentUpdate,
+    choice: ChoiceContext,
+    categories: Mapping[str, bool],
     caller: Caller,
     facts: RequestFacts,
     *,
-    partial: bool,
     if_match: str | None,
 ) -> dict[str, Any]:
     """Record a choice under the subject's write lock; a write that changes nothing records nothing.
@@ -152,7 +130,7 @@ async def record_choice(
     A change is a new value for any category, or a confirmation under another policy version
     (which is what clears `stale`). A subject's first choice is always recorded.
     """
-    requested = _requested_categories(choice, partial)
+    requested = _requested_categories(categories)
     if not policy.knows(choice.policy_version):
         raise UnknownPolicyVersion(f"Policy version {choice.policy_version!r} is not known.")
     if choice.region is not None:
@@ -189,7 +167,7 @@ async def record_choice(
 
 
 def _new_record(
-    choice: ConsentUpdate,
+    choice: ChoiceContext,
     caller: Caller,
     facts: RequestFacts,
     stored: StoredConsent | None,

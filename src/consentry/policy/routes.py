@@ -8,7 +8,8 @@ import orjson
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
-from consentry.etags import none_match, strong_etag
+from consentry.errors import problem_responses
+from consentry.etags import NOT_MODIFIED, none_match, strong_etag
 from consentry.policy.rules import (
     CONSENT_MODE_ALWAYS,
     CONSENT_MODE_CATEGORIES,
@@ -52,7 +53,12 @@ def render_policy(policy: Policy) -> bytes:
     return orjson.dumps(body.model_dump(mode="json"))
 
 
-@router.get("/policy", response_model=PolicyRead, summary="The policy in force")
+@router.get(
+    "/policy",
+    response_model=PolicyRead,
+    summary="The policy in force",
+    responses={**NOT_MODIFIED, **problem_responses(422, 429, 503)},
+)
 async def get_policy(
     request: Request, if_none_match: Annotated[str | None, Header()] = None
 ) -> Response:
