@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -63,8 +62,18 @@ def drop_pg_database(base_url: str, url: str) -> None:
     asyncio.run(_pg_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+_PG_UNREACHABLE = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Say loudly, at the end of the run, that the PostgreSQL half did not run."""
+    if message := config.stash.get(_PG_UNREACHABLE, None):
+        terminalreporter.section("POSTGRESQL NOT TESTED", sep="!", red=True, bold=True)
+        terminalreporter.line(f"Every PostgreSQL test was skipped. {message}", red=True)
+
+
 @pytest.fixture(scope="session")
-def pg_base_url() -> str | None:
+def pg_base_url(request: pytest.FixtureRequest) -> str | None:
     """The PostgreSQL server under test, or None when it cannot be reached (outside CI)."""
     url = os.environ.get("CONSENTRY_TEST_DATABASE_URL", DEFAULT_PG_URL)
     try:
@@ -73,9 +82,7 @@ def pg_base_url() -> str | None:
         message = f"PostgreSQL at {make_url(url).render_as_string()} is unreachable: {exc!r}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message + " (CI=true: the PostgreSQL leg is required)")
-        warnings.warn(
-            pytest.PytestWarning(f"SKIPPING EVERY POSTGRESQL TEST. {message}"), stacklevel=1
-        )
+        request.config.stash[_PG_UNREACHABLE] = message
         return None
     return url
 
@@ -110,7 +117,7 @@ def database_url(request: pytest.FixtureRequest, migrated_sqlite: str) -> str:
         return migrated_sqlite
     url: str | None = request.getfixturevalue("migrated_pg")
     if url is None:
-        pytest.skip("PostgreSQL is unreachable (see the warning above)")
+        pytest.skip("PostgreSQL is unreachable (see the summary at the end)")
     return url
 
 
