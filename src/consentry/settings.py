@@ -42,8 +42,10 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./consentry.db"
-    database_pool_size: int = Field(default=20, ge=1, le=200)
-    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    # Overflow connections are closed as soon as they are returned, so under steady load they
+    # are opened and closed over and over; by default requests wait for a pooled one instead.
+    database_max_overflow: int = Field(default=0, ge=0, le=200)
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
 
     admin_key: str | None = None
