@@ -46,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     listing = key_commands.add_parser("list", help="list keys (never the keys themselves)")
     listing.add_argument("--json", action="store_true", help="one JSON document")
     revoke = key_commands.add_parser("revoke", help="revoke a key at once")
-    revoke.add_argument("name")
+    # `keys revoke NAME` and `keys revoke --name NAME`, to match `keys create --name`.
+    named = revoke.add_mutually_exclusive_group(required=True)
+    named.add_argument("name", nargs="?")
+    named.add_argument("--name", dest="name_option", metavar="NAME")
     return parser
 
 
@@ -82,8 +85,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     elif args.keys_command == "list":
         _list_keys(settings, as_json=args.json)
     else:
-        _in_session(settings, lambda session: keys.revoke_key(session, args.name))
-        print(f"revoked {args.name}")
+        name = args.name or args.name_option
+        _in_session(settings, lambda session: keys.revoke_key(session, name))
+        print(f"revoked {name}")
     return 0
 
 

@@ -145,6 +145,13 @@ async def test_revoke_answers_401_at_once(cli: Cli, client: httpx.AsyncClient) -
     assert (await cli("keys", "revoke", "batch")).code == 1
 
 
+async def test_revoke_takes_the_name_as_option_too(cli: Cli, client: httpx.AsyncClient) -> None:
+    key = await _create(cli, "batch", "consent:read")
+    run = await cli("keys", "revoke", "--name", "batch")
+    assert run.code == 0, run.err
+    assert await _read_status(client, key) == 401
+
+
 async def test_revoke_unknown_name_fails(cli: Cli) -> None:
     run = await cli("keys", "revoke", "nobody")
     assert run.code == 1
