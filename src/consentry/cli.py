@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         migrations.upgrade(settings.database_url)
+        print(f"database schema at {migrations.head_revision()}")
     elif args.command == "serve":
         _serve(args, settings)
     elif args.command == "openapi":
