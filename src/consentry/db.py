@@ -89,11 +89,6 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     read_engine: AsyncEngine
 
-    @property
-    def dialect(self) -> str:
-        """`sqlite` or `postgresql`."""
-        return self.engine.dialect.name
-
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncConnection]:
         """A pooled connection in autocommit mode: one round trip per read, no transaction."""

@@ -14,7 +14,6 @@ from starlette.responses import Response
 from consentry.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -75,7 +74,7 @@ class JSONRoute(APIRoute):
 async def _prepare_json(request: Request) -> None:
     if not _is_json(request.headers.getlist("content-type")):
         raise UnsupportedMediaType("Send the body as application/json.")
-    limit = getattr(request.app.state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+    limit: int = request.app.state.max_body_bytes
     body = await read_limited_body(request, limit)
     try:
         # orjson refuses NaN, invalid UTF-8 and nesting past 1024 levels: all are malformed here.
