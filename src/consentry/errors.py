@@ -220,8 +220,6 @@ async def _handle_http(request: Request, exc: Exception) -> Response:
         error: ConsentryError = NotFound("No such resource.")
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed here.")
-    elif error_type is Unauthorized:
-        error = Unauthorized()
     elif error_type is None:
         # A status outside the contract's table would need a code clients do not know.
         error = ConsentryError() if exc.status_code >= 500 else MalformedRequest()

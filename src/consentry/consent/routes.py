@@ -82,12 +82,12 @@ def _vary(request: Request) -> str:
     return "Authorization, Sec-GPC" + (f", {region_header}" if region_header else "")
 
 
-def _state_response(request: Request, state: dict[str, Any], status_code: int = 200) -> Response:
+def _state_response(request: Request, state: dict[str, Any]) -> Response:
     body, etag = service.representation(state)
     headers = {**_NO_STORE, "ETag": etag, "Vary": _vary(request)}
     if request.method == "GET" and none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get("/consent", response_model=ConsentRead, responses=NOT_MODIFIED)
