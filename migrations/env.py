@@ -8,10 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import consentry.consent.models
-import consentry.keys.models  # noqa: F401  (registers the tables on Base.metadata)
-from consentry.db import Base
 from consentry.settings import get_settings
+from consentry.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

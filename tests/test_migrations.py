@@ -15,10 +15,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import consentry.consent.models
-import consentry.keys.models  # noqa: F401  (registers every table)
 from consentry import migrations
-from consentry.db import Base
+from consentry.tables import Base
 from tests.conftest import create_pg_database, drop_pg_database
 
 

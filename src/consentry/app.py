@@ -13,8 +13,10 @@ from consentry import __version__
 from consentry.clientip import parse_networks
 from consentry.consent.routes import router as consent_router
 from consentry.cors import StrictCORS
-from consentry.db import create_database
+from consentry.db import open_database
 from consentry.errors import PROBLEM_JSON, install_error_handlers
+from consentry.events.counters import EventCounts
+from consentry.events.routes import router as events_router
 from consentry.migrations import head_revision
 from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
@@ -31,7 +33,7 @@ DESCRIPTION = (
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    database = create_database(app.state.settings)
+    database = await open_database(app.state.settings)
     app.state.database = database
     try:
         yield
@@ -57,12 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_verifier = TokenVerifier(settings)
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.schema_head = head_revision()
+    app.state.event_counts = EventCounts()
 
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
     install_error_handlers(app)
     app.include_router(policy_router)
     app.include_router(consent_router)
+    app.include_router(events_router)
     app.include_router(ops_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

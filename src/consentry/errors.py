@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -254,6 +255,16 @@ async def _handle_dbapi(request: Request, exc: Exception) -> Response:
     return await _handle_unexpected(request, exc)
 
 
+async def _handle_driver(request: Request, exc: Exception) -> Response:
+    # The hot paths talk to asyncpg directly, so its errors arrive without SQLAlchemy's wrapper.
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError) or (
+        isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    ):
+        return await _handle_database(request, exc)
+    return await _handle_unexpected(request, exc)
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     # The route's template, not the path: paths carry subject ids, which stay out of logs.
     route = getattr(request.scope.get("route"), "path", "an unknown route")
@@ -270,4 +281,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InterfaceError, _handle_database)
     app.add_exception_handler(OSError, _handle_database)
     app.add_exception_handler(DBAPIError, _handle_dbapi)
+    app.add_exception_handler(asyncpg.PostgresError, _handle_driver)
+    app.add_exception_handler(asyncpg.InterfaceError, _handle_driver)
     app.add_exception_handler(Exception, _handle_unexpected)

@@ -35,19 +35,20 @@ def decode_cursor(cursor: str, expected: dict[str, type]) -> dict[str, Any]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         position = orjson.loads(raw)
     except (binascii.Error, ValueError):
-        raise _invalid() from None
+        raise invalid_cursor() from None
     if not isinstance(position, dict) or position.pop("v", None) != _CURSOR_VERSION:
-        raise _invalid()
+        raise invalid_cursor()
     if position.keys() != expected.keys():
-        raise _invalid()
+        raise invalid_cursor()
     for key, kind in expected.items():
         value = position[key]
         if type(value) is not kind or (isinstance(value, int) and not 0 <= value <= _MAX_POSITION):
-            raise _invalid()
+            raise invalid_cursor()
     return position
 
 
-def _invalid() -> ValidationFailed:
+def invalid_cursor() -> ValidationFailed:
+    """The answer to a cursor this service did not issue."""
     return ValidationFailed(
         "The cursor was not issued by this service.",
         errors=[{"loc": ["query", "cursor"], "msg": "unknown cursor", "type": "cursor_invalid"}],

@@ -58,6 +58,9 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 class JSONRoute(APIRoute):
     """A route whose JSON body is checked for media type and size, then parsed with orjson."""
 
+    # Bytes a body may hold; None takes the service's `max_body_bytes`.
+    body_limit: int | None = None
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if self.body_field is None:
@@ -65,16 +68,15 @@ class JSONRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             if request.method in _BODY_METHODS:
-                await _prepare_json(request)
+                await _prepare_json(request, self.body_limit or request.app.state.max_body_bytes)
             return await handler(request)
 
         return handle
 
 
-async def _prepare_json(request: Request) -> None:
+async def _prepare_json(request: Request, limit: int) -> None:
     if not _is_json(request.headers.getlist("content-type")):
         raise UnsupportedMediaType("Send the body as application/json.")
-    limit: int = request.app.state.max_body_bytes
     body = await read_limited_body(request, limit)
     try:
         # orjson refuses NaN, invalid UTF-8 and nesting past 1024 levels: all are malformed here.

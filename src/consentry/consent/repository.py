@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from consentry.consent.gate import Gate, gate_of
 from consentry.consent.models import ConsentRecord, ConsentState
 from consentry.db import insert_ignoring_conflicts
 
@@ -125,3 +127,37 @@ async def history(
         query = query.where(ConsentRecord.seq < before_seq)
     query = query.order_by(ConsentRecord.seq.desc()).limit(limit)
     return (await connection.execute(query)).all()
+
+
+# Erasure's tombstones join these two statements, so the events rule stays one query per batch.
+_SHARE_GATES = """
+SELECT subject_id, categories::text
+FROM consent_states
+WHERE subject_id = ANY($1::text[]) AND revision > 0
+ORDER BY subject_id
+FOR SHARE
+"""
+_READ_GATES = select(ConsentState.subject_id, ConsentState.categories).where(
+    ConsentState.subject_id.in_(bindparam("subjects", expanding=True)),
+    ConsentState.revision > 0,
+)
+
+
+async def share_gates(connection: asyncpg.Connection, subjects: list[str]) -> dict[str, Gate]:
+    """The gates of `subjects` with a recorded choice, share-locked until the transaction ends.
+
+    The share lock is what keeps a withdrawal from interleaving with an event batch: a writer
+    needs the row FOR UPDATE, so it waits until the batch that read the grant has committed its
+    events, and a batch that comes second waits for the withdrawal and reads it (READ COMMITTED
+    re-reads a row whose lock it waited for). Subjects without a committed row have no grant to
+    withdraw; their events are judged by the defaults. Rows are locked in subject order, so two
+    batches never wait on each other's share locks.
+    """
+    rows = await connection.fetch(_SHARE_GATES, subjects)
+    return {row[0]: gate_of(row[1]) for row in rows}
+
+
+async def read_gates(session: AsyncSession, subjects: list[str]) -> dict[str, Gate]:
+    """The gates of `subjects` with a recorded choice (SQLite: the write lock is already held)."""
+    result = await session.execute(_READ_GATES, {"subjects": subjects})
+    return {subject_id: gate_of(categories) for subject_id, categories in result}

@@ -1,0 +1,34 @@
+"""A subject's consent as the events rule reads it: since when each category has been granted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What decides whether a subject's events are kept."""
+
+    # Categories granted now, each with the moment its unbroken grant began.
+    granted_since: dict[str, datetime] = field(default_factory=dict)
+    erased: bool = False
+
+
+# A subject with no recorded choice: only `necessary` passes (the opt_in defaults, fail closed).
+NO_RECORD = Gate()
+
+
+def gate_of(categories: dict[str, Any] | str | bytes) -> Gate:
+    """The gate of a state row's `categories` (a document, or its JSON text from the driver)."""
+    document = categories if isinstance(categories, dict) else orjson.loads(categories)
+    return Gate(
+        granted_since={
+            category: datetime.fromisoformat(entry["updated_at"])
+            for category, entry in document.items()
+            if entry["granted"]
+        }
+    )

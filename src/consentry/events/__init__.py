@@ -1,0 +1,1 @@
+"""Consent-gated tracking events: ingestion in batches, and each subject's stored events."""

@@ -1,0 +1,86 @@
+"""HTTP endpoints of events: the batch intake, and a subject's stored events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime
+from starlette.responses import Response
+
+from consentry.auth import Caller, require_scope, subject_access
+from consentry.db import DatabaseDep
+from consentry.errors import problem_responses
+from consentry.events import service
+from consentry.events.schemas import (
+    MAX_BATCH_BYTES,
+    EventBatch,
+    EventBatchResult,
+    StoredEventPage,
+)
+from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
+from consentry.routing import JSONRoute, json_response
+from consentry.subjects import SubjectIdPath
+
+
+class EventsRoute(JSONRoute):
+    """Batches may be larger than other bodies: up to 1 MiB."""
+
+    body_limit = MAX_BATCH_BYTES
+
+
+router = APIRouter(tags=["events"], route_class=EventsRoute)
+
+EventWriter = Annotated[Caller, Depends(require_scope("events:write"))]
+EventReader = Annotated[Caller, Depends(subject_access("privacy:admin", anonymous=False))]
+# Events are personal data: never kept by a shared or browser cache.
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post(
+    "/v1/events",
+    response_model=EventBatchResult,
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
+)
+async def post_events(
+    batch: EventBatch, request: Request, caller: EventWriter, database: DatabaseDep
+) -> Response:
+    """Keep each event its subject's consent allows; one result per event, in order.
+
+    The answer is sent only after the accepted events are committed.
+    """
+    result = await service.ingest(
+        database, request.app.state.event_counts, batch.events, batch.sent_at
+    )
+    return json_response(result, headers=_NO_STORE)
+
+
+@router.get(
+    "/v1/subjects/{subject_id}/events",
+    response_model=StoredEventPage,
+    responses=problem_responses(401, 403, 422, 429, 503),
+)
+async def get_events(
+    subject_id: SubjectIdPath,
+    caller: EventReader,
+    database: DatabaseDep,
+    category: Annotated[
+        Literal["necessary", "performance", "functional", "customization"] | None, Query()
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query(description="occurred_at at or after")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="occurred_at before")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """The subject's stored events, newest first."""
+    async with database.reader() as connection:
+        page = await service.read_events(
+            connection,
+            subject_id,
+            category=category,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+    return json_response(page, headers=_NO_STORE)

@@ -1,0 +1,247 @@
+"""The events rule: validate each event, judge it against its subject's consent, store it once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from consentry.consent.gate import NO_RECORD, Gate
+from consentry.db import Database, format_timestamp, utcnow
+from consentry.errors import ServiceUnavailable
+from consentry.events import repository
+from consentry.events.counters import EventCounts
+from consentry.events.repository import DuplicateEvent, Key, Row
+from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
+from consentry.pagination import decode_cursor, encode_cursor, invalid_cursor
+from consentry.policy import CATEGORIES, REQUIRED_CATEGORY
+
+_FUTURE = timedelta(seconds=MAX_FUTURE_SECONDS)
+_CATEGORIES = frozenset(CATEGORIES)
+# A batch judged again after a concurrent batch stored one of its events, or after a deadlock.
+_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A valid event, time-corrected, ready to be judged: its result index and its row."""
+
+    index: int
+    key: Key
+    row: Row
+
+
+def _invalid(event_id: Any, detail: str) -> dict[str, Any]:
+    return {
+        "event_id": event_id if isinstance(event_id, str) else None,
+        "status": "rejected",
+        "reason": "invalid",
+        "detail": detail,
+    }
+
+
+def _describe(error: ValidationError) -> str:
+    """The problems of one event, each as `field: message`, for its `detail`."""
+    parts = []
+    for problem in error.errors(include_url=False)[:5]:
+        where = ".".join(str(part) for part in problem["loc"]) or "event"
+        message = "unknown field" if problem["type"] == "extra_forbidden" else problem["msg"]
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def _serialized(document: dict[str, Any], field: str) -> str:
+    text = orjson.dumps(document)
+    if len(text) > MAX_OBJECT_BYTES:
+        raise ValueError(f"{field}: more than {MAX_OBJECT_BYTES} bytes as JSON")
+    return text.decode()
+
+
+def validate(
+    events: list[Any], received_at: datetime, sent_at: datetime | None
+) -> tuple[list[dict[str, Any] | None], list[Candidate]]:
+    """Each event checked on its own: the results decided already, and the events left to judge.
+
+    With `sent_at`, every `occurred_at` is shifted by the sender's clock skew before anything
+    else looks at it, the five-minute limit on future events included.
+    """
+    skew = received_at - sent_at if sent_at is not None else None
+    latest = received_at + _FUTURE
+    results: list[dict[str, Any] | None] = []
+    candidates: list[Candidate] = []
+    for index, raw in enumerate(events):
+        sent_id = raw.get("event_id") if isinstance(raw, dict) else None
+        try:
+            event = EVENT.validate_python(raw)
+        except ValidationError as error:
+            results.append(_invalid(sent_id, _describe(error)))
+            continue
+        occurred_at = event["occurred_at"]
+        if skew is not None:
+            occurred_at += skew
+        try:
+            if occurred_at > latest:
+                raise ValueError("occurred_at: more than 5 minutes in the future")
+            properties = _serialized(event.get("properties", {}), "properties")
+            context = _serialized(event.get("context", {}), "context")
+        except ValueError as error:
+            results.append(_invalid(sent_id, str(error)))
+            continue
+        event_id = event["event_id"].lower()
+        subject_id = event["subject_id"]
+        row = (
+            subject_id,
+            event_id,
+            event["category"],
+            event["name"],
+            occurred_at,
+            received_at,
+            properties,
+            context,
+        )
+        results.append(None)
+        candidates.append(Candidate(index, (subject_id, event_id), row))
+    return results, candidates
+
+
+def _verdict(candidate: Candidate, gate: Gate) -> str | None:
+    """Why the event is refused, or None when the rule lets it through."""
+    category = candidate.row[2]
+    if category not in _CATEGORIES:
+        return "unknown_category"
+    if gate.erased:
+        return "subject_erased"
+    if category == REQUIRED_CATEGORY:
+        return None
+    # Granted without a break from occurred_at until now: the grant in force began before it.
+    since = gate.granted_since.get(category)
+    if since is None or candidate.row[4] < since:
+        return "consent_denied"
+    return None
+
+
+def judge(
+    results: list[dict[str, Any] | None],
+    candidates: list[Candidate],
+    gates: dict[str, Gate],
+    stored: set[Key],
+) -> tuple[list[dict[str, Any]], list[Row]]:
+    """Every result, in order, and the rows to insert (sorted, so concurrent inserts never
+    deadlock). An event stored before, or accepted earlier in this batch, is a duplicate."""
+    decided = list(results)
+    accepted: dict[Key, Row] = {}
+    for candidate in candidates:
+        event_id = candidate.key[1]
+        reason = _verdict(candidate, gates.get(candidate.key[0], NO_RECORD))
+        if reason is not None:
+            decided[candidate.index] = {
+                "event_id": event_id,
+                "status": "rejected",
+                "reason": reason,
+            }
+        elif candidate.key in accepted or candidate.key in stored:
+            decided[candidate.index] = {"event_id": event_id, "status": "duplicate"}
+        else:
+            accepted[candidate.key] = candidate.row
+            decided[candidate.index] = {"event_id": event_id, "status": "accepted"}
+    rows = [accepted[key] for key in sorted(accepted)]
+    return decided, rows  # type: ignore[return-value]  # every index was decided
+
+
+async def ingest(
+    database: Database,
+    counts: EventCounts,
+    events: list[Any],
+    sent_at: datetime | None,
+    received_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Judge and store a batch in one transaction; the answer exists only once it committed."""
+    received_at = received_at or utcnow()
+    results, candidates = validate(events, received_at, sent_at)
+    subjects = sorted({candidate.key[0] for candidate in candidates})
+    keys = [candidate.key for candidate in candidates]
+    decided: list[dict[str, Any]] = []
+    for attempt in range(_ATTEMPTS):
+        try:
+            async with repository.batch_store(database) as store:
+                gates = await store.gates(subjects) if subjects else {}
+                # PostgreSQL inserts optimistically and learns of a stored event from the
+                # unique key; then, and always on SQLite's lone writer, it asks first.
+                check = store.serialized or attempt > 0
+                stored = await store.stored(keys) if check else set()
+                decided, rows = judge(results, candidates, gates, stored)
+                await store.insert(rows)
+            break
+        except (DuplicateEvent, asyncpg.DeadlockDetectedError):
+            continue
+    else:
+        raise ServiceUnavailable("The batch met concurrent writes of the same events; retry it.")
+    return _summary(counts, decided)
+
+
+def _summary(counts: EventCounts, decided: list[dict[str, Any]]) -> dict[str, Any]:
+    outcomes = [(result["status"], result.get("reason", "")) for result in decided]
+    counts.add(outcomes)
+    totals = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for status, _ in outcomes:
+        totals[status] += 1
+    return {
+        "accepted": totals["accepted"],
+        "duplicates": totals["duplicate"],
+        "rejected": totals["rejected"],
+        "results": decided,
+    }
+
+
+async def read_events(
+    connection: AsyncConnection,
+    subject_id: str,
+    *,
+    category: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """A page of the subject's stored events, newest first."""
+    before = None
+    if cursor is not None:
+        position = decode_cursor(cursor, {"t": str, "id": str})
+        before = (_cursor_time(position["t"]), position["id"])
+    rows = await repository.page(
+        connection,
+        subject_id,
+        category=category,
+        since=since,
+        until=until,
+        before=before,
+        limit=limit + 1,
+    )
+    items = [
+        {
+            **row._mapping,
+            "occurred_at": format_timestamp(row.occurred_at),
+            "received_at": format_timestamp(row.received_at),
+        }
+        for row in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor({"t": last["occurred_at"], "id": last["event_id"]})
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def _cursor_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise invalid_cursor()
+    return moment
