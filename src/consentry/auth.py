@@ -11,16 +11,30 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 
 from consentry.db import database_of
-from consentry.errors import Forbidden, Unauthorized
+from consentry.errors import Forbidden, Unauthorized, ValidationFailed
 from consentry.keys import repository as keys
 from consentry.keys.service import KEY_PREFIX, SCOPES, hash_key
-from consentry.subjects import SubjectIdPath, is_anonymous
+from consentry.subjects import is_anonymous, is_subject_id
 from consentry.tokens import TokenVerifier
 
 ADMIN_SCOPE = "privacy:admin"
 
 # Declared for the OpenAPI document only; the header is parsed below, strictly.
 _bearer = HTTPBearer(auto_error=False, description="An API key (`csk_...`) or a user JWT.")
+
+
+class _DocumentedBearer(HTTPBearer):
+    """The same scheme in the OpenAPI document, at no cost per request."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+_bearer_doc = _DocumentedBearer(
+    scheme_name="HTTPBearer",
+    auto_error=False,
+    description="An API key (`csk_...`) or a user JWT.",
+)
 
 
 @dataclass(frozen=True)
@@ -102,23 +116,40 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
     return dependency
 
 
-def subject_access(scope: str, *, anonymous: bool) -> Callable[..., Awaitable[Caller]]:
-    """A dependency for `/v1/subjects/{subject_id}/...`: a key with `scope`, or the subject itself.
+async def subject_caller(request: Request, scope: str, *, anonymous: bool) -> Caller:
+    """The caller of a `/v1/subjects/{subject_id}/...` route: a key with `scope`, or the subject.
 
     With `anonymous`, an `anon:<uuid4>` subject may be reached without any token: the random id
     is the capability. A token, once sent, decides alone, so a bad one is never ignored.
     """
+    subject_id: str = request.path_params["subject_id"]
+    if not is_subject_id(subject_id):
+        raise ValidationFailed(
+            "The subject id is not valid.",
+            errors=[
+                {
+                    "loc": ["path", "subject_id"],
+                    "msg": "invalid subject id",
+                    "type": "string_pattern_mismatch",
+                }
+            ],
+        )
+    caller = await _authenticate(request)
+    if caller is None:
+        if anonymous and is_anonymous(subject_id):
+            return Caller(kind="anonymous", name="subject", subject_id=subject_id)
+        raise Unauthorized(token_sent=False)
+    if caller.has(scope) or caller.acts_for(subject_id):
+        return caller
+    raise Forbidden("This token may not reach that subject.")
+
+
+def subject_access(scope: str, *, anonymous: bool) -> Callable[..., Awaitable[Caller]]:
+    """`subject_caller` as a dependency."""
 
     async def dependency(
-        subject_id: SubjectIdPath,
-        caller: Annotated[Caller | None, Depends(optional_caller)],
+        request: Request, _doc: Annotated[object, Security(_bearer_doc)] = None
     ) -> Caller:
-        if caller is None:
-            if anonymous and is_anonymous(subject_id):
-                return Caller(kind="anonymous", name="subject", subject_id=subject_id)
-            raise Unauthorized(token_sent=False)
-        if caller.has(scope) or caller.acts_for(subject_id):
-            return caller
-        raise Forbidden("This token may not reach that subject.")
+        return await subject_caller(request, scope, anonymous=anonymous)
 
     return dependency

@@ -73,7 +73,8 @@ def utcnow() -> datetime:
 
 def format_timestamp(value: datetime) -> str:
     """RFC 3339 in UTC with microseconds, the one textual form of time the service emits."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat() is several times faster than strftime() and gives the same text.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def insert_ignoring_conflicts(dialect_name: str, table: Any) -> Any:
@@ -126,6 +127,14 @@ def create_database(settings: Settings) -> Database:
     )
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Release a connection as it is (the pool has already rolled back an open transaction).
+
+    The driver's default reset is a round trip per release (UNLISTEN, RESET ALL, advisory
+    unlocks) for session state this service never creates, and it doubled the cost of a read.
+    """
+
+
 async def open_database(settings: Settings) -> Database:
     """The engine, and on PostgreSQL the driver pool beside it."""
     database = create_database(settings)
@@ -139,6 +148,7 @@ async def open_database(settings: Settings) -> Database:
         min_size=0,
         max_size=settings.database_pool_size,
         timeout=10,
+        reset=_keep_session,
         max_inactive_connection_lifetime=1800,
     )
     return replace(database, pool=pool)
@@ -177,16 +187,4 @@ async def get_database(request: Request) -> Database:
     return database_of(request)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, committed once before the response is sent."""
-    async with database_of(request).sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 DatabaseDep = Annotated[Database, Depends(get_database)]

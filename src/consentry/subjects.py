@@ -25,12 +25,13 @@ def is_anonymous(subject_id: str) -> bool:
     return _ANONYMOUS.fullmatch(subject_id) is not None
 
 
+SUBJECT_ID_DESCRIPTION = "A platform user id, or `anon:<uuid4>` for an anonymous visitor."
 SubjectIdPath = Annotated[
     str,
     Path(
         min_length=1,
         max_length=256,
         pattern=SUBJECT_ID_PATTERN,
-        description="A platform user id, or `anon:<uuid4>` for an anonymous visitor.",
+        description=SUBJECT_ID_DESCRIPTION,
     ),
 ]

@@ -21,6 +21,11 @@ _ASYMMETRIC = frozenset({"RS256", "ES256"})
 # often, so that made-up kids cannot turn every request into a fetch.
 _MIN_REFETCH_SECONDS = 30.0
 _FETCH_ERRORS = (httpx.HTTPError, httpx.InvalidURL, ValueError, jwt.PyJWTError)
+# A verified token is remembered, so the frontend's read on every page load does not check the
+# same signature again: at most this many tokens, each for at most this long and never past its
+# `exp`. Every fetch of the JWKS forgets them all, so a key rotated out stops admitting at once.
+_VERIFIED_TOKENS = 10_000
+_VERIFIED_SECONDS = 60.0
 
 
 class JWKSCache:
@@ -33,6 +38,8 @@ class JWKSCache:
         self._fetched_at = float("-inf")
         self._refetched_for_kid_at = float("-inf")
         self._attempts = 0
+        # Counts successful fetches: what was verified under an older key set is checked again.
+        self.generation = 0
         self._failed = False
         self._lock = asyncio.Lock()
 
@@ -66,6 +73,7 @@ class JWKSCache:
                     response.raise_for_status()
                     document = response.json()
                 self._keys = _parse_jwks(document)
+                self.generation += 1
             except _FETCH_ERRORS as exc:
                 log.warning("JWKS refresh failed: %s", type(exc).__name__)
                 self._failed = True
@@ -97,6 +105,7 @@ class TokenVerifier:
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self._leeway = settings.jwt_leeway_seconds
+        self._verified: dict[str, tuple[str, float, int]] = {}
         self._required = ["exp", "sub"]
         if self._audience:
             self._required.append("aud")
@@ -105,6 +114,26 @@ class TokenVerifier:
 
     async def subject(self, token: str) -> str:
         """The `sub` of a valid token; Unauthorized for anything else."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            subject, until, generation = remembered
+            if time.time() < until and generation == self._generation():
+                return subject
+            del self._verified[token]
+        # The generation before verifying: a fetch while this token waited makes it stale.
+        generation = self._generation()
+        subject, expires = await self._verify(token)
+        if len(self._verified) >= _VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]  # the oldest: dicts keep order
+        until = min(expires, time.time() + _VERIFIED_SECONDS)
+        self._verified[token] = (subject, until, generation)
+        return subject
+
+    def _generation(self) -> int:
+        return self._jwks.generation if self._jwks is not None else 0
+
+    async def _verify(self, token: str) -> tuple[str, float]:
+        """The subject of a token whose signature and claims hold, and when it expires."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -139,7 +168,8 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not is_subject_id(subject):
             raise Unauthorized("The token's subject is not a valid subject id.")
-        return subject
+        # `exp` is required and was checked, so it is a number here.
+        return subject, float(claims["exp"]) + self._leeway
 
 
 def _reason(exc: jwt.PyJWTError) -> str:

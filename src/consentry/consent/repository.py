@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
+import orjson
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.consent.gate import Gate, gate_of
 from consentry.consent.models import ConsentRecord, ConsentState
-from consentry.db import insert_ignoring_conflicts
+from consentry.db import Database, insert_ignoring_conflicts
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,15 @@ _READ_STATE = select(
     ConsentState.receipt_id,
     ConsentState.last_hash,
 ).where(ConsentState.subject_id == bindparam("subject_id"))
-_LOCK_STATE = _READ_STATE.with_for_update()
+
+
+# The same read for the driver's own pool on PostgreSQL, the hottest statement of the service.
+_READ_STATE_PG = """
+SELECT revision, categories::text AS categories, policy_version, region, language, updated_at,
+       receipt_id, last_hash
+FROM consent_states
+WHERE subject_id = $1
+"""
 
 
 def _stored(row: Any) -> StoredConsent | None:
@@ -50,52 +60,145 @@ def _stored(row: Any) -> StoredConsent | None:
     return StoredConsent(**row._mapping)
 
 
-async def get_state(connection: AsyncConnection, subject_id: str) -> StoredConsent | None:
+def _from_driver(record: asyncpg.Record | None) -> StoredConsent | None:
+    if record is None or record["revision"] == 0:
+        return None
+    return StoredConsent(**{**record, "categories": orjson.loads(record["categories"])})
+
+
+async def get_state(database: Database, subject_id: str) -> StoredConsent | None:
     """The subject's recorded consent, or None when it has recorded no choice."""
-    result = await connection.execute(_READ_STATE, {"subject_id": subject_id})
-    return _stored(result.one_or_none())
+    if database.pool is not None:
+        return _from_driver(await database.pool.fetchrow(_READ_STATE_PG, subject_id))
+    async with database.reader() as connection:
+        result = await connection.execute(_READ_STATE, {"subject_id": subject_id})
+        return _stored(result.one_or_none())
 
 
-async def lock_state(session: AsyncSession, subject_id: str) -> StoredConsent | None:
-    """Take the subject's write lock for this transaction, then read its recorded consent.
+class ConsentStore(Protocol):
+    """One consent write's transaction: take the subject's lock, then record a change."""
 
-    The state row is locked with FOR UPDATE. A subject without one gets a placeholder row
-    (revision 0) first, so there is always a row to lock: concurrent first writers queue on its
-    primary key, and the placeholder never outlives the transaction, which either records a
-    choice or rolls back. On SQLite, BEGIN IMMEDIATE has already excluded every other writer.
-    """
-    key = {"subject_id": subject_id}
-    row = (await session.execute(_LOCK_STATE, key)).one_or_none()
-    if row is None:
-        dialect = session.get_bind().dialect.name
-        placeholder = insert_ignoring_conflicts(dialect, ConsentState).values(
-            subject_id=subject_id, revision=0, categories={}
+    async def lock(self, subject_id: str) -> StoredConsent | None:
+        """Take the subject's write lock for this transaction, then read its recorded consent.
+
+        The state row is locked with FOR UPDATE. A subject without one gets a placeholder row
+        (revision 0) first, so there is always a row to lock: concurrent first writers queue on
+        its primary key, and the placeholder never outlives the transaction, which either
+        records a choice or rolls back. On SQLite, BEGIN IMMEDIATE already excluded every other
+        writer.
+        """
+        ...
+
+    async def record(self, subject_id: str, record: dict[str, Any], state: StoredConsent) -> None:
+        """Append a history record and replace the subject's state row with `state`."""
+        ...
+
+
+@asynccontextmanager
+async def consent_store(database: Database) -> AsyncIterator[ConsentStore]:
+    """A transaction for one consent write, committed when the block ends without error."""
+    if database.pool is not None:
+        async with database.pool.acquire() as connection, connection.transaction():
+            yield _PostgresStore(connection)
+    else:
+        async with database.sessions() as session, session.begin():
+            yield _SQLiteStore(session)
+
+
+_LOCK_STATE_PG = _READ_STATE_PG + "FOR UPDATE"
+_PLACEHOLDER_PG = """
+INSERT INTO consent_states (subject_id, revision, categories) VALUES ($1, 0, '{}')
+ON CONFLICT DO NOTHING
+"""
+# The record and the state in one round trip: a write is the service's second hottest path.
+_RECORD_PG = """
+WITH record AS (
+    INSERT INTO consent_records (id, subject_id, seq, recorded_at, categories, changed, source,
+                                 method, actor, policy_version, region, language, gpc,
+                                 user_agent, ip, hash, prev_hash)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+)
+UPDATE consent_states
+SET revision = $18, categories = $19, policy_version = $10, region = $20, language = $21,
+    updated_at = $22, receipt_id = $23, last_hash = $16
+WHERE subject_id = $2
+"""
+
+
+class _PostgresStore:
+    """Raw driver statements: through SQLAlchemy, each cost several times its round trip."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def lock(self, subject_id: str) -> StoredConsent | None:
+        record = await self._connection.fetchrow(_LOCK_STATE_PG, subject_id)
+        if record is None:
+            await self._connection.execute(_PLACEHOLDER_PG, subject_id)
+            record = await self._connection.fetchrow(_LOCK_STATE_PG, subject_id)
+        return _from_driver(record)
+
+    async def record(self, subject_id: str, record: dict[str, Any], state: StoredConsent) -> None:
+        await self._connection.execute(
+            _RECORD_PG,
+            record["id"],
+            subject_id,
+            record["seq"],
+            record["recorded_at"],
+            orjson.dumps(record["categories"]).decode(),
+            orjson.dumps(record["changed"]).decode(),
+            record["source"],
+            record["method"],
+            record["actor"],
+            record["policy_version"],
+            record["region"],
+            record["language"],
+            record["gpc"],
+            record["user_agent"],
+            record["ip"],
+            record["hash"],
+            record["prev_hash"],
+            state.revision,
+            orjson.dumps(state.categories).decode(),
+            state.region,
+            state.language,
+            state.updated_at,
+            state.receipt_id,
         )
-        await session.execute(placeholder)
-        row = (await session.execute(_LOCK_STATE, key)).one_or_none()
-    return _stored(row)
 
 
-async def save_state(session: AsyncSession, subject_id: str, state: StoredConsent) -> None:
-    """Replace the subject's state row (its placeholder included) with `state`."""
-    values = {
-        "revision": state.revision,
-        "categories": state.categories,
-        "policy_version": state.policy_version,
-        "region": state.region,
-        "language": state.language,
-        "updated_at": state.updated_at,
-        "receipt_id": state.receipt_id,
-        "last_hash": state.last_hash,
-    }
-    await session.execute(
-        update(ConsentState).where(ConsentState.subject_id == subject_id).values(values)
-    )
+class _SQLiteStore:
+    """Core statements in the session whose BEGIN IMMEDIATE holds the database's write lock."""
 
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
 
-async def append_record(session: AsyncSession, record: dict[str, Any]) -> None:
-    """Append one history record."""
-    await session.execute(insert(ConsentRecord).values(record))
+    async def lock(self, subject_id: str) -> StoredConsent | None:
+        key = {"subject_id": subject_id}
+        row = (await self._session.execute(_READ_STATE, key)).one_or_none()
+        if row is None:
+            placeholder = insert_ignoring_conflicts("sqlite", ConsentState).values(
+                subject_id=subject_id, revision=0, categories={}
+            )
+            await self._session.execute(placeholder)
+            row = (await self._session.execute(_READ_STATE, key)).one_or_none()
+        return _stored(row)
+
+    async def record(self, subject_id: str, record: dict[str, Any], state: StoredConsent) -> None:
+        await self._session.execute(insert(ConsentRecord).values(record))
+        values = {
+            "revision": state.revision,
+            "categories": state.categories,
+            "policy_version": state.policy_version,
+            "region": state.region,
+            "language": state.language,
+            "updated_at": state.updated_at,
+            "receipt_id": state.receipt_id,
+            "last_hash": state.last_hash,
+        }
+        await self._session.execute(
+            update(ConsentState).where(ConsentState.subject_id == subject_id).values(values)
+        )
 
 
 _RECORD_COLUMNS = (

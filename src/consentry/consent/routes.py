@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, Header, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Depends, Header, Request
 from starlette.responses import Response
 
-from consentry.auth import Caller, subject_access
+from consentry.auth import Caller, subject_access, subject_caller
 from consentry.clientip import client_address, truncate
 from consentry.consent import service
+from consentry.consent.repository import consent_store
 from consentry.consent.schemas import (
+    REGION_DESCRIPTION,
     REGION_PATTERN,
     ConsentHistoryPage,
     ConsentPatch,
@@ -20,13 +22,13 @@ from consentry.consent.schemas import (
     ConsentUpdate,
 )
 from consentry.consent.service import RequestFacts
-from consentry.db import DatabaseDep, SessionDep
-from consentry.errors import problem_responses
+from consentry.db import DatabaseDep, database_of
+from consentry.errors import ValidationFailed, problem_responses
 from consentry.etags import NOT_MODIFIED, none_match
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.policy import Policy, normalize_region
 from consentry.routing import JSONRoute, json_response
-from consentry.subjects import SubjectIdPath
+from consentry.subjects import SUBJECT_ID_DESCRIPTION, SUBJECT_ID_PATTERN, SubjectIdPath
 
 router = APIRouter(
     prefix="/v1/subjects/{subject_id}",
@@ -37,14 +39,11 @@ router = APIRouter(
 
 ReadCaller = Annotated[Caller, Depends(subject_access("consent:read", anonymous=True))]
 WriteCaller = Annotated[Caller, Depends(subject_access("consent:write", anonymous=True))]
-RegionQuery = Annotated[
-    str | None,
-    Query(pattern=REGION_PATTERN, description="ISO 3166-1 alpha-2 or 3166-2 code, e.g. DE, US-CA."),
-]
 IfMatch = Annotated[
     list[str] | None, Header(description="ETag of the state the change is based on, or `*`.")
 ]
 _USER_AGENT_LIMIT = 512
+_REGION = re.compile(REGION_PATTERN)
 # Consent is personal data: never kept by a shared or browser cache.
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -90,19 +89,64 @@ def _state_response(request: Request, state: dict[str, Any]) -> Response:
     return Response(body, media_type="application/json", headers=headers)
 
 
-@router.get("/consent", response_model=ConsentRead, responses=NOT_MODIFIED)
-async def get_consent(
-    subject_id: SubjectIdPath,
-    request: Request,
-    caller: ReadCaller,
-    database: DatabaseDep,
-    region: RegionQuery = None,
-) -> Response:
-    """The subject's consent now, or the defaults of its region when it recorded no choice."""
-    async with database.reader() as connection:
-        state = await service.read_consent(
-            connection, _policy(request), subject_id, _facts(request, region, for_record=False)
+# The read takes the request alone, so FastAPI resolves no parameters for it: it serves every
+# page load, and that resolution cost more than the database read. Its parameters are checked in
+# the handler and described here for the OpenAPI document.
+_READ_PARAMETERS = {
+    "parameters": [
+        {
+            "name": "subject_id",
+            "in": "path",
+            "required": True,
+            "description": SUBJECT_ID_DESCRIPTION,
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 256,
+                "pattern": SUBJECT_ID_PATTERN,
+            },
+        },
+        {
+            "name": "region",
+            "in": "query",
+            "required": False,
+            "description": REGION_DESCRIPTION,
+            "schema": {"type": "string", "pattern": REGION_PATTERN},
+        },
+    ],
+    "security": [{"HTTPBearer": []}],
+}
+
+
+def _region_query(request: Request) -> str | None:
+    region = request.query_params.get("region")
+    if region is not None and not _REGION.fullmatch(region):
+        raise ValidationFailed(
+            "The region is not an ISO 3166 code.",
+            errors=[
+                {
+                    "loc": ["query", "region"],
+                    "msg": f"String should match pattern '{REGION_PATTERN}'",
+                    "type": "string_pattern_mismatch",
+                }
+            ],
         )
+    return region
+
+
+@router.get(
+    "/consent", response_model=ConsentRead, responses=NOT_MODIFIED, openapi_extra=_READ_PARAMETERS
+)
+async def get_consent(request: Request) -> Response:
+    """The subject's consent now, or the defaults of its region when it recorded no choice."""
+    await subject_caller(request, "consent:read", anonymous=True)
+    region = _region_query(request)
+    state = await service.read_consent(
+        database_of(request),
+        _policy(request),
+        request.path_params["subject_id"],
+        _facts(request, region, for_record=False),
+    )
     return _state_response(request, state)
 
 
@@ -111,20 +155,21 @@ async def _record(
     subject_id: str,
     choice: ConsentUpdate | ConsentPatch,
     caller: Caller,
-    session: AsyncSession,
     if_match: list[str] | None,
 ) -> Response:
-    state = await service.record_choice(
-        session,
-        _policy(request),
-        subject_id,
-        choice,
-        cast(Mapping[str, bool], choice.categories),  # a TypedDict of booleans
-        caller,
-        _facts(request, None, for_record=True),
-        # Repeated If-Match lines form one list (RFC 9110 §5.3).
-        if_match=", ".join(if_match) if if_match else None,
-    )
+    # The transaction commits when the block ends, before the response exists.
+    async with consent_store(database_of(request)) as store:
+        state = await service.record_choice(
+            store,
+            _policy(request),
+            subject_id,
+            choice,
+            cast(Mapping[str, bool], choice.categories),  # a TypedDict of booleans
+            caller,
+            _facts(request, None, for_record=True),
+            # Repeated If-Match lines form one list (RFC 9110 §5.3).
+            if_match=", ".join(if_match) if if_match else None,
+        )
     return _state_response(request, state)
 
 
@@ -134,11 +179,10 @@ async def put_consent(
     choice: ConsentUpdate,
     request: Request,
     caller: WriteCaller,
-    session: SessionDep,
     if_match: IfMatch = None,
 ) -> Response:
     """Record the subject's choice for every optional category."""
-    return await _record(request, subject_id, choice, caller, session, if_match)
+    return await _record(request, subject_id, choice, caller, if_match)
 
 
 @router.patch("/consent", response_model=ConsentRead)
@@ -147,11 +191,10 @@ async def patch_consent(
     choice: ConsentPatch,
     request: Request,
     caller: WriteCaller,
-    session: SessionDep,
     if_match: IfMatch = None,
 ) -> Response:
     """Record the subject's choice for some categories; the others keep their value."""
-    return await _record(request, subject_id, choice, caller, session, if_match)
+    return await _record(request, subject_id, choice, caller, if_match)
 
 
 @router.get("/consent/history", response_model=ConsentHistoryPage)

@@ -12,6 +12,7 @@ Method = Literal["accept_all", "reject_all", "custom"]
 CategorySource = Literal["required", "default", "gpc", "user", "admin"]
 
 REGION_PATTERN = r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$"
+REGION_DESCRIPTION = "ISO 3166-1 alpha-2 or 3166-2 code, e.g. DE, US-CA."
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$"
 
 

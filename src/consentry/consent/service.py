@@ -9,14 +9,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consentry.auth import Caller
 from consentry.consent import repository
 from consentry.consent.chain import record_hash
-from consentry.consent.repository import StoredConsent
+from consentry.consent.repository import ConsentStore, StoredConsent
 from consentry.consent.schemas import ChoiceContext
-from consentry.db import format_timestamp, utcnow
+from consentry.db import Database, format_timestamp, utcnow
 from consentry.errors import PreconditionFailed, RequiredCategory, UnknownPolicyVersion
 from consentry.etags import matches, names_version, strong_etag
 from consentry.pagination import decode_cursor, encode_cursor
@@ -88,10 +88,10 @@ def representation(state: dict[str, Any]) -> tuple[bytes, str]:
 
 
 async def read_consent(
-    connection: AsyncConnection, policy: Policy, subject_id: str, facts: RequestFacts
+    database: Database, policy: Policy, subject_id: str, facts: RequestFacts
 ) -> dict[str, Any]:
     """The subject's consent now."""
-    stored = await repository.get_state(connection, subject_id)
+    stored = await repository.get_state(database, subject_id)
     return render(policy, subject_id, stored, facts)
 
 
@@ -115,7 +115,7 @@ def _unchanged(if_match: str, current: dict[str, Any]) -> bool:
 
 
 async def record_choice(
-    session: AsyncSession,
+    store: ConsentStore,
     policy: Policy,
     subject_id: str,
     choice: ChoiceContext,
@@ -136,7 +136,7 @@ async def record_choice(
     if choice.region is not None:
         facts = replace(facts, region=normalize_region(choice.region))
 
-    stored = await repository.lock_state(session, subject_id)
+    stored = await store.lock(subject_id)
     current = render(policy, subject_id, stored, facts)
     if if_match is not None and not _unchanged(if_match, current):
         raise PreconditionFailed("The consent changed since it was read; read it again.")
@@ -149,8 +149,9 @@ async def record_choice(
 
     now = utcnow()
     record = _new_record(choice, caller, facts, stored, after, changed, now)
-    await repository.append_record(
-        session,
+    new_state = _next_state(current, stored, record, requested, caller, now)
+    await store.record(
+        subject_id,
         {
             **record,
             "recorded_at": now,
@@ -160,9 +161,8 @@ async def record_choice(
             "ip": facts.ip,
             "user_agent": facts.user_agent,
         },
+        new_state,
     )
-    new_state = _next_state(current, stored, record, requested, caller, now)
-    await repository.save_state(session, subject_id, new_state)
     return render(policy, subject_id, new_state, facts)
 
 
