@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format migrate openapi clean
+.PHONY: help install run test lint format migrate openapi bench clean
 
 help: ## list every task
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -25,19 +25,22 @@ test: $(STAMP) ## run the whole test suite on SQLite and PostgreSQL
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests migrations bench
+	$(BIN)/ruff format --check src tests migrations bench
 	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests migrations
-	$(BIN)/ruff format src tests migrations
+	$(BIN)/ruff check --fix src tests migrations bench
+	$(BIN)/ruff format src tests migrations bench
 
 migrate: $(STAMP) ## bring the database schema to the latest revision
 	$(BIN)/consentry migrate
 
 openapi: $(STAMP) ## regenerate openapi/openapi.json from the app
 	$(BIN)/consentry openapi > openapi/openapi.json
+
+bench: $(STAMP) ## measure the hot paths against a floor app and raw COPY (PostgreSQL, wrk)
+	$(BIN)/python -m bench.run
 
 clean: ## remove the virtualenv and local databases
 	rm -rf $(VENV) consentry.db consentry.db-wal consentry.db-shm .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -65,3 +66,27 @@ async def make_key(app: FastAPI, name: str, *scopes: str) -> str:
     async with app.state.database.sessions() as session, session.begin():
         plaintext, _ = await create_key(session, name, scopes)
     return plaintext
+
+
+def rfc3339(moment: datetime) -> str:
+    """A timestamp as the service writes them: UTC, microseconds, `Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event(
+    subject: str,
+    category: str = "necessary",
+    occurred_at: datetime | str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A valid tracking event with a fresh id, happening now unless told otherwise."""
+    moment = datetime.now(UTC) if occurred_at is None else occurred_at
+    body: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "subject_id": subject,
+        "category": category,
+        "name": "lesson.viewed",
+        "occurred_at": moment if isinstance(moment, str) else rfc3339(moment),
+    }
+    body.update(fields)
+    return body

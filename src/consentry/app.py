@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from consentry import __version__
 from consentry.clientip import parse_networks
+from consentry.consent.cache import ConsentCache, listen
 from consentry.consent.routes import router as consent_router
 from consentry.cors import StrictCORS
 from consentry.db import open_database
@@ -33,11 +36,21 @@ DESCRIPTION = (
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    database = await open_database(app.state.settings)
+    settings: Settings = app.state.settings
+    database = await open_database(settings)
     app.state.database = database
+    cache = ConsentCache(settings.consent_cache_size)
+    app.state.consent_cache = cache
+    listener = None
+    if database.pool is not None and settings.consent_cache_size > 0:
+        listener = asyncio.create_task(listen(database.connect, cache))
     try:
         yield
     finally:
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         await database.dispose()
 
 

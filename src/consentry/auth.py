@@ -83,8 +83,7 @@ async def _authenticate(request: Request) -> Caller | None:
     if admin_key is not None and hmac.compare_digest(token.encode(), admin_key.encode()):
         return Caller(kind="key", name="admin", scopes=frozenset(SCOPES))
     if token.startswith(KEY_PREFIX):
-        async with database_of(request).reader() as connection:
-            found = await keys.find_active(connection, hash_key(token))
+        found = await keys.find_active(database_of(request), hash_key(token))
         if found is None:
             raise Unauthorized("Unknown or revoked API key.")
         name, scopes = found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -83,6 +83,10 @@ def insert_ignoring_conflicts(dialect_name: str, table: Any) -> Any:
     return insert(table).on_conflict_do_nothing()
 
 
+# How the read cache's listening connection names itself to PostgreSQL (pg_stat_activity).
+LISTENER_NAME = "consentry-cache-listener"
+
+
 @dataclass(frozen=True)
 class Database:
     """The engine and the two ways the service talks to it: write sessions and read connections."""
@@ -93,12 +97,20 @@ class Database:
     # PostgreSQL only: the driver's own pool for the hot paths (consent reads, event batches),
     # where SQLAlchemy's per-statement overhead would cost more than the database round trip.
     pool: asyncpg.Pool | None = None
+    # The driver's connection string; it may hold the password, so it stays out of reprs.
+    dsn: str = field(default="", repr=False)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncConnection]:
         """A pooled connection in autocommit mode: one round trip per read, no transaction."""
         async with self.read_engine.connect() as connection:
             yield connection
+
+    async def connect(self) -> asyncpg.Connection:
+        """A connection of its own, outside the pools (PostgreSQL only), to LISTEN on."""
+        return await asyncpg.connect(
+            self.dsn, timeout=10, server_settings={"application_name": LISTENER_NAME}
+        )
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
@@ -141,8 +153,9 @@ async def open_database(settings: Settings) -> Database:
     if settings.is_sqlite:
         return database
     dsn = make_url(settings.database_url).set(drivername="postgresql")
+    dsn_text = dsn.render_as_string(hide_password=False)
     pool = await asyncpg.create_pool(
-        dsn.render_as_string(hide_password=False),
+        dsn_text,
         # No connection at startup: the service starts while the database is away and answers
         # 503 until it returns, like the engine, which also connects on first use.
         min_size=0,
@@ -151,7 +164,7 @@ async def open_database(settings: Settings) -> Database:
         reset=_keep_session,
         max_inactive_connection_lifetime=1800,
     )
-    return replace(database, pool=pool)
+    return replace(database, pool=pool, dsn=dsn_text)
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:

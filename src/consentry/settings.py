@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     # are opened and closed over and over; by default requests wait for a pooled one instead.
     database_max_overflow: int = Field(default=0, ge=0, le=200)
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    consent_cache_size: int = Field(default=20_000, ge=0, le=10_000_000)
 
     admin_key: str | None = None
     jwt_secret: str | None = None

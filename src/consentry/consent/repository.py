@@ -45,6 +45,9 @@ _READ_STATE = select(
 ).where(ConsentState.subject_id == bindparam("subject_id"))
 
 
+# Every committed consent change is announced here with the subject id (see consent/cache.py).
+CHANGES_CHANNEL = "consentry_consent"
+
 # The same read for the driver's own pool on PostgreSQL, the hottest statement of the service.
 _READ_STATE_PG = """
 SELECT revision, categories::text AS categories, policy_version, region, language, updated_at,
@@ -110,7 +113,8 @@ _PLACEHOLDER_PG = """
 INSERT INTO consent_states (subject_id, revision, categories) VALUES ($1, 0, '{}')
 ON CONFLICT DO NOTHING
 """
-# The record and the state in one round trip: a write is the service's second hottest path.
+# The record, the state and the notice to every replica's read cache (delivered on commit) in
+# one round trip: a write is the service's second hottest path.
 _RECORD_PG = """
 WITH record AS (
     INSERT INTO consent_records (id, subject_id, seq, recorded_at, categories, changed, source,
@@ -121,6 +125,7 @@ WITH record AS (
 UPDATE consent_states
 SET revision = $18, categories = $19, policy_version = $10, region = $20, language = $21,
     updated_at = $22, receipt_id = $23, last_hash = $16
+FROM (SELECT pg_notify($24, $2)) AS changed
 WHERE subject_id = $2
 """
 
@@ -164,6 +169,7 @@ class _PostgresStore:
             state.language,
             state.updated_at,
             state.receipt_id,
+            CHANGES_CHANNEL,
         )
 
 

@@ -143,6 +143,7 @@ async def get_consent(request: Request) -> Response:
     region = _region_query(request)
     state = await service.read_consent(
         database_of(request),
+        request.app.state.consent_cache,
         _policy(request),
         request.path_params["subject_id"],
         _facts(request, region, for_record=False),
@@ -170,6 +171,8 @@ async def _record(
             # Repeated If-Match lines form one list (RFC 9110 §5.3).
             if_match=", ".join(if_match) if if_match else None,
         )
+    # This process reads its own writes at once; the others hear of it from PostgreSQL.
+    request.app.state.consent_cache.forget(subject_id)
     return _state_response(request, state)
 
 

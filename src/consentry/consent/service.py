@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consentry.auth import Caller
 from consentry.consent import repository
+from consentry.consent.cache import ConsentCache
 from consentry.consent.chain import record_hash
 from consentry.consent.repository import ConsentStore, StoredConsent
 from consentry.consent.schemas import ChoiceContext
@@ -88,10 +89,18 @@ def representation(state: dict[str, Any]) -> tuple[bytes, str]:
 
 
 async def read_consent(
-    database: Database, policy: Policy, subject_id: str, facts: RequestFacts
+    database: Database,
+    cache: ConsentCache,
+    policy: Policy,
+    subject_id: str,
+    facts: RequestFacts,
 ) -> dict[str, Any]:
-    """The subject's consent now."""
-    stored = await repository.get_state(database, subject_id)
+    """The subject's consent now, from memory when this process has heard of every change."""
+    found, stored = cache.get(subject_id)
+    if not found:
+        epoch = cache.epoch
+        stored = await repository.get_state(database, subject_id)
+        cache.fill(subject_id, stored, epoch)
     return render(policy, subject_id, stored, facts)
 
 

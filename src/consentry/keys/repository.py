@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import orjson
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from consentry.db import Database
 from consentry.keys.models import ApiKey
 
 # Built once: every request with an API key runs it.
@@ -16,9 +18,18 @@ _FIND_ACTIVE = select(ApiKey.name, ApiKey.scopes).where(
 )
 
 
-async def find_active(connection: AsyncConnection, key_hash: str) -> tuple[str, list[str]] | None:
+_FIND_ACTIVE_PG = """
+SELECT name, scopes::text FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL
+"""
+
+
+async def find_active(database: Database, key_hash: str) -> tuple[str, list[str]] | None:
     """Name and scopes of the unrevoked key with this hash."""
-    row = (await connection.execute(_FIND_ACTIVE, {"key_hash": key_hash})).one_or_none()
+    if database.pool is not None:
+        record = await database.pool.fetchrow(_FIND_ACTIVE_PG, key_hash)
+        return None if record is None else (record[0], orjson.loads(record[1]))
+    async with database.reader() as connection:
+        row = (await connection.execute(_FIND_ACTIVE, {"key_hash": key_hash})).one_or_none()
     return None if row is None else (row.name, list(row.scopes))
 
 

@@ -1,0 +1,380 @@
+"""`make bench`: the service's hot paths against a floor app and raw COPY, measured in one run.
+
+Progress goes to stderr; stdout carries only the table. Exits 0 whenever everything was
+measured, targets met or not (it is a measurement); 1 when a step failed or a scenario's
+responses were not all successful; 130 when interrupted. The database is dropped in every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any, NoReturn
+
+from sqlalchemy.engine import URL
+
+from bench import api, rawcopy
+from bench.database import (
+    DEFAULT_BASE_URL,
+    asyncpg_dsn,
+    count_changes,
+    create_database,
+    drop_database,
+    fresh_database_url,
+    service_url,
+)
+from bench.errors import HarnessError
+from bench.floor import PATH as FLOOR_PATH
+from bench.load import Load, Measurement, ensure_wrk, run_wrk
+from bench.plan import (
+    BATCH_SIZE,
+    EVENT_AGE_SECONDS,
+    REJECT_EVERY,
+    SEED,
+    SUBJECTS,
+    Plan,
+    build_plan,
+    write_data_files,
+)
+from bench.processes import (
+    ROOT,
+    Server,
+    clean_environment,
+    consentry,
+    start_floor,
+    start_service,
+    stop,
+    wait_ready,
+)
+from bench.report import RESULTS, Row, notes, relate, table, write_json
+from consentry.settings import Settings
+
+# Targets from the issue, as shares of a baseline measured in the same run.
+READ_TARGET = 0.45
+WRITE_TARGET = 0.08
+EVENTS_TARGET = 0.25
+# The sample batches must show the mix the plan intends, within this much.
+ACCEPTED_SHARE = 1 - 1 / REJECT_EVERY
+ACCEPTED_TOLERANCE = 0.05
+# The raw COPY uses as many connections as the service's pool for event batches.
+POOL_SIZE: int = Settings.model_fields["database_pool_size"].default
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything the scenarios share: wrk, its load, the data files, the credentials."""
+
+    wrk: str
+    load: Load
+    work: Path
+    files: dict[str, Path]
+    events_key: str
+    policy_version: str
+
+
+def main() -> int:
+    """Run the whole benchmark; returns the exit status."""
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        load = _load_from_environment()
+        base_url = os.environ.get("CONSENTRY_BENCH_DATABASE_URL") or DEFAULT_BASE_URL
+        return _with_database(base_url, ensure_wrk(), load)
+    except HarnessError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+def _interrupted(signum: int, frame: object) -> NoReturn:
+    """SIGTERM unwinds like Ctrl-C, so that every `finally` stops servers and drops the database."""
+    raise KeyboardInterrupt
+
+
+def _load_from_environment() -> Load:
+    """The wrk load: 1 thread, BENCH_CONNECTIONS (64), BENCH_DURATION (10 s), BENCH_WARMUP (2 s)."""
+    return Load(
+        threads=1,
+        connections=_positive("BENCH_CONNECTIONS", 64),
+        duration=_positive("BENCH_DURATION", 10),
+        warmup=_positive("BENCH_WARMUP", 2),
+    )
+
+
+def _positive(name: str, default: int) -> int:
+    raw = os.environ.get(name) or str(default)
+    # isdigit() alone admits "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise HarnessError(f"{name} must be a positive whole number, not {raw!r}")
+    return int(raw)
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, so that stdout carries only the table."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _with_database(base_url: str, wrk: str, load: Load) -> int:
+    """Create the run's database, run, and drop it whatever happens."""
+    url = fresh_database_url(base_url)
+    create_database(base_url, url)
+    progress(f"created database {url.database}")
+    try:
+        with TemporaryDirectory(prefix="consentry-bench-") as work:
+            return _run(url, wrk, load, Path(work))
+    finally:
+        drop_database(base_url, url)
+        progress(f"dropped database {url.database}")
+
+
+def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
+    """Migrate, start both servers, seed, drive every scenario, COPY, report."""
+    started_at = datetime.now(UTC)
+    RESULTS.parent.mkdir(exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    admin_key = "csk_" + secrets.token_urlsafe(48)
+    env = _service_environment(url, secret, admin_key)
+    progress("migrating")
+    consentry(env, "migrate")
+    events_key = consentry(
+        env, "keys", "create", "--name", "bench-events", "--scope", "events:write"
+    ).strip()
+    plan = build_plan(secret)
+    files = write_data_files(plan, work)
+    servers: list[Server] = []
+    try:
+        servers.append(service := start_service(env, work))
+        servers.append(floor := start_floor(clean_environment(), work))
+        wait_ready(service, ("/healthz", "/readyz"))
+        wait_ready(floor, (FLOOR_PATH,))
+        version, seeded_at = _seed(service, admin_key, plan)
+        run = Run(wrk, load, work, files, events_key, version)
+        rows, extra = _http_rows(run, url, plan, service, floor, seeded_at)
+    finally:
+        for server in servers:
+            stop(server)
+    copy_row = _raw_copy_row(url, plan, load, extra)
+    relate(rows["events"], copy_row, EVENTS_TARGET)
+    ordered = [rows["read"], rows["write"], rows["events"], rows["floor"], copy_row]
+    _report(ordered, extra, _run_facts(started_at, load, url))
+    return 1 if any(row.problems for row in ordered) else 0
+
+
+def _service_environment(url: URL, secret: str, admin_key: str) -> dict[str, str]:
+    """The service's settings: the run's database, its secrets, and quiet logs."""
+    return clean_environment(
+        CONSENTRY_DATABASE_URL=service_url(url),
+        CONSENTRY_JWT_SECRET=secret,
+        CONSENTRY_ADMIN_KEY=admin_key,
+        CONSENTRY_ENV="development",
+        CONSENTRY_LOG_LEVEL="warning",
+    )
+
+
+def _seed(service: Server, admin_key: str, plan: Plan) -> tuple[str, float]:
+    """Record the plan's choices; returns the policy version and when seeding ended."""
+    version = api.policy_version(service.base_url)
+    progress(f"seeding {len(plan.recorded):,} of {SUBJECTS:,} subjects through PUT")
+    began = time.monotonic()
+    asyncio.run(api.seed(service.base_url, admin_key, plan, version))
+    seeded_at = time.monotonic()
+    progress(f"seeded in {seeded_at - began:.1f} s")
+    return version, seeded_at
+
+
+def _http_rows(
+    run: Run, url: URL, plan: Plan, service: Server, floor: Server, seeded_at: float
+) -> tuple[dict[str, Row], list[str]]:
+    """(d) the floor, (a) reads, (c) events, then (b) writes, which change what they touch."""
+    extra: list[str] = []
+    nonces = _nonces(2)
+    floor_row = _http_row("floor", "req/s", lambda: _floor(run, floor))
+    read_row = _http_row("(a) consent read", "req/s", lambda: _reads(run, service))
+    # An event must happen after the grant that admits it; the two runs above take far longer.
+    time.sleep(max(0.0, seeded_at + EVENT_AGE_SECONDS + 1.5 - time.monotonic()))
+    events_row = _http_row(
+        "(c) event ingestion", "events/s", lambda: _events(run, service, nonces), BATCH_SIZE
+    )
+    if not events_row.problems:
+        _check_acceptance(service, run.events_key, plan, events_row, extra)
+    write_row = _http_row("(b) consent write", "req/s", lambda: _writes(run, service))
+    if not write_row.problems:
+        _check_writes(url, plan, write_row, run.load.connections, extra)
+    relate(read_row, floor_row, READ_TARGET)
+    relate(write_row, floor_row, WRITE_TARGET)
+    rows = {"floor": floor_row, "read": read_row, "events": events_row, "write": write_row}
+    return rows, extra
+
+
+def _http_row(
+    scenario: str, unit: str, measure: Callable[[], Measurement], per_request: int = 1
+) -> Row:
+    """Measure one scenario; a failure becomes a FAILED row rather than ending the run."""
+    progress(f"measuring {scenario}")
+    try:
+        measured = measure()
+    except HarnessError as exc:
+        return Row(scenario, 0.0, unit, None, None, problems=[str(exc)])
+    row = Row(scenario, measured.rate * per_request, unit, measured.p50_ms, measured.p99_ms)
+    row.requests = measured.requests
+    row.problems.extend(measured.problems)
+    return row
+
+
+def _scenario(
+    run: Run, name: str, script: str, url: str, warmup_env: dict[str, str], env: dict[str, str]
+) -> Measurement:
+    """A warm-up run whose numbers are dropped, then the measured run, kept in bench/results/."""
+    load = run.load
+    run_wrk(run.wrk, script, url, load.warmup, load, warmup_env, run.work / f"{name}-warmup.json")
+    return run_wrk(run.wrk, script, url, load.duration, load, env, RESULTS.parent / f"{name}.json")
+
+
+def _floor(run: Run, floor: Server) -> Measurement:
+    url = floor.base_url + FLOOR_PATH
+    return _scenario(run, "floor", "floor.lua", url, {}, {})
+
+
+def _reads(run: Run, service: Server) -> Measurement:
+    env = {"BENCH_SUBJECTS": str(run.files["subjects"])}
+    return _scenario(run, "read", "consent_read.lua", service.base_url, env, env)
+
+
+def _writes(run: Run, service: Server) -> Measurement:
+    base = {"BENCH_POLICY_VERSION": run.policy_version}
+    warmup = {**base, "BENCH_SUBJECTS": str(run.files["writes_warmup"])}
+    measured = {**base, "BENCH_SUBJECTS": str(run.files["writes_measured"])}
+    return _scenario(run, "write", "consent_write.lua", service.base_url, warmup, measured)
+
+
+def _events(run: Run, service: Server, nonces: list[str]) -> Measurement:
+    base = {
+        "BENCH_EVENTS_ACCEPTED": str(run.files["events_accepted"]),
+        "BENCH_EVENTS_REJECTED": str(run.files["events_rejected"]),
+        "BENCH_EVENTS_KEY": run.events_key,
+        "BENCH_BATCH_SIZE": str(BATCH_SIZE),
+        "BENCH_REJECT_EVERY": str(REJECT_EVERY),
+        "BENCH_EVENT_AGE": str(EVENT_AGE_SECONDS),
+    }
+    warmup = {**base, "BENCH_NONCE": nonces[0]}
+    measured = {**base, "BENCH_NONCE": nonces[1]}
+    return _scenario(run, "events", "events.lua", service.base_url, warmup, measured)
+
+
+def _nonces(count: int) -> list[str]:
+    """Distinct 8-hex-digit prefixes: each wrk run's event ids start with its own."""
+    found: set[str] = set()
+    while len(found) < count:
+        found.add(secrets.token_hex(4))
+    return sorted(found)
+
+
+def _check_acceptance(
+    service: Server, events_key: str, plan: Plan, row: Row, extra: list[str]
+) -> None:
+    """Post sample batches like the load's; the accepted share must be the intended one."""
+    try:
+        sample = api.sample_acceptance(service.base_url, events_key, plan)
+    except HarnessError as exc:
+        row.problems.append(f"acceptance sample failed: {exc}")
+        return
+    judged = sample.accepted + sample.duplicates + sample.rejected
+    extra.append(
+        f"event ingestion: a sample of {judged} events like the load's: {sample.accepted} "
+        f"accepted, {sample.rejected} rejected, {sample.duplicates} duplicates "
+        f"= {sample.share:.1%} accepted (intended {ACCEPTED_SHARE:.0%})"
+    )
+    if abs(sample.share - ACCEPTED_SHARE) > ACCEPTED_TOLERANCE:
+        row.problems.append(f"accepted share {sample.share:.1%}, not {ACCEPTED_SHARE:.0%}")
+
+
+def _check_writes(url: URL, plan: Plan, row: Row, connections: int, extra: list[str]) -> None:
+    """Every answered write must have appended a history record: it changed the state."""
+    subjects = [subject.id for subject in plan.writers()[1]]
+    changes = count_changes(url, subjects)
+    if changes is None:
+        extra.append("consent write: no consent_records table, so changes were not counted")
+        return
+    extra.append(
+        f"consent write: {row.requests:,} answered writes, {changes:,} history records "
+        f"(requests still in flight when wrk stopped may add up to {connections})"
+    )
+    if not row.requests <= changes <= row.requests + connections:
+        row.problems.append("not every write changed the state")
+
+
+def _raw_copy_row(url: URL, plan: Plan, load: Load, extra: list[str]) -> Row:
+    """The same batches through asyncpg COPY, as many tasks as wrk has connections."""
+    progress(f"measuring raw COPY ({load.connections} tasks, pool of {POOL_SIZE})")
+    try:
+        result = asyncio.run(
+            rawcopy.measure(
+                asyncpg_dsn(url),
+                plan,
+                tasks=load.connections,
+                pool_size=POOL_SIZE,
+                warmup=load.warmup,
+                duration=load.duration,
+            )
+        )
+    except (HarnessError, OSError) as exc:
+        return Row("raw COPY", 0.0, "rows/s", None, None, problems=[str(exc)])
+    extra.extend(result.notes)
+    extra.append("raw COPY: p50/p99 are per 100-row batch, from asking for a connection to commit")
+    return Row("raw COPY", result.rate, "rows/s", result.percentile(0.5), result.percentile(0.99))
+
+
+def _run_facts(started_at: datetime, load: Load, url: URL) -> dict[str, Any]:
+    """What a reader needs to compare two result files."""
+    return {
+        "started_at": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": _commit(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load": {**asdict(load), "uvicorn_workers": 1, "pool_size": POOL_SIZE},
+        "plan": {"subjects": SUBJECTS, "seed": SEED, "batch_size": BATCH_SIZE},
+        "database": url.database,
+    }
+
+
+def _commit() -> str | None:
+    """The checked-out commit, marked when the work tree has changes."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        head = subprocess.run(  # noqa: S603 -- git, fixed arguments
+            [git, "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head or None
+
+
+def _report(rows: list[Row], extra: list[str], facts: dict[str, Any]) -> None:
+    """Print the table and its notes; write the JSON twin."""
+    path = write_json(rows, facts, extra)
+    print(table(rows))
+    for note in notes(rows, extra):
+        print(f"  - {note}")
+    print(f"  - ratios are to a baseline measured in this run; results in {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
