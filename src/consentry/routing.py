@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from consentry.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from consentry.errors import MalformedRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _DIGITS = re.compile(r"[0-9]+")
@@ -60,6 +60,9 @@ class JSONRoute(APIRoute):
 
     # Bytes a body may hold; None takes the service's `max_body_bytes`.
     body_limit: int | None = None
+    # Whether every caller needs a token: then a request without one is refused before its
+    # body is read, so an anonymous sender cannot make the service read and parse it.
+    token_required = False
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -68,6 +71,8 @@ class JSONRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             if request.method in _BODY_METHODS:
+                if self.token_required and "authorization" not in request.headers:
+                    raise Unauthorized(token_sent=False)
                 await _prepare_json(request, self.body_limit or request.app.state.max_body_bytes)
             return await handler(request)
 

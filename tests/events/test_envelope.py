@@ -176,6 +176,20 @@ async def test_a_streamed_body_one_byte_past_1_mib_is_413(
     assert await count_rows(app) == 0
 
 
+async def test_without_a_token_the_body_is_never_read(client: httpx.AsyncClient) -> None:
+    """An anonymous sender cannot make the service read, let alone parse, a batch."""
+    sent: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(32):
+            sent.append(1)
+            yield b" " * (64 * 1024)
+
+    response = await client.post(EVENTS, content=chunks(), headers=JSON)
+    assert_problem(response, 401, "unauthorized")  # not 413, though 2 MiB were on offer
+    assert sent == []
+
+
 @pytest.mark.parametrize(
     "content",
     [b'{"events": [', b"events=1", b"", b'{"events": [{"name": "\xff"}]}', b"{'events': []}"],

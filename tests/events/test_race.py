@@ -124,12 +124,6 @@ _BLOCKED = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PostgreSQL: a batch gives up with 503 after three unique-key conflicts with "
-    "concurrent writers of its events (_ATTEMPTS = 3 in events/service.py); API.md promises 200 "
-    "for every valid envelope. INSERT ... ON CONFLICT DO NOTHING would need no retry.",
-)
 async def test_a_batch_outlasts_three_concurrent_writers_of_its_events(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:

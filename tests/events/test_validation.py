@@ -240,14 +240,6 @@ async def test_a_nul_character_never_fails_the_batch(
 
     Either answer keeps the batch: the event stored as sent, or rejected `invalid`.
     """
-    if app.state.database.pool is not None:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="PostgreSQL refuses U+0000 in text and jsonb: the COPY fails and the "
-                "whole batch answers 500 (SQLite stores it)",
-            )
-        )
     subject = new_subject()
     odd = breaker(event(subject))
     good = event(subject)
@@ -264,12 +256,6 @@ async def test_a_nul_character_never_fails_the_batch(
         assert result["results"][0]["reason"] == "invalid"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="occurred_at outside datetime's range once shifted (by sent_at or to UTC) raises "
-    "OverflowError: 500 instead of rejecting the event `invalid` (events/service.py validate; "
-    "db.py UTCDateTime on SQLite)",
-)
 @pytest.mark.parametrize(
     ("occurred_at", "sent_at"),
     [

@@ -37,21 +37,21 @@ class DuplicateEvent(Exception):
 
 
 class BatchStore(Protocol):
-    """One batch's transaction: read the gates, see what is stored, insert what was accepted."""
+    """One batch's transaction: read the gates, then insert what the rule accepted."""
 
-    # Whether no other writer can run beside this transaction (SQLite's single writer).
-    serialized: bool
+    # Whether `insert` is a bulk copy that fails on a stored key rather than skipping it.
+    copies: bool
 
     async def gates(self, subjects: list[str]) -> dict[str, Gate]:
         """The gates of the subjects with a recorded choice, held steady until commit."""
         ...
 
-    async def stored(self, keys: list[Key]) -> set[Key]:
-        """Which of `keys` are stored already."""
-        ...
-
     async def insert(self, rows: list[Row]) -> None:
         """Insert every row at once; DuplicateEvent if one is stored already."""
+        ...
+
+    async def insert_new(self, rows: list[Row]) -> set[Key]:
+        """Insert the rows not stored yet, waiting out concurrent writers; the keys inserted."""
         ...
 
 
@@ -66,31 +66,27 @@ async def batch_store(database: Database) -> AsyncIterator[BatchStore]:
             yield _SQLiteBatch(session)
 
 
-_STORED_PG = """
-SELECT e.subject_id, e.event_id
-FROM events AS e
-JOIN unnest($1::text[], $2::text[]) AS k(subject_id, event_id)
-  ON e.subject_id = k.subject_id AND e.event_id = k.event_id
+# Slower than COPY, but it cannot fail on a key a concurrent batch stored first.
+_INSERT_NEW_PG = """
+INSERT INTO events (subject_id, event_id, category, name, occurred_at, received_at, properties,
+                    context)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                     $6::timestamptz[], $7::jsonb[], $8::jsonb[])
+ON CONFLICT DO NOTHING
+RETURNING subject_id, event_id
 """
 
 
 class _PostgresBatch:
     """COPY through the driver, straight into the table: no statement per event."""
 
-    serialized = False
+    copies = True
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 
     async def gates(self, subjects: list[str]) -> dict[str, Gate]:
         return await consent.share_gates(self._connection, subjects)
-
-    async def stored(self, keys: list[Key]) -> set[Key]:
-        if not keys:
-            return set()
-        subjects, event_ids = zip(*keys, strict=True)
-        rows = await self._connection.fetch(_STORED_PG, list(subjects), list(event_ids))
-        return {(row[0], row[1]) for row in rows}
 
     async def insert(self, rows: list[Row]) -> None:
         if not rows:
@@ -99,6 +95,13 @@ class _PostgresBatch:
             await self._connection.copy_records_to_table("events", records=rows, columns=COLUMNS)
         except asyncpg.UniqueViolationError:
             raise DuplicateEvent from None
+
+    async def insert_new(self, rows: list[Row]) -> set[Key]:
+        if not rows:
+            return set()
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        inserted = await self._connection.fetch(_INSERT_NEW_PG, *columns)
+        return {(row[0], row[1]) for row in inserted}
 
 
 _STORED_SQLITE = select(Event.subject_id, Event.event_id).where(
@@ -117,7 +120,7 @@ _INSERT_SQLITE = text(
 class _SQLiteBatch:
     """One executemany under the write lock that BEGIN IMMEDIATE took."""
 
-    serialized = True
+    copies = False
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -125,7 +128,7 @@ class _SQLiteBatch:
     async def gates(self, subjects: list[str]) -> dict[str, Gate]:
         return await consent.read_gates(self._session, subjects)
 
-    async def stored(self, keys: list[Key]) -> set[Key]:
+    async def _stored(self, keys: list[Key]) -> set[Key]:
         if not keys:
             return set()
         result = await self._session.execute(_STORED_SQLITE, {"keys": keys})
@@ -135,6 +138,13 @@ class _SQLiteBatch:
         if rows:
             values = [dict(zip(COLUMNS, row, strict=True)) for row in rows]
             await self._session.execute(_INSERT_SQLITE, values)
+
+    async def insert_new(self, rows: list[Row]) -> set[Key]:
+        # The lone writer holds the lock: nothing can be stored between this check and the insert.
+        stored = await self._stored([(row[0], row[1]) for row in rows])
+        new = [row for row in rows if (row[0], row[1]) not in stored]
+        await self.insert(new)
+        return {(row[0], row[1]) for row in new}
 
 
 async def page(

@@ -24,9 +24,10 @@ from consentry.subjects import SubjectIdPath
 
 
 class EventsRoute(JSONRoute):
-    """Batches may be larger than other bodies: up to 1 MiB."""
+    """Batches may be larger than other bodies (up to 1 MiB), and only keys may send them."""
 
     body_limit = MAX_BATCH_BYTES
+    token_required = True
 
 
 router = APIRouter(tags=["events"], route_class=EventsRoute)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -22,8 +23,10 @@ from consentry.pagination import decode_cursor, encode_cursor, invalid_cursor
 from consentry.policy import CATEGORIES, REQUIRED_CATEGORY
 
 _FUTURE = timedelta(seconds=MAX_FUTURE_SECONDS)
+# An escaped U+0000: `\u0000` after an even number of backslashes (an odd one escapes the `\`).
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _CATEGORIES = frozenset(CATEGORIES)
-# A batch judged again after a concurrent batch stored one of its events, or after a deadlock.
+# The optimistic copy, the insert that skips stored events, and room for a deadlock retry.
 _ATTEMPTS = 3
 
 
@@ -55,10 +58,23 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _corrected(occurred_at: datetime, skew: timedelta | None) -> datetime:
+    """The time in UTC, shifted by the sender's clock skew; ValueError past datetime's range."""
+    try:
+        moment = occurred_at.astimezone(UTC)
+        return moment + skew if skew is not None else moment
+    except OverflowError:
+        raise ValueError("occurred_at: out of range once corrected") from None
+
+
 def _serialized(document: dict[str, Any], field: str) -> str:
     text = orjson.dumps(document)
     if len(text) > MAX_OBJECT_BYTES:
         raise ValueError(f"{field}: more than {MAX_OBJECT_BYTES} bytes as JSON")
+    # JSON may carry U+0000 (escaped, since orjson escapes every control character); PostgreSQL
+    # stores it in neither text nor jsonb, so no database is asked to.
+    if b"\\u0000" in text and _NUL.search(text):
+        raise ValueError(f"{field}: holds U+0000, which cannot be stored")
     return text.decode()
 
 
@@ -81,12 +97,12 @@ def validate(
         except ValidationError as error:
             results.append(_invalid(sent_id, _describe(error)))
             continue
-        occurred_at = event["occurred_at"]
-        if skew is not None:
-            occurred_at += skew
         try:
+            occurred_at = _corrected(event["occurred_at"], skew)
             if occurred_at > latest:
                 raise ValueError("occurred_at: more than 5 minutes in the future")
+            if "\x00" in event["name"]:
+                raise ValueError("name: holds U+0000, which cannot be stored")
             properties = _serialized(event.get("properties", {}), "properties")
             context = _serialized(event.get("context", {}), "context")
         except ValueError as error:
@@ -126,15 +142,12 @@ def _verdict(candidate: Candidate, gate: Gate) -> str | None:
 
 
 def judge(
-    results: list[dict[str, Any] | None],
-    candidates: list[Candidate],
-    gates: dict[str, Gate],
-    stored: set[Key],
-) -> tuple[list[dict[str, Any]], list[Row]]:
-    """Every result, in order, and the rows to insert (sorted, so concurrent inserts never
-    deadlock). An event stored before, or accepted earlier in this batch, is a duplicate."""
+    results: list[dict[str, Any] | None], candidates: list[Candidate], gates: dict[str, Gate]
+) -> tuple[list[dict[str, Any]], dict[Key, Candidate]]:
+    """Every result, in order, and the events accepted, by key (a repeat within the batch is a
+    duplicate of the first)."""
     decided = list(results)
-    accepted: dict[Key, Row] = {}
+    accepted: dict[Key, Candidate] = {}
     for candidate in candidates:
         event_id = candidate.key[1]
         reason = _verdict(candidate, gates.get(candidate.key[0], NO_RECORD))
@@ -144,13 +157,12 @@ def judge(
                 "status": "rejected",
                 "reason": reason,
             }
-        elif candidate.key in accepted or candidate.key in stored:
+        elif candidate.key in accepted:
             decided[candidate.index] = {"event_id": event_id, "status": "duplicate"}
         else:
-            accepted[candidate.key] = candidate.row
+            accepted[candidate.key] = candidate
             decided[candidate.index] = {"event_id": event_id, "status": "accepted"}
-    rows = [accepted[key] for key in sorted(accepted)]
-    return decided, rows  # type: ignore[return-value]  # every index was decided
+    return decided, accepted  # type: ignore[return-value]  # every index was decided
 
 
 async def ingest(
@@ -164,24 +176,30 @@ async def ingest(
     received_at = received_at or utcnow()
     results, candidates = validate(events, received_at, sent_at)
     subjects = sorted({candidate.key[0] for candidate in candidates})
-    keys = [candidate.key for candidate in candidates]
-    decided: list[dict[str, Any]] = []
-    for attempt in range(_ATTEMPTS):
+    # PostgreSQL first copies every accepted event at once and learns of one stored before from
+    # the unique key; it then judges again and inserts skipping what is stored, which reports
+    # each event a concurrent batch stored first as a duplicate and cannot conflict again.
+    optimistic = True
+    for _ in range(_ATTEMPTS):
         try:
             async with repository.batch_store(database) as store:
                 gates = await store.gates(subjects) if subjects else {}
-                # PostgreSQL inserts optimistically and learns of a stored event from the
-                # unique key; then, and always on SQLite's lone writer, it asks first.
-                check = store.serialized or attempt > 0
-                stored = await store.stored(keys) if check else set()
-                decided, rows = judge(results, candidates, gates, stored)
-                await store.insert(rows)
-            break
-        except (DuplicateEvent, asyncpg.DeadlockDetectedError):
-            continue
-    else:
-        raise ServiceUnavailable("The batch met concurrent writes of the same events; retry it.")
-    return _summary(counts, decided)
+                decided, accepted = judge(results, candidates, gates)
+                # Sorted by key, so concurrent batches take their key locks in the same order.
+                rows = [accepted[key].row for key in sorted(accepted)]
+                if optimistic and store.copies:
+                    await store.insert(rows)
+                else:
+                    inserted = await store.insert_new(rows)
+                    for key, candidate in accepted.items():
+                        if key not in inserted:
+                            decided[candidate.index] = {"event_id": key[1], "status": "duplicate"}
+            return _summary(counts, decided)
+        except DuplicateEvent:
+            optimistic = False
+        except asyncpg.DeadlockDetectedError:
+            continue  # cannot happen with sorted keys, but a retry is the right answer if it does
+    raise ServiceUnavailable("The batch kept meeting concurrent writes; retry it.")
 
 
 def _summary(counts: EventCounts, decided: list[dict[str, Any]]) -> dict[str, Any]:
