@@ -54,6 +54,27 @@ async def seed(base_url: str, admin_key: str, plan: Plan, version: str) -> None:
         await asyncio.gather(*(_seeder(client, queue, version) for _ in range(SEED_CONCURRENCY)))
 
 
+async def read_each(base_url: str, plan: Plan) -> None:
+    """Read every subject's consent once with its own JWT: each learner's first page load."""
+    queue: asyncio.Queue[Subject] = asyncio.Queue()
+    for subject in plan.subjects:
+        queue.put_nowait(subject)
+    limits = httpx.Limits(max_connections=SEED_CONCURRENCY)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
+        await asyncio.gather(*(_reader(client, queue) for _ in range(SEED_CONCURRENCY)))
+
+
+async def _reader(client: httpx.AsyncClient, queue: asyncio.Queue[Subject]) -> None:
+    while not queue.empty():
+        subject = queue.get_nowait()
+        response = await client.get(
+            f"/v1/subjects/{subject.id}/consent",
+            headers={"Authorization": f"Bearer {subject.token}"},
+        )
+        if response.status_code != 200:
+            raise HarnessError(f"reading {subject.id} answered {response.status_code}")
+
+
 async def _seeder(client: httpx.AsyncClient, queue: asyncio.Queue[Subject], version: str) -> None:
     while not queue.empty():
         subject = queue.get_nowait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -44,6 +45,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     listener = None
     if database.pool is not None and settings.consent_cache_size > 0:
         listener = asyncio.create_task(listen(database.connect, cache))
+    # Everything built so far (the libraries, the app, its schemas) lives as long as the process:
+    # leaving it out of the collector's full passes shortens the pauses that every request in
+    # flight would wait for (they set the read's p99 under load).
+    gc.freeze()
     try:
         yield
     finally:

@@ -72,7 +72,7 @@ def _from_driver(record: asyncpg.Record | None) -> StoredConsent | None:
 async def get_state(database: Database, subject_id: str) -> StoredConsent | None:
     """The subject's recorded consent, or None when it has recorded no choice."""
     if database.pool is not None:
-        return _from_driver(await database.pool.fetchrow(_READ_STATE_PG, subject_id))
+        return _from_driver(await database.fetchrow(_READ_STATE_PG, subject_id))
     async with database.reader() as connection:
         result = await connection.execute(_READ_STATE, {"subject_id": subject_id})
         return _stored(result.one_or_none())
@@ -101,7 +101,7 @@ class ConsentStore(Protocol):
 async def consent_store(database: Database) -> AsyncIterator[ConsentStore]:
     """A transaction for one consent write, committed when the block ends without error."""
     if database.pool is not None:
-        async with database.pool.acquire() as connection, connection.transaction():
+        async with database.driver() as connection, connection.transaction():
             yield _PostgresStore(connection)
     else:
         async with database.sessions() as session, session.begin():

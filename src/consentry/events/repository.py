@@ -59,7 +59,7 @@ class BatchStore(Protocol):
 async def batch_store(database: Database) -> AsyncIterator[BatchStore]:
     """A transaction for one batch, committed when the block ends without error."""
     if database.pool is not None:
-        async with database.pool.acquire() as connection, connection.transaction():
+        async with database.driver() as connection, connection.transaction():
             yield _PostgresBatch(connection)
     else:
         async with database.sessions() as session, session.begin():

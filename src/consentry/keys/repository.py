@@ -26,7 +26,7 @@ SELECT name, scopes::text FROM api_keys WHERE key_hash = $1 AND revoked_at IS NU
 async def find_active(database: Database, key_hash: str) -> tuple[str, list[str]] | None:
     """Name and scopes of the unrevoked key with this hash."""
     if database.pool is not None:
-        record = await database.pool.fetchrow(_FIND_ACTIVE_PG, key_hash)
+        record = await database.fetchrow(_FIND_ACTIVE_PG, key_hash)
         return None if record is None else (record[0], orjson.loads(record[1]))
     async with database.reader() as connection:
         row = (await connection.execute(_FIND_ACTIVE, {"key_hash": key_hash})).one_or_none()
