@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 
 @dataclass(frozen=True)
 class Gate:
@@ -22,13 +20,12 @@ class Gate:
 NO_RECORD = Gate()
 
 
-def gate_of(categories: dict[str, Any] | str | bytes) -> Gate:
-    """The gate of a state row's `categories` (a document, or its JSON text from the driver)."""
-    document = categories if isinstance(categories, dict) else orjson.loads(categories)
+def gate_of(categories: dict[str, Any]) -> Gate:
+    """The gate of a state row's `categories` document."""
     return Gate(
         granted_since={
             category: datetime.fromisoformat(entry["updated_at"])
-            for category, entry in document.items()
+            for category, entry in categories.items()
             if entry["granted"]
         }
     )

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from consentry.consent.gate import Gate, gate_of
 from consentry.consent.models import ConsentRecord, ConsentState
 from consentry.db import Database, insert_ignoring_conflicts
+from consentry.policy import OPTIONAL_CATEGORIES
 
 
 @dataclass(frozen=True)
@@ -239,13 +240,20 @@ async def history(
 
 
 # Erasure's tombstones join these two statements, so the events rule stays one query per batch.
-_SHARE_GATES = """
-SELECT subject_id, categories::text
+# For each optional category, when its grant in force began (NULL when it is not granted):
+# PostgreSQL takes the JSON apart and the driver decodes timestamps, cheaper than doing it here.
+_GRANTED_SINCE = ", ".join(
+    f"CASE WHEN (categories -> '{c}' ->> 'granted')::boolean"
+    f" THEN (categories -> '{c}' ->> 'updated_at')::timestamptz END"
+    for c in OPTIONAL_CATEGORIES
+)
+_SHARE_GATES = f"""
+SELECT subject_id, {_GRANTED_SINCE}
 FROM consent_states
 WHERE subject_id = ANY($1::text[]) AND revision > 0
 ORDER BY subject_id
 FOR SHARE
-"""
+"""  # noqa: S608  (built from the policy's fixed category ids, never from input)
 _READ_GATES = select(ConsentState.subject_id, ConsentState.categories).where(
     ConsentState.subject_id.in_(bindparam("subjects", expanding=True)),
     ConsentState.revision > 0,
@@ -263,7 +271,16 @@ async def share_gates(connection: asyncpg.Connection, subjects: list[str]) -> di
     batches never wait on each other's share locks.
     """
     rows = await connection.fetch(_SHARE_GATES, subjects)
-    return {row[0]: gate_of(row[1]) for row in rows}
+    return {
+        row[0]: Gate(
+            granted_since={
+                category: since
+                for category, since in zip(OPTIONAL_CATEGORIES, row[1:], strict=True)
+                if since is not None
+            }
+        )
+        for row in rows
+    }
 
 
 async def read_gates(session: AsyncSession, subjects: list[str]) -> dict[str, Gate]:
