@@ -46,15 +46,18 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, 
         {"jwt_secret": "changeme-changeme-changeme-changeme"},
         {"jwt_secret": STRONG, "admin_key": "csk_changeme_please_0123456789abcdefgh"},
         {"jwt_secret": STRONG, "admin_key": "csk_short"},
+        {"jwt_secret": STRONG, "pseudonym_key": None},
+        {"jwt_secret": STRONG, "pseudonym_key": "short"},
     ],
 )
-def test_production_refuses_weak_secrets(secrets: dict[str, str]) -> None:
+def test_production_refuses_weak_secrets(secrets: dict[str, str | None]) -> None:
+    values: dict[str, str | None] = {"pseudonym_key": "p" + STRONG, **secrets}
     with pytest.raises(ValidationError, match="refusing to start in production"):
-        Settings(env="production", **secrets)
+        Settings(env="production", **values)
 
 
 def test_production_starts_with_strong_secrets() -> None:
-    assert Settings(env="production", jwt_secret=STRONG, admin_key="csk_" + STRONG).env == (
-        "production"
-    )
-    assert Settings(env="production", jwks_url="https://idp.example/jwks.json").jwks_url
+    keyed = {"pseudonym_key": "p" + STRONG}
+    settings = Settings(env="production", jwt_secret=STRONG, admin_key="csk_" + STRONG, **keyed)
+    assert settings.env == "production"
+    assert Settings(env="production", jwks_url="https://idp.example/jwks.json", **keyed).jwks_url

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from consentry import __version__
+from consentry.audit.routes import router as audit_router
 from consentry.clientip import parse_networks
 from consentry.consent.cache import ConsentCache, listen
 from consentry.consent.routes import router as consent_router
@@ -26,6 +27,7 @@ from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
 from consentry.policy.routes import render_policy
 from consentry.policy.routes import router as policy_router
+from consentry.pseudonyms import PseudonymSource
 from consentry.settings import Settings, get_settings
 from consentry.tokens import TokenVerifier
 
@@ -40,6 +42,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     database = await open_database(settings)
     app.state.database = database
+    app.state.pseudonyms = PseudonymSource(settings, database)
     cache = ConsentCache(settings.consent_cache_size)
     app.state.consent_cache = cache
     listener = None
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(policy_router)
     app.include_router(consent_router)
     app.include_router(events_router)
+    app.include_router(audit_router)
     app.include_router(ops_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

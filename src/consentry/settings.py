@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_leeway_seconds: int = Field(default=0, ge=0, le=300)
 
+    pseudonym_key: str | None = None
+    erasure_grace_days: int = Field(default=0, ge=0, le=29)
+    event_retention_days: int = Field(default=365, ge=1)
+    # The worker inside each service process; off when it runs as its own `consentry worker`.
+    run_worker: bool = True
+    worker_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+
     policy_file: Path | None = None
     opt_out_regions: CommaList = Field(default_factory=list)
     region_header: str | None = None
@@ -98,7 +105,9 @@ class Settings(BaseSettings):
         problems = []
         if self.jwt_secret is None and self.jwks_url is None:
             problems.append("set CONSENTRY_JWT_SECRET or CONSENTRY_JWKS_URL")
-        for name in ("admin_key", "jwt_secret"):
+        if self.pseudonym_key is None:
+            problems.append("set CONSENTRY_PSEUDONYM_KEY")
+        for name in ("admin_key", "jwt_secret", "pseudonym_key"):
             value = getattr(self, name)
             if value is not None and _is_weak(value):
                 problems.append(

@@ -1,8 +1,24 @@
 """Every table of the service: importing this module registers them all on `Base.metadata`."""
 
-from consentry.consent.models import ConsentRecord, ConsentState
+from consentry.audit.models import AuditEntry
+from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
 from consentry.db import Base
-from consentry.events.models import Event
+from consentry.events.models import Event, EventAggregate
 from consentry.keys.models import ApiKey
+from consentry.privacy.models import ErasureRequest
+from consentry.providers.models import Provider
+from consentry.pseudonyms import ServiceSecret
 
-__all__ = ["ApiKey", "Base", "ConsentRecord", "ConsentState", "Event"]
+__all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "Base",
+    "ConsentRecord",
+    "ConsentState",
+    "ErasureRequest",
+    "Event",
+    "EventAggregate",
+    "Provider",
+    "ServiceSecret",
+    "Tombstone",
+]

@@ -54,3 +54,14 @@ class ConsentRecord(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str | None] = mapped_column(String(64))
+    # Set by erasure, which replaces `subject_id` with its keyed hash: kept as proof until then.
+    retained_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Tombstone(Base):
+    """An erased subject, known only by its keyed hash: its routes answer 410 from then on."""
+
+    __tablename__ = "tombstones"
+
+    subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)

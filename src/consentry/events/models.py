@@ -1,11 +1,11 @@
-"""The events table: every tracking event a subject's consent allowed, stored once."""
+"""The events table (every event a subject's consent allowed, stored once) and its aggregates."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import Date, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from consentry.db import Base, JSONDocument, UTCDateTime
@@ -32,3 +32,14 @@ class Event(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     properties: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     context: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class EventAggregate(Base):
+    """Counts of analytics events past retention, per day, category and name: no subject left."""
+
+    __tablename__ = "event_aggregates"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

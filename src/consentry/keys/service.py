@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from consentry.audit import service as audit
 from consentry.db import utcnow
 from consentry.errors import Conflict, NotFound, ValidationFailed
 from consentry.keys import repository
@@ -25,8 +26,10 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create_key(session: AsyncSession, name: str, scopes: Iterable[str]) -> tuple[str, ApiKey]:
-    """Make a key; the plaintext is returned once and never stored."""
+async def create_key(
+    session: AsyncSession, name: str, scopes: Iterable[str], *, actor: str = "cli"
+) -> tuple[str, ApiKey]:
+    """Make a key, audited; the plaintext is returned once and never stored."""
     wanted = sorted(set(scopes))
     if not _NAME.fullmatch(name):
         raise ValidationFailed("A key name is 1-64 letters, digits, '.', '_' or '-'.")
@@ -45,6 +48,7 @@ async def create_key(session: AsyncSession, name: str, scopes: Iterable[str]) ->
         created_at=utcnow(),
     )
     repository.add(session, key)
+    await audit.record(session, "key_created", actor, target=name, details={"scopes": wanted})
     return plaintext, key
 
 
@@ -53,7 +57,8 @@ async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
     return await repository.list_all(session)
 
 
-async def revoke_key(session: AsyncSession, name: str) -> None:
-    """Revoke the named key at once."""
+async def revoke_key(session: AsyncSession, name: str, *, actor: str = "cli") -> None:
+    """Revoke the named key at once, audited."""
     if not await repository.revoke(session, name, utcnow()):
         raise NotFound(f"No active key named {name!r}.")
+    await audit.record(session, "key_revoked", actor, target=name)

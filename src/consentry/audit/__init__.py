@@ -1,0 +1,1 @@
+"""The audit log: who did what among the privacy team's actions, append-only."""

@@ -1,0 +1,58 @@
+"""HTTP endpoint of the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime
+from starlette.responses import Response
+
+from consentry.audit import service
+from consentry.audit.schemas import AuditLogPage
+from consentry.audit.service import Action
+from consentry.auth import ADMIN_SCOPE, Caller, require_scope
+from consentry.db import DatabaseDep
+from consentry.errors import problem_responses
+from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
+from consentry.pseudonyms import pseudonyms_of
+from consentry.routing import JSONRoute, json_response
+from consentry.subjects import SUBJECT_ID_PATTERN
+
+router = APIRouter(tags=["audit"], route_class=JSONRoute)
+
+Admin = Annotated[Caller, Depends(require_scope(ADMIN_SCOPE))]
+
+
+@router.get(
+    "/v1/audit-log",
+    response_model=AuditLogPage,
+    responses=problem_responses(401, 403, 422, 429, 503),
+)
+async def get_audit_log(
+    request: Request,
+    caller: Admin,
+    database: DatabaseDep,
+    action: Annotated[Action | None, Query()] = None,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    subject_id: Annotated[
+        str | None,
+        Query(max_length=256, pattern=SUBJECT_ID_PATTERN, description="Hashed before the search."),
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query(description="At or after.")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """Who did what, newest first. Subjects appear only as keyed hashes."""
+    pseudonyms = await pseudonyms_of(request)
+    async with database.reader() as connection:
+        page = await service.read(
+            connection,
+            action=action,
+            actor=actor,
+            subject_hash=pseudonyms.of(subject_id) if subject_id is not None else None,
+            since=since,
+            limit=limit,
+            cursor=cursor,
+        )
+    return json_response(page, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,1 @@
+"""The privacy team's operations on a subject: export, erasure and retention."""

@@ -1,0 +1,1 @@
+"""The registry of third parties that receive data, and which consent category lets it flow."""

@@ -1,0 +1,78 @@
+"""Keyed hashes of subject ids: how erased subjects, tombstones and the audit log name them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from fastapi import Request
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from consentry.db import Base, Database, insert_ignoring_conflicts
+from consentry.settings import Settings
+
+_DEVELOPMENT_KEY = "pseudonym_key"
+
+
+class ServiceSecret(Base):
+    """A secret the service made for itself, kept so every process and restart shares it."""
+
+    __tablename__ = "service_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+
+
+class Pseudonyms:
+    """HMAC-SHA256 of a subject id under the service's pseudonym key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def of(self, subject_id: str) -> str:
+        """The subject's keyed hash, 64 hex digits; the same id always gives the same hash."""
+        return hmac.new(self._key, subject_id.encode(), hashlib.sha256).hexdigest()
+
+
+class PseudonymSource:
+    """The service's Pseudonyms, from `CONSENTRY_PSEUDONYM_KEY` or, in development, the database.
+
+    In development the key is made once and kept in the database, so every process and restart
+    shares it; it is read on first use, so the service starts while the database is away.
+    Production refuses to start without the setting (see settings.py): a key that lived only in
+    the database would go, and every erased subject's tombstone with it, with a restore.
+    """
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self._database = database
+        self._loaded = (
+            Pseudonyms(settings.pseudonym_key.encode()) if settings.pseudonym_key else None
+        )
+
+    async def get(self) -> Pseudonyms:
+        """The pseudonyms; reads (or makes) the development key on first use."""
+        if self._loaded is None:
+            self._loaded = Pseudonyms((await self._development_key()).encode())
+        return self._loaded
+
+    async def _development_key(self) -> str:
+        async with self._database.sessions() as session, session.begin():
+            # Any number of processes may start at once: the first key written is everyone's.
+            await session.execute(
+                insert_ignoring_conflicts(self._database.engine.dialect.name, ServiceSecret).values(
+                    name=_DEVELOPMENT_KEY, value=secrets.token_hex(32)
+                )
+            )
+            value = await session.scalar(
+                select(ServiceSecret.value).where(ServiceSecret.name == _DEVELOPMENT_KEY)
+            )
+        assert value is not None  # written above, or by whoever won the race
+        return value
+
+
+async def pseudonyms_of(request: Request) -> Pseudonyms:
+    """The app's pseudonyms."""
+    source: PseudonymSource = request.app.state.pseudonyms
+    return await source.get()
