@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.consent.gate import Gate, gate_of
-from consentry.consent.models import ConsentRecord, ConsentState
+from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
 from consentry.db import Database, insert_ignoring_conflicts
 from consentry.policy import OPTIONAL_CATEGORIES
 
@@ -287,3 +287,13 @@ async def read_gates(session: AsyncSession, subjects: list[str]) -> dict[str, Ga
     """The gates of `subjects` with a recorded choice (SQLite: the write lock is already held)."""
     result = await session.execute(_READ_GATES, {"subjects": subjects})
     return {subject_id: gate_of(categories) for subject_id, categories in result}
+
+
+_IS_ERASED = select(Tombstone.subject_hash).where(Tombstone.subject_hash == bindparam("hash"))
+
+
+async def is_erased(database: Database, subject_hash: str) -> bool:
+    """Whether the subject with this keyed hash was erased."""
+    async with database.reader() as connection:
+        found = await connection.scalar(_IS_ERASED, {"hash": subject_hash})
+    return found is not None

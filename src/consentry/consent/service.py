@@ -18,7 +18,12 @@ from consentry.consent.chain import record_hash
 from consentry.consent.repository import ConsentStore, StoredConsent
 from consentry.consent.schemas import ChoiceContext
 from consentry.db import Database, format_timestamp, utcnow
-from consentry.errors import PreconditionFailed, RequiredCategory, UnknownPolicyVersion
+from consentry.errors import (
+    PreconditionFailed,
+    RequiredCategory,
+    SubjectErased,
+    UnknownPolicyVersion,
+)
 from consentry.etags import matches, names_version, strong_etag
 from consentry.pagination import decode_cursor, encode_cursor
 from consentry.policy import (
@@ -28,6 +33,7 @@ from consentry.policy import (
     consent_mode,
     normalize_region,
 )
+from consentry.pseudonyms import Pseudonyms
 
 
 @dataclass(frozen=True)
@@ -255,3 +261,9 @@ async def read_history(
         items.append(item)
     next_cursor = encode_cursor({"seq": page[-1].seq}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
+
+
+async def ensure_live(database: Database, pseudonyms: Pseudonyms, subject_id: str) -> None:
+    """SubjectErased (410) when the subject was erased: its routes answer nothing else."""
+    if await repository.is_erased(database, pseudonyms.of(subject_id)):
+        raise SubjectErased("This subject was erased.")
