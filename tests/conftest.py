@@ -25,6 +25,9 @@ from consentry.db import Base
 from consentry.settings import Settings
 from tests.helpers import ADMIN_KEY, JWT_SECRET
 
+# The `cli` fixture, for the tests of commands.
+pytest_plugins = ["tests.cli"]
+
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DATABASES = ("sqlite", "postgresql")
 
@@ -128,6 +131,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "admin_key": ADMIN_KEY,
         "jwt_secret": JWT_SECRET,
         "env": "development",
+        # Tests run the worker themselves, with the clock they choose.
+        "run_worker": False,
     }
     values.update(overrides)
     return Settings(**values)
@@ -162,3 +167,20 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("198.51.100.23", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
+) -> Iterator[str]:
+    """A database with nothing in it."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    if pg_base_url is None:
+        pytest.skip("PostgreSQL is unreachable")
+    url = create_pg_database(pg_base_url)
+    try:
+        yield url
+    finally:
+        drop_pg_database(pg_base_url, url)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -17,24 +15,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from consentry import migrations
 from consentry.tables import Base
-from tests.conftest import create_pg_database, drop_pg_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
-) -> Iterator[str]:
-    """A database with nothing in it."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-        return
-    if pg_base_url is None:
-        pytest.skip("PostgreSQL is unreachable")
-    url = create_pg_database(pg_base_url)
-    try:
-        yield url
-    finally:
-        drop_pg_database(pg_base_url, url)
 
 
 def _inspect(url: str, work: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,9 +28,18 @@ from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
 from consentry.policy.routes import render_policy
 from consentry.policy.routes import router as policy_router
+from consentry.privacy.routes import router as erasure_router
+from consentry.privacy.routes import subjects as export_router
+from consentry.privacy.worker import Signals, run_worker
+from consentry.providers.routes import router as providers_router
 from consentry.pseudonyms import PseudonymSource
 from consentry.settings import Settings, get_settings
 from consentry.tokens import TokenVerifier
+
+log = logging.getLogger(__name__)
+# How long shutdown waits for an erasure under way to commit before cancelling it (it would be
+# rolled back and run again by the next worker).
+_WORKER_STOP_SECONDS = 20
 
 DESCRIPTION = (
     "Consent and tracking service of an education platform: each learner's consent with a "
@@ -42,12 +52,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     database = await open_database(settings)
     app.state.database = database
-    app.state.pseudonyms = PseudonymSource(settings, database)
+    pseudonyms = PseudonymSource(settings, database)
+    app.state.pseudonyms = pseudonyms
+    signals = Signals()
+    app.state.worker = signals
     cache = ConsentCache(settings.consent_cache_size)
     app.state.consent_cache = cache
-    listener = None
+    tasks: list[asyncio.Task[None]] = []
     if database.pool is not None and settings.consent_cache_size > 0:
-        listener = asyncio.create_task(listen(database.connect, cache))
+        tasks.append(asyncio.create_task(listen(database.connect, cache)))
+    worker = None
+    if settings.run_worker:
+        worker = asyncio.create_task(run_worker(settings, database, pseudonyms, signals))
     # Everything built so far (the libraries, the app, its schemas) lives as long as the process:
     # leaving it out of the collector's full passes shortens the pauses that every request in
     # flight would wait for (they set the read's p99 under load).
@@ -55,10 +71,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if listener is not None:
-            listener.cancel()
+        if worker is not None:
+            signals.stop()
+            try:
+                await asyncio.wait_for(worker, _WORKER_STOP_SECONDS)
+            except TimeoutError:
+                log.warning("the worker did not finish its pass in time; it was cancelled")
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await listener
+                await task
         await database.dispose()
 
 
@@ -88,7 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(policy_router)
     app.include_router(consent_router)
     app.include_router(events_router)
+    app.include_router(providers_router)
     app.include_router(audit_router)
+    app.include_router(erasure_router)
+    app.include_router(export_router)
     app.include_router(ops_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

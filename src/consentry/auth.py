@@ -100,6 +100,13 @@ async def optional_caller(
     return await _authenticate(request)
 
 
+async def token_caller(caller: Annotated[Caller | None, Depends(optional_caller)]) -> Caller:
+    """Any caller that sent a valid token; what it may do is the route's to decide."""
+    if caller is None:
+        raise Unauthorized(token_sent=False)
+    return caller
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency that admits only API keys holding `scope`."""
 

@@ -1,10 +1,11 @@
-"""`consentry serve | migrate | keys | openapi`."""
+"""`consentry serve | migrate | worker | keys | retention | openapi`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -14,9 +15,12 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry import migrations
-from consentry.db import create_database, format_timestamp
+from consentry.db import create_database, format_timestamp, open_database, utcnow
 from consentry.errors import ConsentryError
 from consentry.keys import service as keys
+from consentry.privacy.retention import RetentionReport, run_retention
+from consentry.privacy.worker import Signals, run_worker
+from consentry.pseudonyms import PseudonymSource
 from consentry.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -33,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate before serving")
 
     commands.add_parser("migrate", help="bring the database schema to the latest revision")
+    commands.add_parser(
+        "worker", help="run due erasures and retention passes until stopped (SIGTERM)"
+    )
     commands.add_parser("openapi", help="print the OpenAPI document")
 
     key_commands = commands.add_parser("keys", help="manage API keys").add_subparsers(
@@ -50,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     named = revoke.add_mutually_exclusive_group(required=True)
     named.add_argument("name", nargs="?")
     named.add_argument("--name", dest="name_option", metavar="NAME")
+
+    retention = commands.add_parser("retention", help="apply the retention rules")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True)
+    retention_run = retention_commands.add_parser(
+        "run", help="one pass: roll old analytics into daily counts, purge expired records"
+    )
+    retention_run.add_argument("--dry-run", action="store_true", help="report, change nothing")
     return parser
 
 
@@ -81,6 +95,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from consentry.app import create_app
 
         print(json.dumps(create_app(settings).openapi(), indent=2, sort_keys=True))
+    elif args.command == "worker":
+        asyncio.run(_work(settings))
+    elif args.command == "retention":
+        _run_retention(settings, dry_run=args.dry_run)
     elif args.keys_command == "create":
         _create_key(settings, args.name, args.scopes)
     elif args.keys_command == "list":
@@ -110,6 +128,21 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         # Access lines carry subject ids in their paths: personal data stays out of logs.
         access_log=False,
     )
+
+
+async def _work(settings: Settings) -> None:
+    """The worker on its own, as a separate deployment; SIGTERM lets the pass under way finish."""
+    database = await open_database(settings)
+    signals = Signals()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, signals.stop)
+    print("consentry worker: running", file=sys.stderr)
+    try:
+        await run_worker(settings, database, PseudonymSource(settings, database), signals)
+    finally:
+        await database.dispose()
+    print("consentry worker: stopped", file=sys.stderr)
 
 
 def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -148,3 +181,19 @@ def _list_keys(settings: Settings, *, as_json: bool) -> None:
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
         print(f"{row['name']}\t{row['prefix']}...\t{' '.join(row['scopes'])}\t{state}")
+
+
+def _run_retention(settings: Settings, *, dry_run: bool) -> None:
+    async def run() -> RetentionReport:
+        database = create_database(settings)
+        try:
+            return await run_retention(
+                database,
+                now=utcnow(),
+                retention_days=settings.event_retention_days,
+                dry_run=dry_run,
+            )
+        finally:
+            await database.dispose()
+
+    print(asyncio.run(run()).describe())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -53,3 +54,20 @@ def invalid_cursor() -> ValidationFailed:
         "The cursor was not issued by this service.",
         errors=[{"loc": ["query", "cursor"], "msg": "unknown cursor", "type": "cursor_invalid"}],
     )
+
+
+def encode_time_cursor(moment: str, identifier: str) -> str:
+    """A cursor for a list ordered by a timestamp (as the service writes it) and then an id."""
+    return encode_cursor({"t": moment, "id": identifier})
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (timestamp, id) position inside a cursor of `encode_time_cursor`; 422 otherwise."""
+    position = decode_cursor(cursor, {"t": str, "id": str})
+    try:
+        moment = datetime.fromisoformat(position["t"])
+    except ValueError:
+        raise invalid_cursor() from None
+    if moment.tzinfo is None:
+        raise invalid_cursor()
+    return moment, position["id"]

@@ -38,6 +38,7 @@ async def _withdraw(app: FastAPI, store: ConsentStore, subject: str) -> dict[str
         store,
         app.state.policy,
         subject,
+        (await app.state.pseudonyms.get()).of(subject),
         update,
         cast(Mapping[str, bool], update.categories),  # a TypedDict of booleans
         Caller(kind="user", name="subject", subject_id=subject),
@@ -80,7 +81,7 @@ async def test_a_withdrawal_waits_for_a_batch_that_has_read_the_grant(
     subject = new_subject()
     await record(client, subject, performance=True)
     async with batch_store(app.state.database) as store:
-        gates = await store.gates([subject])
+        gates = await store.gates([subject], [(await app.state.pseudonyms.get()).of(subject)])
         assert "performance" in gates[subject].granted_since
         withdrawal = asyncio.create_task(
             client.put(

@@ -18,6 +18,8 @@ class Gate:
 
 # A subject with no recorded choice: only `necessary` passes (the opt_in defaults, fail closed).
 NO_RECORD = Gate()
+# A subject whose tombstone exists: nothing passes, nothing is stored.
+ERASED = Gate(erased=True)
 
 
 def gate_of(categories: dict[str, Any]) -> Gate:

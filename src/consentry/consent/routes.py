@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Header, Request
 from starlette.responses import Response
 
 from consentry.auth import Caller, subject_access, subject_caller
-from consentry.clientip import client_address, truncate
 from consentry.consent import service
+from consentry.consent.facts import request_facts
 from consentry.consent.repository import consent_store
 from consentry.consent.schemas import (
     REGION_DESCRIPTION,
@@ -21,12 +21,12 @@ from consentry.consent.schemas import (
     ConsentRead,
     ConsentUpdate,
 )
-from consentry.consent.service import RequestFacts
 from consentry.db import DatabaseDep, database_of
 from consentry.errors import ValidationFailed, problem_responses
 from consentry.etags import NOT_MODIFIED, none_match
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
-from consentry.policy import Policy, normalize_region
+from consentry.policy import Policy
+from consentry.pseudonyms import pseudonyms_of
 from consentry.routing import JSONRoute, json_response
 from consentry.subjects import SUBJECT_ID_DESCRIPTION, SUBJECT_ID_PATTERN, SubjectIdPath
 
@@ -34,7 +34,7 @@ router = APIRouter(
     prefix="/v1/subjects/{subject_id}",
     tags=["consent"],
     route_class=JSONRoute,
-    responses=problem_responses(400, 401, 403, 412, 413, 415, 422, 429, 503),
+    responses=problem_responses(400, 401, 403, 410, 412, 413, 415, 422, 429, 503),
 )
 
 ReadCaller = Annotated[Caller, Depends(subject_access("consent:read", anonymous=True))]
@@ -42,7 +42,6 @@ WriteCaller = Annotated[Caller, Depends(subject_access("consent:write", anonymou
 IfMatch = Annotated[
     list[str] | None, Header(description="ETag of the state the change is based on, or `*`.")
 ]
-_USER_AGENT_LIMIT = 512
 _REGION = re.compile(REGION_PATTERN)
 # Consent is personal data: never kept by a shared or browser cache.
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -51,29 +50,6 @@ _NO_STORE = {"Cache-Control": "no-store"}
 def _policy(request: Request) -> Policy:
     policy: Policy = request.app.state.policy
     return policy
-
-
-def _facts(request: Request, region: str | None, *, for_record: bool) -> RequestFacts:
-    """Region (query, then the configured header) and GPC; for a record, also IP and agent."""
-    state = request.app.state
-    if region is not None:
-        found = normalize_region(region)
-    elif header_name := state.settings.region_header:
-        header = request.headers.get(header_name)
-        found = normalize_region(header) if header else None
-    else:
-        found = None
-    gpc = request.headers.get("sec-gpc", "").strip() == "1"
-    if not for_record:
-        return RequestFacts(region=found, gpc=gpc, ip=None, user_agent=None)
-    # Control characters (NUL above all, which PostgreSQL refuses in text) are never kept.
-    user_agent = "".join(c for c in request.headers.get("user-agent", "") if c.isprintable())
-    return RequestFacts(
-        region=found,
-        gpc=gpc,
-        ip=truncate(client_address(request, state.trusted_proxies)),
-        user_agent=user_agent[:_USER_AGENT_LIMIT] or None,
-    )
 
 
 def _vary(request: Request) -> str:
@@ -144,9 +120,10 @@ async def get_consent(request: Request) -> Response:
     state = await service.read_consent(
         database_of(request),
         request.app.state.consent_cache,
+        await pseudonyms_of(request),
         _policy(request),
         request.path_params["subject_id"],
-        _facts(request, region, for_record=False),
+        request_facts(request, region, for_record=False),
     )
     return _state_response(request, state)
 
@@ -164,10 +141,11 @@ async def _record(
             store,
             _policy(request),
             subject_id,
+            (await pseudonyms_of(request)).of(subject_id),
             choice,
             cast(Mapping[str, bool], choice.categories),  # a TypedDict of booleans
             caller,
-            _facts(request, None, for_record=True),
+            request_facts(request, None, for_record=True),
             # Repeated If-Match lines form one list (RFC 9110 §5.3).
             if_match=", ".join(if_match) if if_match else None,
         )
@@ -203,12 +181,14 @@ async def patch_consent(
 @router.get("/consent/history", response_model=ConsentHistoryPage)
 async def get_history(
     subject_id: SubjectIdPath,
+    request: Request,
     caller: ReadCaller,
     database: DatabaseDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     """The subject's recorded changes, newest first, each chained to the one before."""
+    await service.ensure_live(database, await pseudonyms_of(request), subject_id)
     async with database.reader() as connection:
         page = await service.read_history(connection, subject_id, limit, cursor)
     return json_response(page, headers=_NO_STORE)

@@ -97,6 +97,7 @@ def representation(state: dict[str, Any]) -> tuple[bytes, str]:
 async def read_consent(
     database: Database,
     cache: ConsentCache,
+    pseudonyms: Pseudonyms,
     policy: Policy,
     subject_id: str,
     facts: RequestFacts,
@@ -105,7 +106,10 @@ async def read_consent(
     found, stored = cache.get(subject_id)
     if not found:
         epoch = cache.epoch
-        stored = await repository.get_state(database, subject_id)
+        stored, erased = await repository.get_state(database, subject_id, pseudonyms.of(subject_id))
+        # An erased subject is not kept: it is rare, and the tombstone is the only record.
+        if erased:
+            raise SubjectErased("This subject was erased.")
         cache.fill(subject_id, stored, epoch)
     return render(policy, subject_id, stored, facts)
 
@@ -133,6 +137,7 @@ async def record_choice(
     store: ConsentStore,
     policy: Policy,
     subject_id: str,
+    subject_hash: str,
     choice: ChoiceContext,
     categories: Mapping[str, bool],
     caller: Caller,
@@ -151,7 +156,9 @@ async def record_choice(
     if choice.region is not None:
         facts = replace(facts, region=normalize_region(choice.region))
 
-    stored = await store.lock(subject_id)
+    stored, erased = await store.lock(subject_id, subject_hash)
+    if erased:
+        raise SubjectErased("This subject was erased.")
     current = render(policy, subject_id, stored, facts)
     if if_match is not None and not _unchanged(if_match, current):
         raise PreconditionFailed("The consent changed since it was read; read it again.")

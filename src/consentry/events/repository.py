@@ -42,8 +42,8 @@ class BatchStore(Protocol):
     # Whether `insert` is a bulk copy that fails on a stored key rather than skipping it.
     copies: bool
 
-    async def gates(self, subjects: list[str]) -> dict[str, Gate]:
-        """The gates of the subjects with a recorded choice, held steady until commit."""
+    async def gates(self, subjects: list[str], hashes: list[str]) -> dict[str, Gate]:
+        """The gates of the subjects (with their keyed hashes), held steady until commit."""
         ...
 
     async def insert(self, rows: list[Row]) -> None:
@@ -85,8 +85,8 @@ class _PostgresBatch:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 
-    async def gates(self, subjects: list[str]) -> dict[str, Gate]:
-        return await consent.share_gates(self._connection, subjects)
+    async def gates(self, subjects: list[str], hashes: list[str]) -> dict[str, Gate]:
+        return await consent.share_gates(self._connection, subjects, hashes)
 
     async def insert(self, rows: list[Row]) -> None:
         if not rows:
@@ -125,8 +125,8 @@ class _SQLiteBatch:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def gates(self, subjects: list[str]) -> dict[str, Gate]:
-        return await consent.read_gates(self._session, subjects)
+    async def gates(self, subjects: list[str], hashes: list[str]) -> dict[str, Gate]:
+        return await consent.read_gates(self._session, subjects, hashes)
 
     async def _stored(self, keys: list[Key]) -> set[Key]:
         if not keys:
@@ -147,6 +147,19 @@ class _SQLiteBatch:
         return {(row[0], row[1]) for row in new}
 
 
+# A stored event as clients see it.
+EVENT_COLUMNS = (
+    Event.event_id,
+    Event.subject_id,
+    Event.category,
+    Event.name,
+    Event.occurred_at,
+    Event.received_at,
+    Event.properties,
+    Event.context,
+)
+
+
 async def page(
     connection: AsyncConnection,
     subject_id: str,
@@ -158,16 +171,7 @@ async def page(
     limit: int,
 ) -> Sequence[Any]:
     """Up to `limit` events of the subject, newest first, filtered, after a cursor position."""
-    query = select(
-        Event.event_id,
-        Event.subject_id,
-        Event.category,
-        Event.name,
-        Event.occurred_at,
-        Event.received_at,
-        Event.properties,
-        Event.context,
-    ).where(Event.subject_id == subject_id)
+    query = select(*EVENT_COLUMNS).where(Event.subject_id == subject_id)
     if category is not None:
         query = query.where(Event.category == category)
     if since is not None:

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from consentry.auth import Caller, require_scope, subject_access
+from consentry.consent import service as consent_service
 from consentry.db import DatabaseDep
 from consentry.errors import problem_responses
 from consentry.events import service
@@ -19,6 +20,7 @@ from consentry.events.schemas import (
     StoredEventPage,
 )
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
+from consentry.pseudonyms import pseudonyms_of
 from consentry.routing import JSONRoute, json_response
 from consentry.subjects import SubjectIdPath
 
@@ -51,7 +53,11 @@ async def post_events(
     The answer is sent only after the accepted events are committed.
     """
     result = await service.ingest(
-        database, request.app.state.event_counts, batch.events, batch.sent_at
+        database,
+        await pseudonyms_of(request),
+        request.app.state.event_counts,
+        batch.events,
+        batch.sent_at,
     )
     return json_response(result, headers=_NO_STORE)
 
@@ -59,10 +65,11 @@ async def post_events(
 @router.get(
     "/v1/subjects/{subject_id}/events",
     response_model=StoredEventPage,
-    responses=problem_responses(401, 403, 422, 429, 503),
+    responses=problem_responses(401, 403, 410, 422, 429, 503),
 )
 async def get_events(
     subject_id: SubjectIdPath,
+    request: Request,
     caller: EventReader,
     database: DatabaseDep,
     category: Annotated[
@@ -74,6 +81,7 @@ async def get_events(
     cursor: Cursor = None,
 ) -> Response:
     """The subject's stored events, newest first."""
+    await consent_service.ensure_live(database, await pseudonyms_of(request), subject_id)
     async with database.reader() as connection:
         page = await service.read_events(
             connection,

@@ -19,8 +19,9 @@ from consentry.events import repository
 from consentry.events.counters import EventCounts
 from consentry.events.repository import DuplicateEvent, Key, Row
 from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
-from consentry.pagination import decode_cursor, encode_cursor, invalid_cursor
+from consentry.pagination import decode_time_cursor, encode_time_cursor
 from consentry.policy import CATEGORIES, REQUIRED_CATEGORY
+from consentry.pseudonyms import Pseudonyms
 
 _FUTURE = timedelta(seconds=MAX_FUTURE_SECONDS)
 # An escaped U+0000: `\u0000` after an even number of backslashes (an odd one escapes the `\`).
@@ -167,6 +168,7 @@ def judge(
 
 async def ingest(
     database: Database,
+    pseudonyms: Pseudonyms,
     counts: EventCounts,
     events: list[Any],
     sent_at: datetime | None,
@@ -176,6 +178,7 @@ async def ingest(
     received_at = received_at or utcnow()
     results, candidates = validate(events, received_at, sent_at)
     subjects = sorted({candidate.key[0] for candidate in candidates})
+    hashes = [pseudonyms.of(subject_id) for subject_id in subjects]
     # PostgreSQL first copies every accepted event at once and learns of one stored before from
     # the unique key; it then judges again and inserts skipping what is stored, which reports
     # each event a concurrent batch stored first as a duplicate and cannot conflict again.
@@ -183,7 +186,7 @@ async def ingest(
     for _ in range(_ATTEMPTS):
         try:
             async with repository.batch_store(database) as store:
-                gates = await store.gates(subjects) if subjects else {}
+                gates = await store.gates(subjects, hashes) if subjects else {}
                 decided, accepted = judge(results, candidates, gates)
                 # Sorted by key, so concurrent batches take their key locks in the same order.
                 rows = [accepted[key].row for key in sorted(accepted)]
@@ -227,10 +230,7 @@ async def read_events(
     cursor: str | None,
 ) -> dict[str, Any]:
     """A page of the subject's stored events, newest first."""
-    before = None
-    if cursor is not None:
-        position = decode_cursor(cursor, {"t": str, "id": str})
-        before = (_cursor_time(position["t"]), position["id"])
+    before = decode_time_cursor(cursor) if cursor is not None else None
     rows = await repository.page(
         connection,
         subject_id,
@@ -251,15 +251,5 @@ async def read_events(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor({"t": last["occurred_at"], "id": last["event_id"]})
+        next_cursor = encode_time_cursor(last["occurred_at"], last["event_id"])
     return {"items": items, "next_cursor": next_cursor}
-
-
-def _cursor_time(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise invalid_cursor()
-    return moment

@@ -1,0 +1,98 @@
+"""The subject's export (GDPR Art. 15 and 20): one JSON document, written out as rows arrive."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from consentry.audit import service as audit
+from consentry.auth import Caller
+from consentry.consent.service import RequestFacts, render
+from consentry.db import Database, format_timestamp
+from consentry.policy import Policy
+from consentry.privacy.erasure import represent
+from consentry.privacy.export_repository import export_reader
+from consentry.providers.service import granted_categories
+from consentry.pseudonyms import Pseudonyms
+
+_NO_FACTS = RequestFacts(region=None, gpc=False, ip=None, user_agent=None)
+_TIMES = ("recorded_at", "occurred_at", "received_at")
+
+
+async def record_export(
+    database: Database, pseudonyms: Pseudonyms, caller: Caller, subject_id: str
+) -> None:
+    """The export's audit row, committed before the first byte leaves."""
+    async with database.sessions() as session, session.begin():
+        await audit.record(session, "export", caller.name, subject_hash=pseudonyms.of(subject_id))
+
+
+async def stream_export(
+    database: Database,
+    pseudonyms: Pseudonyms,
+    policy: Policy,
+    subject_id: str,
+    exported_at: datetime,
+) -> AsyncIterator[bytes]:
+    """The document, piece by piece, from one read-only snapshot; never whole in memory."""
+    async with export_reader(database) as reader:
+        stored = await reader.state(subject_id)
+        consent = render(policy, subject_id, stored, _NO_FACTS)
+        head = {
+            "subject_id": subject_id,
+            "exported_at": format_timestamp(exported_at),
+            "policy_version": consent["policy_version"],
+            "consent": consent,
+        }
+        yield orjson.dumps(head)[:-1]  # the object stays open for the lists that follow
+        yield b',"consent_history":['
+        async for chunk in _array(reader.history(subject_id)):
+            yield chunk
+        yield b'],"events":['
+        async for chunk in _array(reader.events(subject_id)):
+            yield chunk
+        # The same rule as GET /v1/subjects/{subject_id}/providers.
+        granted = set(granted_categories(consent))
+        providers = [_public(p) for p in await reader.providers() if p["category"] in granted]
+        requests = await reader.erasure_requests(pseudonyms.of(subject_id))
+        yield b'],"providers":' + orjson.dumps(providers)
+        yield b',"erasure_requests":' + orjson.dumps([represent(_Row(r)) for r in requests])
+        yield b"}"
+
+
+async def _array(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """JSON array items, a few hundred rows to a piece."""
+    pieces: list[bytes] = []
+    first = True
+    async for row in rows:
+        # The position in the chain, and the subject id the document already names once.
+        row.pop("seq", None)
+        row.pop("subject_id", None)
+        for name in _TIMES:
+            if isinstance(row.get(name), datetime):
+                row[name] = format_timestamp(row[name])
+        pieces.append((b"" if first else b",") + orjson.dumps(row))
+        first = False
+        if len(pieces) >= 500:
+            yield b"".join(pieces)
+            pieces.clear()
+    if pieces:
+        yield b"".join(pieces)
+
+
+def _public(provider: dict[str, Any]) -> dict[str, Any]:
+    """A provider with its timestamps as text."""
+    return {
+        name: format_timestamp(value) if isinstance(value, datetime) else value
+        for name, value in provider.items()
+    }
+
+
+class _Row:
+    """Attribute access to a row read as a mapping, for `represent`."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)

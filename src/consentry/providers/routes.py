@@ -1,0 +1,163 @@
+"""HTTP endpoints of the provider registry, and of the providers a subject's data may reach."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.responses import Response
+
+from consentry.auth import ADMIN_SCOPE, Caller, require_scope, subject_access
+from consentry.consent import service as consent_service
+from consentry.consent.facts import request_facts
+from consentry.consent.schemas import REGION_DESCRIPTION, REGION_PATTERN
+from consentry.db import DatabaseDep
+from consentry.errors import problem_responses
+from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
+from consentry.providers import service
+from consentry.providers.schemas import (
+    PROVIDER_ID_DESCRIPTION as ID_DESCRIPTION,
+)
+from consentry.providers.schemas import (
+    PROVIDER_ID_PATTERN,
+    ProviderCreate,
+    ProviderPage,
+    ProviderRead,
+    ProviderReplace,
+)
+from consentry.pseudonyms import pseudonyms_of
+from consentry.routing import JSONRoute, json_response
+from consentry.subjects import SubjectIdPath
+
+
+class ProvidersRoute(JSONRoute):
+    """Only the privacy team sends bodies here, so one without a token is refused unread."""
+
+    token_required = True
+
+
+router = APIRouter(tags=["providers"], route_class=ProvidersRoute)
+
+Admin = Annotated[Caller, Depends(require_scope(ADMIN_SCOPE))]
+SubjectReader = Annotated[Caller, Depends(subject_access("consent:read", anonymous=True))]
+ProviderIdPath = Annotated[
+    str,
+    Path(min_length=1, max_length=64, pattern=PROVIDER_ID_PATTERN, description=ID_DESCRIPTION),
+]
+Region = Annotated[str | None, Query(pattern=REGION_PATTERN, description=REGION_DESCRIPTION)]
+
+# The registry is public and changes seldom; a few minutes' delay after a change is harmless.
+_PUBLIC = {"Cache-Control": "public, max-age=300"}
+# What reaches a subject's data follows its consent, which is personal and changes at once.
+_NO_STORE = {"Cache-Control": "no-store"}
+_WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 429, 503)
+
+
+def _created(provider: dict[str, Any]) -> Response:
+    return json_response(provider, 201, headers={"Location": f"/v1/providers/{provider['id']}"})
+
+
+@router.get(
+    "/v1/providers", response_model=ProviderPage, responses=problem_responses(422, 429, 503)
+)
+async def list_providers(
+    database: DatabaseDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Response:
+    """Every third party that receives data, ordered by id; public."""
+    async with database.reader() as connection:
+        page = await service.read_page(connection, limit=limit, cursor=cursor)
+    return json_response(page, headers=_PUBLIC)
+
+
+@router.post(
+    "/v1/providers",
+    status_code=201,
+    response_model=ProviderRead,
+    responses=problem_responses(*_WRITE_ERRORS, 409),
+)
+async def create_provider(
+    provider: ProviderCreate, caller: Admin, database: DatabaseDep
+) -> Response:
+    """Add a provider; 409 when its id is taken. Audited."""
+    async with database.sessions() as session, session.begin():
+        created = await service.create(session, provider, caller.name)
+    return _created(created)
+
+
+@router.get(
+    "/v1/providers/{provider_id}",
+    response_model=ProviderRead,
+    responses=problem_responses(404, 422, 429, 503),
+)
+async def get_provider(provider_id: ProviderIdPath, database: DatabaseDep) -> Response:
+    """One provider; public."""
+    async with database.reader() as connection:
+        provider = await service.read_one(connection, provider_id)
+    return json_response(provider, headers=_PUBLIC)
+
+
+@router.put(
+    "/v1/providers/{provider_id}",
+    response_model=ProviderRead,
+    responses={
+        201: {"model": ProviderRead, "description": "Created"},
+        **problem_responses(*_WRITE_ERRORS),
+    },
+)
+async def put_provider(
+    provider_id: ProviderIdPath, provider: ProviderReplace, caller: Admin, database: DatabaseDep
+) -> Response:
+    """Replace a provider's description (200), or create it (201). Audited when it changes."""
+    async with database.sessions() as session, session.begin():
+        stored, created = await service.replace(session, provider_id, provider, caller.name)
+    return _created(stored) if created else json_response(stored)
+
+
+@router.delete(
+    "/v1/providers/{provider_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 422, 429, 503),
+)
+async def delete_provider(
+    provider_id: ProviderIdPath, caller: Admin, database: DatabaseDep
+) -> Response:
+    """Remove a provider; 404 when there is none. Audited."""
+    async with database.sessions() as session, session.begin():
+        await service.delete(session, provider_id, caller.name)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/subjects/{subject_id}/providers",
+    response_model=ProviderPage,
+    responses=problem_responses(401, 403, 410, 422, 429, 503),
+)
+async def get_subject_providers(
+    subject_id: SubjectIdPath,
+    request: Request,
+    caller: SubjectReader,
+    database: DatabaseDep,
+    region: Region = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """The providers that may receive the subject's data now: those its consent grants.
+
+    A subject with no recorded choice is judged by the defaults its consent read shows (region,
+    GPC); `necessary` providers are always listed.
+    """
+    pseudonyms = await pseudonyms_of(request)
+    await consent_service.ensure_live(database, pseudonyms, subject_id)
+    state = request.app.state
+    page = await service.read_for_subject(
+        database,
+        state.consent_cache,
+        pseudonyms,
+        state.policy,
+        subject_id,
+        request_facts(request, region, for_record=False),
+        limit=limit,
+        cursor=cursor,
+    )
+    return json_response(page, headers=_NO_STORE)

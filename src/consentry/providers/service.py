@@ -1,0 +1,184 @@
+"""Provider rules: the registry's audited changes, and which providers a consent lets data reach."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from consentry.audit import service as audit
+from consentry.consent import service as consent
+from consentry.consent.cache import ConsentCache
+from consentry.consent.service import RequestFacts
+from consentry.db import Database, format_timestamp, utcnow
+from consentry.errors import Conflict, NotFound, ValidationFailed
+from consentry.pagination import decode_cursor, encode_cursor, invalid_cursor
+from consentry.policy import REQUIRED_CATEGORY, Policy
+from consentry.providers import repository
+from consentry.providers.schemas import (
+    EDITABLE_FIELDS,
+    ProviderCreate,
+    ProviderReplace,
+    is_provider_id,
+)
+from consentry.pseudonyms import Pseudonyms
+
+
+def _public(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored provider as the API shows it."""
+    return {
+        **stored,
+        "created_at": format_timestamp(stored["created_at"]),
+        "updated_at": format_timestamp(stored["updated_at"]),
+    }
+
+
+def _described(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """What the audit log keeps of a provider: its id and every editable field."""
+    return {"id": stored["id"], **{field: stored[field] for field in EDITABLE_FIELDS}}
+
+
+def _after(cursor: str | None) -> str | None:
+    """The id a cursor continues after; 422 for a cursor this service did not issue."""
+    if cursor is None:
+        return None
+    after: str = decode_cursor(cursor, {"after": str})["after"]
+    # Only an id can be a place in the list; anything else would reach the database as text.
+    if not is_provider_id(after):
+        raise invalid_cursor()
+    return after
+
+
+async def read_page(
+    connection: AsyncConnection,
+    *,
+    limit: int,
+    cursor: str | None,
+    categories: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """A page of providers ordered by id, only those of `categories` if given."""
+    rows = await repository.page(
+        connection, after=_after(cursor), categories=categories, limit=limit + 1
+    )
+    items = [_public(row) for row in rows[:limit]]
+    next_cursor = encode_cursor({"after": items[-1]["id"]}) if len(rows) > limit else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+async def read_one(connection: AsyncConnection, provider_id: str) -> dict[str, Any]:
+    """One provider; NotFound when no provider has that id."""
+    stored = await repository.get(connection, provider_id)
+    if stored is None:
+        raise NotFound("No provider has that id.")
+    return _public(stored)
+
+
+async def create(session: AsyncSession, provider: ProviderCreate, actor: str) -> dict[str, Any]:
+    """Add a provider and its audit row; Conflict when the id is taken."""
+    created = await _insert(session, provider.id, provider, actor)
+    if created is None:
+        raise Conflict(f"A provider with id {provider.id!r} exists already.")
+    return created
+
+
+async def replace(
+    session: AsyncSession, provider_id: str, provider: ProviderReplace, actor: str
+) -> tuple[dict[str, Any], bool]:
+    """Replace a provider's description, or create it; the provider and whether it was created.
+
+    A description equal to the stored one changes nothing: no audit row, `updated_at` kept.
+    """
+    if provider.id is not None and provider.id != provider_id:
+        raise ValidationFailed(
+            "The body's id differs from the id in the path.",
+            errors=[
+                {"loc": ["body", "id"], "msg": "must be the id in the path", "type": "value_error"}
+            ],
+        )
+    # A concurrent request may create or delete it between the two steps: try again then.
+    while (current := await repository.lock(session, provider_id)) is None:
+        if (created := await _insert(session, provider_id, provider, actor)) is not None:
+            return created, True
+    return await _change(session, current, provider, actor), False
+
+
+async def delete(session: AsyncSession, provider_id: str, actor: str) -> None:
+    """Remove a provider and record what it was; NotFound when no provider has that id."""
+    current = await repository.lock(session, provider_id)
+    if current is None:
+        raise NotFound("No provider has that id.")
+    await repository.remove(session, provider_id)
+    await audit.record(
+        session,
+        "provider_deleted",
+        actor,
+        target=provider_id,
+        details={"before": _described(current)},
+    )
+
+
+async def _insert(
+    session: AsyncSession,
+    provider_id: str,
+    provider: ProviderCreate | ProviderReplace,
+    actor: str,
+) -> dict[str, Any] | None:
+    """Insert the provider and its audit row; None, writing nothing, when the id is taken."""
+    now = utcnow()
+    stored = {
+        "id": provider_id,
+        **provider.model_dump(include=set(EDITABLE_FIELDS)),
+        "created_at": now,
+        "updated_at": now,
+    }
+    if not await repository.insert(session, stored):
+        return None
+    details = {"after": _described(stored)}
+    await audit.record(session, "provider_created", actor, target=provider_id, details=details)
+    return _public(stored)
+
+
+async def _change(
+    session: AsyncSession, current: dict[str, Any], provider: ProviderReplace, actor: str
+) -> dict[str, Any]:
+    """Write the fields that differ, and an audit row naming each one's value before and after."""
+    wanted = provider.model_dump(include=set(EDITABLE_FIELDS))
+    changed = [field for field in EDITABLE_FIELDS if current[field] != wanted[field]]
+    if not changed:
+        return _public(current)
+    values = {field: wanted[field] for field in changed}
+    now = utcnow()
+    await repository.update_fields(session, current["id"], {**values, "updated_at": now})
+    await audit.record(
+        session,
+        "provider_changed",
+        actor,
+        target=current["id"],
+        details={"before": {field: current[field] for field in changed}, "after": values},
+    )
+    return _public({**current, **values, "updated_at": now})
+
+
+def granted_categories(state: Mapping[str, Any]) -> list[str]:
+    """The categories a rendered consent state grants now; the required one always."""
+    granted = {name for name, entry in state["categories"].items() if entry["granted"]}
+    return sorted(granted | {REQUIRED_CATEGORY})
+
+
+async def read_for_subject(
+    database: Database,
+    cache: ConsentCache,
+    pseudonyms: Pseudonyms,
+    policy: Policy,
+    subject_id: str,
+    facts: RequestFacts,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """A page of the providers the subject's consent lets data reach now (its defaults if none)."""
+    state = await consent.read_consent(database, cache, pseudonyms, policy, subject_id, facts)
+    categories = granted_categories(state)
+    async with database.reader() as connection:
+        return await read_page(connection, limit=limit, cursor=cursor, categories=categories)

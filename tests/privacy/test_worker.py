@@ -1,0 +1,66 @@
+"""The worker: retention on its own schedule, and `consentry worker` as a separate process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from consentry.privacy.worker import Signals, retain_if_due
+from tests.helpers import admin
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_retention_runs_at_most_hourly(app: FastAPI) -> None:
+    state = app.state
+    signals = Signals()
+    start = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    for offset, runs in ((0, True), (59, False), (61, True)):
+        moment = start + timedelta(minutes=offset)
+        report = await retain_if_due(state.settings, state.database, signals, lambda at=moment: at)
+        assert (report is not None) == runs, offset
+
+
+async def test_the_worker_command_erases_and_stops_on_sigterm(
+    app: FastAPI, client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    body = {"subject_id": "learner-by-worker", "reason": "account_deleted"}
+    created = (await client.post("/v1/erasure-requests", json=body, headers=admin())).json()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
+    env.update(CONSENTRY_DATABASE_URL=database_url, CONSENTRY_WORKER_INTERVAL_SECONDS="0.2")
+    log = tmp_path / "worker.log"
+    with (
+        log.open("wb") as output,
+        # Started once and left alone: meanwhile the test only polls the API.
+        subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "consentry", "worker"], env=env, stdout=output, stderr=output
+        ) as process,
+    ):
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    found = await client.get(
+                        f"/v1/erasure-requests/{created['id']}", headers=admin()
+                    )
+                    if found.json()["status"] == "completed":
+                        break
+                    await asyncio.sleep(0.1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+    assert code == 0, log.read_text()
+    assert "stopped" in log.read_text()
+    # The process hashed with the same development key as this one: the search finds it.
+    listed = await client.get(
+        "/v1/erasure-requests", params={"subject_id": "learner-by-worker"}, headers=admin()
+    )
+    assert [item["id"] for item in listed.json()["items"]] == [created["id"]]
