@@ -53,8 +53,12 @@ async def run_worker(
     """
     while not signals.stopping:
         signals.wakeup.clear()
-        await run_once(settings, database, pseudonyms, clock)
-        await retain_if_due(settings, database, signals, clock)
+        try:
+            await run_once(settings, database, pseudonyms, clock)
+            await retain_if_due(settings, database, signals, clock)
+        except Exception:
+            # A background loop must outlive any one pass: the next interval tries again.
+            log.exception("worker pass failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(signals.wakeup.wait(), settings.worker_interval_seconds)
 
