@@ -305,17 +305,23 @@ _GRANTED_SINCE = ", ".join(
     f" THEN (categories -> '{c}' ->> 'updated_at')::timestamptz END"
     for c in OPTIONAL_CATEGORIES
 )
+_NO_GRANTS = ", ".join("NULL" for _ in OPTIONAL_CATEGORIES)
+# The share-locked grants and the tombstones of a batch's subjects in one round trip; the
+# tombstone rows (`erased`) carry no grants.
 _SHARE_GATES = f"""
-SELECT subject_id, {_GRANTED_SINCE}
-FROM consent_states
-WHERE subject_id = ANY($1::text[]) AND revision > 0
-ORDER BY subject_id
-FOR SHARE
-"""  # noqa: S608  (built from the policy's fixed category ids, never from input)
-_ERASED_AMONG_PG = """
-SELECT subject_id FROM unnest($1::text[], $2::text[]) AS s(subject_id, subject_hash)
+WITH locked AS (
+    SELECT subject_id, {_GRANTED_SINCE}
+    FROM consent_states
+    WHERE subject_id = ANY($1::text[]) AND revision > 0
+    ORDER BY subject_id
+    FOR SHARE
+)
+SELECT locked.*, false AS erased FROM locked
+UNION ALL
+SELECT s.subject_id, {_NO_GRANTS}, true
+FROM unnest($1::text[], $2::text[]) AS s(subject_id, subject_hash)
 WHERE EXISTS (SELECT 1 FROM tombstones AS t WHERE t.subject_hash = s.subject_hash)
-"""
+"""  # noqa: S608  (built from the policy's fixed category ids, never from input)
 
 
 async def share_gates(
@@ -333,19 +339,13 @@ async def share_gates(
     batches never wait on each other's share locks.
     """
     await share_erasure_locks(connection, subjects)
-    rows = await connection.fetch(_SHARE_GATES, subjects)
-    gates = {
-        row[0]: Gate(
-            granted_since={
-                category: since
-                for category, since in zip(OPTIONAL_CATEGORIES, row[1:], strict=True)
-                if since is not None
-            }
-        )
-        for row in rows
-    }
-    for row in await connection.fetch(_ERASED_AMONG_PG, subjects, hashes):
-        gates[row[0]] = ERASED
+    gates: dict[str, Gate] = {}
+    for row in await connection.fetch(_SHARE_GATES, subjects, hashes):
+        if row["erased"]:
+            gates[row[0]] = ERASED
+        elif row[0] not in gates:  # a tombstone wins, whatever order the rows come in
+            since = zip(OPTIONAL_CATEGORIES, row[1:-1], strict=True)
+            gates[row[0]] = Gate(granted_since={c: at for c, at in since if at is not None})
     return gates
 
 
