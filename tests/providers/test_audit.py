@@ -10,22 +10,13 @@ from fastapi import FastAPI
 
 from consentry.audit import repository as audit_repository
 from tests.helpers import admin, bearer, make_key
-from tests.providers.support import PROVIDERS, audit_rows, body, create, stored
+from tests.providers.support import FIELDS, PROVIDERS, audit_rows, body, create, stored
 from tests.test_errors import assert_problem, lenient
 
 pytestmark = pytest.mark.anyio
 
-DESCRIBED = {
-    "id",
-    "name",
-    "kind",
-    "purpose",
-    "data_shared",
-    "category",
-    "countries",
-    "transfer_mechanism",
-    "opt_out_url",
-}
+# What a provider describes, without the service's own timestamps.
+DESCRIBED = FIELDS - {"created_at", "updated_at"}
 
 
 async def test_a_creation_records_the_new_provider_and_who_made_it(
