@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, tuple_, update
+from sqlalchemy import delete, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
@@ -96,12 +96,6 @@ async def claim_due(session: AsyncSession, now: datetime) -> Any | None:
         .with_for_update(skip_locked=True)
     )
     return (await session.execute(query)).one_or_none()
-
-
-async def count_open(connection: AsyncConnection) -> int:
-    """How many requests are not finished."""
-    query = select(func.count()).where(ErasureRequest.status.in_(OPEN))
-    return int((await connection.execute(query)).scalar_one())
 
 
 async def lock_subject_for_erasure(session: AsyncSession, subject_id: str) -> None:
