@@ -19,12 +19,9 @@ from consentry.tokens import TokenVerifier
 
 ADMIN_SCOPE = "privacy:admin"
 
-# Declared for the OpenAPI document only; the header is parsed below, strictly.
-_bearer = HTTPBearer(auto_error=False, description="An API key (`csk_...`) or a user JWT.")
-
 
 class _DocumentedBearer(HTTPBearer):
-    """The same scheme in the OpenAPI document, at no cost per request."""
+    """The bearer scheme in the OpenAPI document only: the header is parsed below, strictly."""
 
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
         return None
@@ -94,7 +91,7 @@ async def _authenticate(request: Request) -> Caller | None:
 
 
 async def optional_caller(
-    request: Request, _doc: Annotated[object, Security(_bearer)] = None
+    request: Request, _doc: Annotated[object, Security(_bearer_doc)] = None
 ) -> Caller | None:
     """The caller if a token was sent; a malformed or invalid token is always refused."""
     return await _authenticate(request)

@@ -13,6 +13,8 @@ from starlette.responses import Response
 
 from consentry.errors import MalformedRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 
+# Personal data is never kept by a shared or browser cache.
+NO_STORE = {"Cache-Control": "no-store"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _DIGITS = re.compile(r"[0-9]+")
 

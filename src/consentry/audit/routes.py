@@ -16,7 +16,7 @@ from consentry.db import DatabaseDep
 from consentry.errors import problem_responses
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.pseudonyms import pseudonyms_of
-from consentry.routing import JSONRoute, json_response
+from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SUBJECT_ID_PATTERN
 
 router = APIRouter(tags=["audit"], route_class=JSONRoute)
@@ -55,4 +55,4 @@ async def get_audit_log(
             limit=limit,
             cursor=cursor,
         )
-    return json_response(page, headers={"Cache-Control": "no-store"})
+    return json_response(page, headers=NO_STORE)

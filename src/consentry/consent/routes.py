@@ -27,7 +27,7 @@ from consentry.etags import NOT_MODIFIED, none_match
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.policy import Policy
 from consentry.pseudonyms import pseudonyms_of
-from consentry.routing import JSONRoute, json_response
+from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SUBJECT_ID_DESCRIPTION, SUBJECT_ID_PATTERN, SubjectIdPath
 
 router = APIRouter(
@@ -43,8 +43,6 @@ IfMatch = Annotated[
     list[str] | None, Header(description="ETag of the state the change is based on, or `*`.")
 ]
 _REGION = re.compile(REGION_PATTERN)
-# Consent is personal data: never kept by a shared or browser cache.
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _policy(request: Request) -> Policy:
@@ -59,7 +57,7 @@ def _vary(request: Request) -> str:
 
 def _state_response(request: Request, state: dict[str, Any]) -> Response:
     body, etag = service.representation(state)
-    headers = {**_NO_STORE, "ETag": etag, "Vary": _vary(request)}
+    headers = {**NO_STORE, "ETag": etag, "Vary": _vary(request)}
     if request.method == "GET" and none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
@@ -191,4 +189,4 @@ async def get_history(
     await service.ensure_live(database, await pseudonyms_of(request), subject_id)
     async with database.reader() as connection:
         page = await service.read_history(connection, subject_id, limit, cursor)
-    return json_response(page, headers=_NO_STORE)
+    return json_response(page, headers=NO_STORE)

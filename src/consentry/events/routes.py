@@ -21,7 +21,7 @@ from consentry.events.schemas import (
 )
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.pseudonyms import pseudonyms_of
-from consentry.routing import JSONRoute, json_response
+from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SubjectIdPath
 
 
@@ -36,8 +36,6 @@ router = APIRouter(tags=["events"], route_class=EventsRoute)
 
 EventWriter = Annotated[Caller, Depends(require_scope("events:write"))]
 EventReader = Annotated[Caller, Depends(subject_access("privacy:admin", anonymous=False))]
-# Events are personal data: never kept by a shared or browser cache.
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.post(
@@ -59,7 +57,7 @@ async def post_events(
         batch.events,
         batch.sent_at,
     )
-    return json_response(result, headers=_NO_STORE)
+    return json_response(result, headers=NO_STORE)
 
 
 @router.get(
@@ -92,4 +90,4 @@ async def get_events(
             limit=limit,
             cursor=cursor,
         )
-    return json_response(page, headers=_NO_STORE)
+    return json_response(page, headers=NO_STORE)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from consentry.db import DatabaseDep
 from consentry.errors import ServiceUnavailable, problem_response, problem_responses
-from consentry.routing import json_response
+from consentry.routing import NO_STORE, json_response
 
 router = APIRouter(tags=["operations"])
 
@@ -33,4 +33,4 @@ async def readyz(request: Request, database: DatabaseDep) -> Response:
         error = ServiceUnavailable(f"The schema is at {current}, not {expected}: run migrations.")
         return problem_response(error, request.url.path)
     body = {"status": "ready", "schema": current}
-    return json_response(body, headers={"Cache-Control": "no-store"})
+    return json_response(body, headers=NO_STORE)

