@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +14,7 @@ from fastapi import FastAPI
 from tests.consent.test_history import verify_chain
 from tests.events.support import ingest
 from tests.helpers import ADMIN_KEY, JWT_SECRET, admin, bearer, choice, event, make_key, user_token
+from tests.processes import environment, serving
 from tests.test_errors import assert_problem
 
 pytestmark = pytest.mark.anyio
@@ -94,45 +90,16 @@ async def test_who_may_export(app: FastAPI, client: httpx.AsyncClient) -> None:
     assert (await _export(client, **bearer(user_token(SUBJECT)))).status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served(database_url: str, tmp_path: Path) -> Iterator[str]:
     """A `consentry serve` process on the test's database; yields its base URL."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
-    env.update(
+    env = environment(
         CONSENTRY_DATABASE_URL=database_url,
         CONSENTRY_ADMIN_KEY=ADMIN_KEY,
         CONSENTRY_JWT_SECRET=JWT_SECRET,
     )
-    log = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "consentry", "serve", "--port", str(port), "--no-migrate"]
-    with (
-        log.open("wb") as output,
-        subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT) as process,
-    ):
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text())
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+    with serving(env, tmp_path / "serve.log", "--no-migrate") as base:
+        yield base
 
 
 async def test_a_real_server_sends_the_export_in_several_pieces(app: FastAPI, served: str) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from fastapi import FastAPI
 
 from consentry.privacy.worker import Signals, retain_if_due
 from tests.helpers import admin
+from tests.processes import CONSENTRY, environment
 
 pytestmark = pytest.mark.anyio
 
@@ -35,14 +34,13 @@ async def test_the_worker_command_erases_and_stops_on_sigterm(
 ) -> None:
     body = {"subject_id": "learner-by-worker", "reason": "account_deleted"}
     created = (await client.post("/v1/erasure-requests", json=body, headers=admin())).json()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
-    env.update(CONSENTRY_DATABASE_URL=database_url, CONSENTRY_WORKER_INTERVAL_SECONDS="0.2")
+    env = environment(CONSENTRY_DATABASE_URL=database_url, CONSENTRY_WORKER_INTERVAL_SECONDS="0.2")
     log = tmp_path / "worker.log"
     with (
         log.open("wb") as output,
         # Started once and left alone: meanwhile the test only polls the API.
         subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "consentry", "worker"], env=env, stdout=output, stderr=output
+            [*CONSENTRY, "worker"], env=env, stdout=output, stderr=output
         ) as process,
     ):
         try:
