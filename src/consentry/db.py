@@ -164,13 +164,26 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """
 
 
+def driver_dsn(database_url: str) -> str:
+    """The driver's own DSN for a SQLAlchemy PostgreSQL URL.
+
+    The engine takes TLS as `?ssl=require` (a keyword of the driver's connect), while the
+    driver reads a DSN parameter it does not know as a server setting, and PostgreSQL refuses
+    to set `ssl` per session: in a DSN the same mode is `sslmode`.
+    """
+    url = make_url(database_url).set(drivername="postgresql")
+    if "ssl" in url.query:
+        mode = url.query["ssl"]
+        url = url.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
+    return url.render_as_string(hide_password=False)
+
+
 async def open_database(settings: Settings) -> Database:
     """The engine, and on PostgreSQL the driver pool beside it."""
     database = create_database(settings)
     if settings.is_sqlite:
         return database
-    dsn = make_url(settings.database_url).set(drivername="postgresql")
-    dsn_text = dsn.render_as_string(hide_password=False)
+    dsn_text = driver_dsn(settings.database_url)
     pool = await asyncpg.create_pool(
         dsn_text,
         # No connection at startup: the service starts while the database is away and answers
