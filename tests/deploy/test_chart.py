@@ -20,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "consentry"
-TEMPLATES = sorted((CHART / "templates").glob("*.yaml")) + sorted(
+TEMPLATES = sorted((CHART / "templates").rglob("*.yaml")) + sorted(
     (CHART / "templates").glob("*.tpl")
 )
 # Built-in objects of a template's root context; only `.Values` comes from values.yaml.
@@ -211,7 +211,7 @@ def test_values_parse_into_the_sections_the_templates_read() -> None:
     assert all(isinstance(v, str) for v in values["config"].values())
 
 
-@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: str(p.relative_to(CHART)))
 def test_template_reads_only_values_that_exist_and_balances_its_blocks(path: Path) -> None:
     assert _check_template(path.read_text(encoding="utf-8"), _values()) == []
 
