@@ -77,19 +77,21 @@ def test_the_image_runs_as_a_fixed_non_root_user_with_a_healthcheck() -> None:
 
 
 def _ignored(patterns: list[str], path: str) -> bool:
-    """Whether `.dockerignore` keeps `path` out (its last matching pattern decides)."""
+    """Whether `.dockerignore` keeps `path` out (its last matching pattern decides).
+
+    A pattern matches a path or any folder above it; `**/` lets it start at any depth.
+    """
+    parts = path.split("/")
     ignored = False
     for pattern in patterns:
-        negated = pattern.startswith("!")
         bare = pattern.removeprefix("!")
-        candidates = [bare, bare.removeprefix("**/")]
-        parts = path.split("/")
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        tails = ["/".join(parts[i:]) for i in range(len(parts))]
-        if any(fnmatch.fnmatchcase(p, c) for c in candidates for p in prefixes) or (
-            bare.startswith("**/") and any(fnmatch.fnmatchcase(t, candidates[1]) for t in tails)
-        ):
-            ignored = not negated
+        anywhere = bare.startswith("**/")
+        starts = range(len(parts)) if anywhere else range(1)
+        names = [
+            "/".join(parts[start : end + 1]) for start in starts for end in range(start, len(parts))
+        ]
+        if any(fnmatch.fnmatchcase(name, bare.removeprefix("**/")) for name in names):
+            ignored = not pattern.startswith("!")
     return ignored
 
 
@@ -104,6 +106,7 @@ def test_dockerignore_keeps_local_state_out_and_the_sources_in() -> None:
         "consentry.db-shm",
         ".env",
         "src/consentry/__pycache__/app.cpython-312.pyc",
+        "src/consentry/policy/__pycache__/stale.txt",
         "tests/conftest.py",
     ):
         assert _ignored(patterns, path), path
