@@ -70,7 +70,11 @@ def server_process(env: dict[str, str], log: Path, *args: str) -> Iterator[Serve
             yield Server(base, process, log)
         finally:
             process.terminate()
-            process.wait(timeout=15)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()  # rather than wait for ever on leaving the `with` above
+                raise
 
 
 def _ready(base: str) -> bool:

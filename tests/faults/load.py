@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from asyncio import Task
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -64,7 +66,7 @@ class Load:
 
     async def wait_answered(self, count: int, status: int = 200) -> None:
         """Until `count` batches were answered with `status`."""
-        async with self._answered:
+        async with asyncio.timeout(60), self._answered:
             await self._answered.wait_for(
                 lambda: sum(a.status == status for a in self.attempts) >= count
             )
@@ -77,6 +79,18 @@ class Load:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, stop_on_transport_error: bool = False) -> AsyncIterator[Task[None]]:
+        """The load in a task of its own, cancelled if the block ends before the load did."""
+        task = asyncio.create_task(self.run(stop_on_transport_error=stop_on_transport_error))
+        try:
+            yield task
+        finally:
+            self.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _client(self, stop_on_transport_error: bool) -> None:
         async with httpx.AsyncClient(
