@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from consentry.settings import Settings
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -132,10 +135,17 @@ class Database:
         )
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; drop them when the database no longer answers."""
+        answers = True
         if self.pool is not None:
-            await self.pool.close()
-        await self.engine.dispose()
+            try:
+                await self.pool.close()
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+                # The pool has dropped its connections itself.
+                log.warning("database connections dropped at shutdown (%s)", type(exc).__name__)
+                answers = False
+        # Closing the engine's connections one by one would wait out the timeout for each.
+        await self.engine.dispose(close=answers)
 
 
 def create_database(settings: Settings) -> Database:
