@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from consentry import migrations
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import migrated_pg_database
 
 
 @pytest.fixture
@@ -15,9 +14,5 @@ def pg_url(pg_base_url: str | None) -> Iterator[str]:
     """A new PostgreSQL database migrated to head, dropped after the test."""
     if pg_base_url is None:
         pytest.skip("PostgreSQL is unreachable (see the summary at the end)")
-    url = create_pg_database(pg_base_url)
-    try:
-        migrations.upgrade(url)
+    with migrated_pg_database(pg_base_url) as url:
         yield url
-    finally:
-        drop_pg_database(pg_base_url, url)

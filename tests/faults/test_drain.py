@@ -23,6 +23,7 @@ async def _blocked_on_events(connection: asyncpg.Connection) -> int:
     """Backends of this database waiting for a lock on the events table."""
     count: int = await connection.fetchval(
         "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'events'::regclass"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     )
     return count
 
