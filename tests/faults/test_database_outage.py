@@ -160,7 +160,9 @@ async def test_a_database_cut_answers_503_then_recovers_with_no_acknowledged_eve
                 assert await stored_ids(pg_url, after) == set(after)
                 log = await client.get("/v1/audit-log", headers=admin())
                 assert log.status_code == 200, log.text
-                # Coherent again: a change made elsewhere reaches this process's reads.
+                # Coherent again: a change made elsewhere reaches this process's reads, which
+                # the listener makes drop what they cached meanwhile.
+                assert await _performance(client, subject) is False
                 async with _direct(pg_url) as replica:
                     changed = await replica.put(
                         f"/v1/subjects/{subject}/consent",
