@@ -9,6 +9,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +97,19 @@ def migrated_pg(pg_base_url: str | None) -> Iterator[str | None]:
     if pg_base_url is None:
         yield None
         return
-    url = create_pg_database(pg_base_url)
+    with migrated_pg_database(pg_base_url) as url:
+        yield url
+
+
+@contextmanager
+def migrated_pg_database(base_url: str) -> Iterator[str]:
+    """A new PostgreSQL database migrated to head, dropped when the block ends."""
+    url = create_pg_database(base_url)
     try:
         migrations.upgrade(url)
         yield url
     finally:
-        drop_pg_database(pg_base_url, url)
+        drop_pg_database(base_url, url)
 
 
 @pytest.fixture(scope="session")

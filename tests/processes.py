@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -31,9 +32,28 @@ def environment(**settings: str) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running `consentry serve`: where it answers, its process, and its output."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
 @contextmanager
 def serving(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
     """`consentry serve` with `env` until the block ends; yields its base URL once it is ready."""
+    with server_process(env, log, *args) as server:
+        yield server.base
+
+
+@contextmanager
+def server_process(env: dict[str, str], log: Path, *args: str) -> Iterator[Server]:
+    """`consentry serve` as serving() starts it, for a test that signals the process itself.
+
+    A process still running when the block ends is terminated.
+    """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [*CONSENTRY, "serve", "--port", str(port), *args]
@@ -47,10 +67,14 @@ def serving(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(log.read_text())
                 time.sleep(0.1)
-            yield base
+            yield Server(base, process, log)
         finally:
             process.terminate()
-            process.wait(timeout=15)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()  # rather than wait for ever on leaving the `with` above
+                raise
 
 
 def _ready(base: str) -> bool:

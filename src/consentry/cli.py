@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from types import FrameType
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -115,6 +116,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
 
     if not args.no_migrate:
         migrations.upgrade(settings.database_url)
+    # uvicorn drains the requests under way on SIGTERM or SIGINT, shuts the app down, then
+    # raises the signal again, which would end the process as killed by it. A stop that was
+    # asked for and completed is a success, as for `consentry worker`.
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, _stopped)
     uvicorn.run(
         "consentry.app:create_app",
         factory=True,
@@ -128,6 +134,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         # Access lines carry subject ids in their paths: personal data stays out of logs.
         access_log=False,
     )
+
+
+def _stopped(signal_number: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 async def _work(settings: Settings) -> None:

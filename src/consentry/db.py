@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from consentry.settings import Settings
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -104,6 +107,8 @@ class Database:
     # connection just released to a waiter, which sends the waiter to the back: under load a
     # few requests waited for hundreds of milliseconds while most waited none.
     turns: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    # How long to wait for PostgreSQL to connect or answer (CONSENTRY_DATABASE_TIMEOUT_SECONDS).
+    timeout: float = 10.0
 
     @asynccontextmanager
     async def driver(self) -> AsyncIterator[asyncpg.Connection]:
@@ -126,14 +131,21 @@ class Database:
     async def connect(self) -> asyncpg.Connection:
         """A connection of its own, outside the pools (PostgreSQL only), to LISTEN on."""
         return await asyncpg.connect(
-            self.dsn, timeout=10, server_settings={"application_name": LISTENER_NAME}
+            self.dsn, timeout=self.timeout, server_settings={"application_name": LISTENER_NAME}
         )
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; drop them when the database no longer answers."""
+        answers = True
         if self.pool is not None:
-            await self.pool.close()
-        await self.engine.dispose()
+            try:
+                await self.pool.close()
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+                # The pool has dropped its connections itself.
+                log.warning("database connections dropped at shutdown (%s)", type(exc).__name__)
+                answers = False
+        # Closing the engine's connections one by one would wait out the timeout for each.
+        await self.engine.dispose(close=answers)
 
 
 def create_database(settings: Settings) -> Database:
@@ -146,6 +158,11 @@ def create_database(settings: Settings) -> Database:
     else:
         kwargs["pool_size"] = settings.database_pool_size
         kwargs["max_overflow"] = settings.database_max_overflow
+        # A database that stopped answering (a partition, a dead peer that sent no reset) costs
+        # a request this long, then a 503, rather than the kernel's TCP timeouts.
+        timeout = settings.database_timeout_seconds
+        kwargs["pool_timeout"] = timeout
+        kwargs["connect_args"] = {"timeout": timeout, "command_timeout": timeout}
     engine = create_async_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
@@ -153,6 +170,7 @@ def create_database(settings: Settings) -> Database:
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
         read_engine=engine.execution_options(isolation_level="AUTOCOMMIT"),
+        timeout=settings.database_timeout_seconds,
     )
 
 
@@ -190,7 +208,8 @@ async def open_database(settings: Settings) -> Database:
         # 503 until it returns, like the engine, which also connects on first use.
         min_size=0,
         max_size=settings.database_pool_size,
-        timeout=10,
+        timeout=settings.database_timeout_seconds,
+        command_timeout=settings.database_timeout_seconds,
         reset=_keep_session,
         max_inactive_connection_lifetime=1800,
     )

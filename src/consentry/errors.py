@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -280,6 +281,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _handle_database)
     app.add_exception_handler(InterfaceError, _handle_database)
     app.add_exception_handler(OSError, _handle_database)
+    # No pooled connection came free in time: the database is too slow to serve now.
+    app.add_exception_handler(PoolTimeout, _handle_database)
     app.add_exception_handler(DBAPIError, _handle_dbapi)
     app.add_exception_handler(asyncpg.PostgresError, _handle_driver)
     app.add_exception_handler(asyncpg.InterfaceError, _handle_driver)

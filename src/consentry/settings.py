@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # are opened and closed over and over; by default requests wait for a pooled one instead.
     database_max_overflow: int = Field(default=0, ge=0, le=200)
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    # Database outages: how long to wait for PostgreSQL (to connect, for a statement, for a
+    # pooled connection) before answering 503. A partition sends no reset; without a bound a
+    # request would wait for the kernel's TCP timeouts, many minutes.
+    database_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     consent_cache_size: int = Field(default=20_000, ge=0, le=10_000_000)
 
     admin_key: str | None = None
