@@ -1,0 +1,161 @@
+"""Browser tests: Debian's chromium driven by Playwright against a real `consentry serve`.
+
+The platform's test page is served from a second local server on another origin (`localhost`,
+while the service is `127.0.0.1`), as consent.js is used in production: cross-origin, allowed
+by `CONSENTRY_CORS_ORIGINS`. Without chromium the suite is skipped, except with `CI=true`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.helpers import ADMIN_KEY, JWT_SECRET
+from tests.processes import environment, serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+PLATFORM = Path(__file__).parent / "platform"
+# Screenshots for people to look at, kept out of git.
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+
+
+class PlatformServer(ThreadingHTTPServer):
+    """The platform's pages, with the service's address written into the test page."""
+
+    service = ""
+    requests: list[str]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: PlatformServer
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        self.server.requests.append(path)
+        name = "index.html" if path == "/" else path.lstrip("/")
+        file = PLATFORM / name
+        if "/" in name or not file.is_file():
+            self.send_error(404)
+            return
+        body = file.read_bytes()
+        if name == "index.html":
+            body = body.replace(b"{service}", self.server.service.encode())
+        self.send_response(200)
+        kind = "text/html" if name.endswith(".html") else "text/javascript"
+        self.send_header("Content-Type", f"{kind}; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the tests read `requests` instead."""
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[PlatformServer]:
+    """The platform's own web server, on an origin of its own."""
+    server = PlatformServer(("127.0.0.1", 0), _Handler)
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def platform_origin(server: PlatformServer) -> str:
+    """The platform's origin as the browser sees it."""
+    return f"http://localhost:{server.server_address[1]}"
+
+
+@pytest.fixture(scope="session")
+def service(platform: PlatformServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `consentry serve` on SQLite that admits the platform's origin; yields its base URL."""
+    folder = tmp_path_factory.mktemp("browser")
+    env = environment(
+        CONSENTRY_DATABASE_URL=f"sqlite+aiosqlite:///{folder / 'consentry.db'}",
+        CONSENTRY_CORS_ORIGINS=platform_origin(platform),
+        CONSENTRY_JWT_SECRET=JWT_SECRET,
+        CONSENTRY_ADMIN_KEY=ADMIN_KEY,
+    )
+    with serving(env, folder / "serve.log") as base:
+        platform.service = base + "/"
+        yield base
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless chromium for the whole session."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + "; CI=true: the browser tests are required")
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+NewPage = Callable[..., Page]
+
+
+@pytest.fixture
+def new_page(browser: Browser, service: str) -> Iterator[NewPage]:
+    """Pages in fresh contexts (no cookies), each with the given context options."""
+    contexts: list[BrowserContext] = []
+
+    def make(**options: Any) -> Page:
+        options.setdefault("locale", "en-US")
+        context = browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page: NewPage) -> Page:
+    """A page in a fresh English-speaking context."""
+    return new_page()
+
+
+def open_platform(page: Page, platform: PlatformServer, **query: str) -> Any:
+    """Open the platform's test page and wait until consent.js has read the consent."""
+    suffix = f"?{urlencode(query)}" if query else ""
+    page.goto(f"{platform_origin(platform)}/{suffix}")
+    return page.evaluate("window.consentReady")
+
+
+def server_state(service: str, subject_id: str, **headers: str) -> dict[str, Any]:
+    """The subject's consent as the service answers it, outside the browser."""
+    response = httpx.get(f"{service}/v1/subjects/{subject_id}/consent", headers=headers)
+    response.raise_for_status()
+    state: dict[str, Any] = response.json()
+    return state
+
+
+def artifact(name: str) -> Path:
+    """Where a screenshot goes."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / name
