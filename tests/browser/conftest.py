@@ -159,3 +159,31 @@ def artifact(name: str) -> Path:
     """Where a screenshot goes."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / name
+
+
+# The element that has focus, looked for through shadow roots, with its focus outline.
+FOCUSED = """() => {
+  let el = document.activeElement;
+  while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+  const style = getComputedStyle(el);
+  return {
+    tag: el.tagName.toLowerCase(), text: (el.innerText || "").trim(),
+    action: el.dataset.action || null, category: el.dataset.category || null,
+    checked: el.checked === undefined ? null : el.checked,
+    outline: style.outlineStyle, outline_width: parseFloat(style.outlineWidth),
+  };
+}"""
+
+
+def focused(page: Page) -> dict[str, Any]:
+    """What has the keyboard's focus now."""
+    found: dict[str, Any] = page.evaluate(FOCUSED)
+    return found
+
+
+def history(service: str, subject_id: str, **headers: str) -> list[dict[str, Any]]:
+    """The subject's consent history, newest first, as the service answers it."""
+    response = httpx.get(f"{service}/v1/subjects/{subject_id}/consent/history", headers=headers)
+    response.raise_for_status()
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items

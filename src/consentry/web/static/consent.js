@@ -30,7 +30,7 @@
       unsaved: "You have not made a choice yet: the switches show the defaults.",
       save: "Save my choices", close: "Close",
       on: "On", off: "Off", always: "Always on",
-      ifOff: "If you switch it off:",
+      ifOff: "If you switch it off:", whyOn: "Why it stays on:",
       sharedWith: "Shared with:", nobody: "no outside provider",
       receiving: "Who receives your data now",
       receivingNone: "No outside provider receives your data.",
@@ -66,7 +66,7 @@
       unsaved: "Sie haben noch nicht gewählt: Die Schalter zeigen die Voreinstellungen.",
       save: "Meine Auswahl speichern", close: "Schließen",
       on: "An", off: "Aus", always: "Immer an",
-      ifOff: "Wenn Sie es ausschalten:",
+      ifOff: "Wenn Sie es ausschalten:", whyOn: "Warum es an bleibt:",
       sharedWith: "Weitergegeben an:", nobody: "keinen externen Anbieter",
       receiving: "Wer Ihre Daten jetzt erhält",
       receivingNone: "Kein externer Anbieter erhält Ihre Daten.",
@@ -465,7 +465,7 @@
         h("div", { class: "row" }, heading(view, 2, null, h("label", { for: id }, text.name)),
           h("span", { class: "switch" }, input, stateText)),
         h("p", { id: id + "-desc" }, text.description),
-        h("p", { id: id + "-off" }, h("strong", null, t("ifOff")), " ", text.off),
+        h("p", { id: id + "-off" }, h("strong", null, t(category.required ? "whyOn" : "ifOff")), " ", text.off),
         h("p", { class: "muted" }, t("sharedWith"), " ", names.length ? names.join(", ") : t("nobody"))));
     }
     view.receiving = h("div");
