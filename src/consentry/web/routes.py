@@ -30,6 +30,7 @@ _TYPES = {
     "js": "text/javascript; charset=utf-8",
     "css": "text/css; charset=utf-8",
     "html": "text/html; charset=utf-8",
+    "svg": "image/svg+xml; charset=utf-8",
 }
 
 
@@ -61,7 +62,7 @@ def build_router() -> APIRouter:
     # Fetched cross-origin by the platform's pages, including those isolated with COEP.
     sdk_headers = {**_SDK_CACHE, "Cross-Origin-Resource-Policy": "cross-origin"}
     sdk = {name: Asset.read(name) for name in ("consent.js", "consent.css")}
-    page_assets = {name: Asset.read(name) for name in ("privacy.js", "privacy.css")}
+    page_assets = {name: Asset.read(name) for name in ("privacy.js", "privacy.css", "icon.svg")}
     page = Asset.read("privacy.html")
 
     @router.get("/sdk/{name}")
@@ -79,7 +80,7 @@ def build_router() -> APIRouter:
 
     @router.get("/privacy/{name}")
     async def get_privacy_asset(name: str, request: Request) -> Response:
-        """A script or stylesheet of the /privacy page; public."""
+        """A script, stylesheet or icon of the /privacy page; public."""
         asset = page_assets.get(name)
         if asset is None:
             raise NotFound("There is no such file.")

@@ -507,7 +507,7 @@
     }
     if (history) {
       const names = Object.fromEntries(view.policy.categories.map((c) => [c.id, categoryText(c).name]));
-      view.history.replaceChildren(history.items.length ? h("ol", { class: "list history" }, history.items.map((r) =>
+      view.history.replaceChildren(...[history.items.length ? h("ol", { class: "list history" }, history.items.map((r) =>
         h("li", null,
           h("time", { datetime: r.recorded_at }, dateText(r.recorded_at)), " — ",
           `${t("via")} ${t("sources")[r.source] || r.source}`, r.method ? `, ${t("methods")[r.method] || r.method}` : "",
@@ -516,7 +516,7 @@
             const part = `${i ? " · " : ""}${names[c] || c}: ${granted ? t("on") : t("off")}`;
             return r.changed.includes(c) ? h("strong", null, part) : part;
           })))) : h("p", null, t("historyNone")),
-      history.next_cursor ? h("p", { class: "muted" }, t("historyMore")) : null);
+      history.next_cursor && h("p", { class: "muted" }, t("historyMore"))].filter(Boolean));
     }
   }
 
