@@ -417,7 +417,7 @@
     const view = { frame, body, modal, policy: policyDoc, providers, level: modal ? 2 : 1 };
     S.prefs = {
       update: () => updatePrefs(view),
-      focus: () => (frame.querySelector("input:not([disabled]), button") || frame).focus(),
+      focus: () => (frame.querySelector("input:not([disabled])") || frame.querySelector("button")).focus(),
     };
     renderPrefs(view);
     if (modal) S.prefs.focus();
