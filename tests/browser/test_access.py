@@ -99,7 +99,9 @@ def test_erasure_confirmation_by_keyboard(new_page: NewPage, service: str) -> No
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")
     expect(confirm).to_have_count(0)
-    assert server_state(service, "learner-keys-1", Authorization=f"Bearer {user_token('learner-keys-1')}")
+    assert server_state(
+        service, "learner-keys-1", Authorization=f"Bearer {user_token('learner-keys-1')}"
+    )
 
 
 def _fits(page: Page, control: Locator) -> None:
@@ -107,8 +109,8 @@ def _fits(page: Page, control: Locator) -> None:
     box = control.bounding_box()
     assert box is not None
     width, height = page.viewport_size["width"], page.viewport_size["height"]  # type: ignore[index]
-    assert 0 <= box["x"] and box["x"] + box["width"] <= width, box
-    assert 0 <= box["y"] and box["y"] + box["height"] <= height, box
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    assert box["y"] >= 0 and box["y"] + box["height"] <= height, box
 
 
 def test_usable_at_200_percent_zoom(new_page: NewPage, platform: PlatformServer) -> None:

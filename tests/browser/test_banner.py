@@ -99,7 +99,11 @@ def test_reject_all_runs_nothing_and_the_server_records_denial(
         "user"
     }
     [record] = history(service, _subject(page))
-    assert (record["source"], record["method"], record["language"]) == ("banner", "reject_all", "en")
+    assert (record["source"], record["method"], record["language"]) == (
+        "banner",
+        "reject_all",
+        "en",
+    )
     assert page.evaluate("window.ran") == ["page"]
     assert "/analytics.js" not in platform.requests[before:]
     calls = page.evaluate("window.gtagCalls")
@@ -174,7 +178,7 @@ def test_a_stale_choice_shows_the_banner_again(
 def test_gpc_signal_gets_gpc_defaults(
     new_page: NewPage, platform: PlatformServer, service: str
 ) -> None:
-    """In an opt-out region, a browser sending Sec-GPC: 1 gets performance and personalisation off."""
+    """In an opt-out region, a browser sending Sec-GPC: 1 gets performance and customization off."""
     plain = new_page()
     open_platform(plain, platform, region="US-CA")
     plain.wait_for_function("window.ran.includes('analytics.js')")

@@ -79,7 +79,7 @@ def test_toggle_persists_across_reloads_and_appears_in_history(
 def test_privacy_page_with_token_exports_and_erases(
     new_page: NewPage, service: str, tmp_path: Path
 ) -> None:
-    """/privacy#token=: the token leaves the address bar, travels only in a header; export, erase."""
+    """/privacy#token=: the token leaves the address bar, goes only in a header; export, erase."""
     learner = "learner-privacy-1"
     token = user_token(learner)
     page = new_page(accept_downloads=True)
