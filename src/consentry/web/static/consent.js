@@ -202,8 +202,8 @@
   }
 
   // Scripts written as <script type="text/plain" data-consent="performance"> run once allowed.
+  // Without a known consent only `necessary` passes, so this is safe to run at any time.
   function runScripts() {
-    if (!S.state) return;
     for (const old of document.querySelectorAll('script[type="text/plain"][data-consent]')) {
       if (old.hasAttribute("data-consentry-ran")) continue;
       const categories = old.getAttribute("data-consent").split(/[\s,]+/).filter(Boolean);
@@ -261,6 +261,7 @@
         // Fail closed: nothing optional runs, and the page goes on without us.
         console.warn("Consentry: consent could not be read; only necessary features run.", error);
         S.failed = error;
+        runScripts();
         return null;
       }
       setState(S.state);
@@ -268,7 +269,7 @@
         // Readers of the banner text need the policy to save their choice.
         policy().catch(() => {});
         await domReady();
-        showBanner();
+        await showBanner();
       }
       return snapshot();
     })();
@@ -384,12 +385,18 @@
 
   // The preference center: in a modal dialog on the platform, or inside `container` (/privacy).
   async function openPreferences(options = {}) {
-    const shadow = await root();
     if (S.prefs) {
       S.prefs.focus();
       return;
     }
-    const opener = document.activeElement;
+    // Taken at once, so that a second call while this one loads opens nothing more.
+    S.prefs = { update() {}, focus() {} };
+    let opener = document.activeElement;
+    while (opener && opener.shadowRoot && opener.shadowRoot.activeElement) {
+      opener = opener.shadowRoot.activeElement;
+    }
+    await domReady();
+    const shadow = await root();
     const modal = !options.container;
     let frame;
     if (modal) {
@@ -397,7 +404,7 @@
       frame.addEventListener("close", () => {
         frame.remove();
         S.prefs = null;
-        if (opener && opener.focus) opener.focus();
+        if (opener && opener.isConnected && opener.focus) opener.focus();
       });
       shadow.append(frame);
       frame.showModal();
@@ -414,6 +421,7 @@
       policy().catch(() => null),
       json("GET", "v1/providers?limit=1000").then((r) => r.items).catch(() => []),
     ]);
+    if (!frame.isConnected) return; // closed while it loaded
     const view = { frame, body, modal, policy: policyDoc, providers, level: modal ? 2 : 1 };
     S.prefs = {
       update: () => updatePrefs(view),
