@@ -8,66 +8,28 @@ by `CONSENTRY_CORS_ORIGINS`. Without chromium the suite is skipped, except with 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from tests.browser.platform_server import PlatformServer, platform_origin, start_platform
 from tests.helpers import ADMIN_KEY, JWT_SECRET
 from tests.processes import environment, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
-PLATFORM = Path(__file__).parent / "platform"
 # Screenshots for people to look at, kept out of git.
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
 
-class PlatformServer(ThreadingHTTPServer):
-    """The platform's pages, with the service's address written into the test page."""
-
-    service = ""
-    requests: list[str]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: PlatformServer
-
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        self.server.requests.append(path)
-        name = "index.html" if path == "/" else path.lstrip("/")
-        file = PLATFORM / name
-        if "/" in name or not file.is_file():
-            self.send_error(404)
-            return
-        body = file.read_bytes()
-        if name == "index.html":
-            body = body.replace(b"{service}", self.server.service.encode())
-        self.send_response(200)
-        kind = "text/html" if name.endswith(".html") else "text/javascript"
-        self.send_header("Content-Type", f"{kind}; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the tests read `requests` instead."""
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def platform() -> Iterator[PlatformServer]:
     """The platform's own web server, on an origin of its own."""
-    server = PlatformServer(("127.0.0.1", 0), _Handler)
-    server.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = start_platform()
     try:
         yield server
     finally:
@@ -75,12 +37,7 @@ def platform() -> Iterator[PlatformServer]:
         server.server_close()
 
 
-def platform_origin(server: PlatformServer) -> str:
-    """The platform's origin as the browser sees it."""
-    return f"http://localhost:{server.server_address[1]}"
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service(platform: PlatformServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `consentry serve` on SQLite that admits the platform's origin; yields its base URL."""
     folder = tmp_path_factory.mktemp("browser")
@@ -95,9 +52,13 @@ def service(platform: PlatformServer, tmp_path_factory: pytest.TempPathFactory) 
         yield base
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless chromium for the whole session."""
+    """One headless chromium for all browser tests.
+
+    Package-scoped, not session-scoped: Playwright's sync API keeps an event loop running in
+    this thread while it is open, and the other tests' `asyncio.run()` would refuse to start.
+    """
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
         if os.environ.get("CI", "").lower() == "true":
