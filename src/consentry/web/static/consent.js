@@ -44,7 +44,8 @@
       eraseTitle: "Delete all your data?",
       eraseText: "Your account data, your activity and your current choices are deleted, normally within minutes and always within 30 days. A record of your past choices is kept without your name for up to 90 days as legal proof, then deleted. This cannot be undone.",
       eraseConfirm: "Yes, delete my data", cancel: "Cancel",
-      erased: "Your data is being deleted (request status: %s). You can close this page.",
+      erased: "Your request was received: your data is being deleted, normally within minutes and always within 30 days. You can close this page.",
+      gone: "The data of this account has been deleted, so there is nothing left to show.",
       saved: "Saved.", savedAll: "Your choices were saved.",
       failed: "That did not work. Please try again.",
       expired: "Your sign-in has expired. Open the privacy settings again from the platform.",
@@ -80,7 +81,8 @@
       eraseTitle: "Alle Ihre Daten löschen?",
       eraseText: "Ihre Kontodaten, Ihre Aktivitäten und Ihre aktuelle Auswahl werden gelöscht, meist innerhalb von Minuten und immer innerhalb von 30 Tagen. Ein Nachweis Ihrer früheren Auswahl wird ohne Ihren Namen bis zu 90 Tage als rechtlicher Beleg aufbewahrt und dann gelöscht. Das lässt sich nicht rückgängig machen.",
       eraseConfirm: "Ja, meine Daten löschen", cancel: "Abbrechen",
-      erased: "Ihre Daten werden gelöscht (Status des Antrags: %s). Sie können diese Seite schließen.",
+      erased: "Ihr Antrag ist eingegangen: Ihre Daten werden gelöscht, meist innerhalb von Minuten und immer innerhalb von 30 Tagen. Sie können diese Seite schließen.",
+      gone: "Die Daten dieses Kontos wurden gelöscht; es gibt nichts mehr anzuzeigen.",
       saved: "Gespeichert.", savedAll: "Ihre Auswahl wurde gespeichert.",
       failed: "Das hat nicht geklappt. Bitte versuchen Sie es erneut.",
       expired: "Ihre Anmeldung ist abgelaufen. Öffnen Sie die Datenschutz-Einstellungen erneut über die Plattform.",
@@ -451,7 +453,8 @@
         onclick: () => view.frame.close() }, t("close")) : null));
     body.append(top);
     if (!S.state || !view.policy) {
-      body.append(h("p", { role: "alert", class: "notice" }, S.failed && S.failed.status === 401 ? t("expired") : t("down")));
+      const status = S.failed && S.failed.status;
+      body.append(h("p", { role: "alert", class: "notice" }, t(status === 401 ? "expired" : status === 410 ? "gone" : "down")));
       return;
     }
     view.status = h("p", { class: "status", role: "status", "aria-live": "polite" });
@@ -597,9 +600,8 @@
         h("button", { type: "button", class: "btn danger", "data-action": "confirm-erase", onclick: async () => {
           dialog.close();
           try {
-            const found = await json("POST", "v1/erasure-requests", { subject_id: S.id, reason: "subject_request" });
-            view.body.replaceChildren(view.body.firstChild,
-              h("p", { class: "notice", role: "alert" }, t("erased").replace("%s", found.status)));
+            await json("POST", "v1/erasure-requests", { subject_id: S.id, reason: "subject_request" });
+            view.body.replaceChildren(view.body.firstChild, h("p", { class: "notice", role: "alert" }, t("erased")));
             S.state = null;
             for (const listener of S.listeners) notify(listener);
           } catch (error) {
