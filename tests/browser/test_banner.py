@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser.conftest import (
     NewPage,
@@ -215,3 +215,23 @@ def test_unreachable_service_fails_closed(new_page: NewPage, platform: PlatformS
     expect(page.get_by_role("dialog")).to_contain_text("cannot be loaded right now")
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
+
+
+def test_nothing_optional_runs_before_the_consent_is_read(
+    page: Page, platform: PlatformServer, service: str
+) -> None:
+    """A returning visitor who accepted all: the gated scripts wait for the service's answer."""
+    open_platform(page, platform)
+    page.get_by_role("button", name="Accept all").click()
+    page.wait_for_function("window.ran.includes('analytics.js')")
+    held: list[Route] = []
+    page.route("**/v1/subjects/*/consent", lambda route: held.append(route))
+    # The reload returns after the load event: every script of the page has had its turn.
+    page.reload()
+    assert len(held) == 1
+    assert page.evaluate("window.ran") == ["page"]
+    assert page.evaluate("Consentry.allowed('performance')") is False
+    assert page.evaluate("window.gtagCalls") == [["consent", "default", DENIED_DEFAULT]]
+    held[0].continue_()
+    page.wait_for_function("window.ran.includes('analytics.js')")
+    assert _ran(page) == {"page", "performance", "analytics.js", "functional", "customization"}

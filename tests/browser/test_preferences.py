@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -152,3 +153,12 @@ def test_privacy_page_as_anonymous_visitor(page: Page, service: str) -> None:
     assert (record["source"], record["method"]) == ("preference_center", "accept_all")
     expect(page.get_by_role("button", name="Download my data")).to_have_count(0)
     expect(page.get_by_text("Sign in to the platform")).to_be_visible()
+
+
+def test_privacy_page_with_an_expired_token(page: Page, service: str) -> None:
+    """An expired token is refused by the service, and the page says what to do."""
+    token = user_token("learner-expired-1", exp=int(time.time()) - 60)
+    page.goto(f"{service}/privacy#token={token}")
+    expect(page.get_by_role("alert")).to_contain_text("Your sign-in has expired")
+    expect(page.get_by_role("switch")).to_have_count(0)
+    assert page.url == f"{service}/privacy"
