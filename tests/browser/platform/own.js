@@ -1,3 +1,2 @@
 // The platform's own code, which must run whatever happens to the consent service.
 window.ran.push("page");
-document.getElementById("privacy-settings").addEventListener("click", () => window.Consentry.openPreferences());

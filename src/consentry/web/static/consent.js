@@ -10,6 +10,7 @@
   const COOKIE_AGE = 34214400; // 13 months, the longest a consent cookie should live
   const ANON = /^anon:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
   const LANGS = ["en", "de"];
+  const TRANSLATED = "2026-11-01"; // the policy edition whose category texts T.de.cats translates
   // Consent Mode v2 before the service answers, and for good when it cannot be reached.
   const DENIED = {
     ad_storage: "denied", ad_user_data: "denied", ad_personalization: "denied",
@@ -375,8 +376,9 @@
     S.banner = null;
   }
 
-  function categoryText(category) {
-    const own = T[language()].cats && T[language()].cats[category.id];
+  // The policy's texts, or their translation when it was made from this very edition.
+  function categoryText(category, version) {
+    const own = version === TRANSLATED && T[language()].cats && T[language()].cats[category.id];
     return own ? { name: own[0], description: own[1], off: own[2] } :
       { name: category.name, description: category.description, off: category.if_disabled };
   }
@@ -462,7 +464,7 @@
     view.switches = {};
     const list = h("ul", { class: "cats" });
     for (const category of view.policy.categories) {
-      const text = categoryText(category);
+      const text = categoryText(category, view.policy.version);
       const id = "cs-cat-" + category.id;
       const input = h("input", {
         type: "checkbox", role: "switch", id, "data-category": category.id,
@@ -517,7 +519,7 @@
         h("p", null, t("receivingNone")));
     }
     if (history) {
-      const names = Object.fromEntries(view.policy.categories.map((c) => [c.id, categoryText(c).name]));
+      const names = Object.fromEntries(view.policy.categories.map((c) => [c.id, categoryText(c, view.policy.version).name]));
       view.history.replaceChildren(...[history.items.length ? h("ol", { class: "list history" }, history.items.map((r) =>
         h("li", null,
           h("time", { datetime: r.recorded_at }, dateText(r.recorded_at)), " — ",
@@ -636,4 +638,11 @@
 
   consentMode();
   document.addEventListener("DOMContentLoaded", runScripts);
+  // A link or button marked data-consentry-preferences opens the settings, with no inline code.
+  document.addEventListener("click", (event) => {
+    const opener = event.target.closest && event.target.closest("[data-consentry-preferences]");
+    if (!opener) return;
+    event.preventDefault();
+    openPreferences();
+  });
 })();
