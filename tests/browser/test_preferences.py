@@ -33,6 +33,20 @@ def test_toggle_persists_across_reloads_and_appears_in_history(
     expect(necessary).to_be_disabled()
     performance = dialog.get_by_role("switch", name="Performance")
     expect(performance).not_to_be_checked()
+    # Headings in order: the dialog's title, then each category and each section under it.
+    titles = [dialog.get_by_role("heading", level=level).all_inner_texts() for level in (2, 3)]
+    assert titles == [
+        ["Privacy settings"],
+        [
+            "Strictly necessary",
+            "Performance",
+            "Functional",
+            "Personalisation",
+            "Who receives your data now",
+            "Your consent history",
+            "Your data",
+        ],
+    ]
     # Each category says what it does, what switching it off means, and who gets its data.
     expect(dialog).to_contain_text("which courses are popular")
     expect(dialog).to_contain_text("If you switch it off: Your learning is unaffected")

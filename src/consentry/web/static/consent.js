@@ -302,7 +302,7 @@
       else if (key === "class") el.className = value;
       else el.setAttribute(key, value === true ? "" : value);
     }
-    for (const kid of kids.flat()) if (kid != null && kid !== false) el.append(kid);
+    for (const kid of kids.flat(Infinity)) if (kid != null && kid !== false) el.append(kid);
     return el;
   }
 
@@ -475,7 +475,7 @@
       view.switches[category.id] = [input, stateText, category.required];
       const names = view.providers.filter((p) => p.category === category.id).map((p) => p.name);
       list.append(h("li", { class: "cat" },
-        h("div", { class: "row" }, heading(view, 2, null, h("label", { for: id }, text.name)),
+        h("div", { class: "row" }, heading(view, 1, null, h("label", { for: id }, text.name)),
           h("span", { class: "switch" }, input, stateText)),
         h("p", { id: id + "-desc" }, text.description),
         h("p", { id: id + "-off" }, h("strong", null, t(category.required ? "whyOn" : "ifOff")), " ", text.off),
@@ -526,8 +526,8 @@
           `${t("via")} ${t("sources")[r.source] || r.source}`, r.method ? `, ${t("methods")[r.method] || r.method}` : "",
           h("br"),
           Object.entries(r.categories).filter(([c]) => c !== "necessary").map(([c, granted], i) => {
-            const part = `${i ? " · " : ""}${names[c] || c}: ${granted ? t("on") : t("off")}`;
-            return r.changed.includes(c) ? h("strong", null, part) : part;
+            const part = `${names[c] || c}: ${granted ? t("on") : t("off")}`;
+            return [i ? " · " : "", r.changed.includes(c) ? h("strong", null, part) : part];
           })))) : h("p", null, t("historyNone")),
       history.next_cursor && h("p", { class: "muted" }, t("historyMore"))].filter(Boolean));
     }
