@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.browser.conftest import (
@@ -70,8 +71,12 @@ def test_first_visit_shows_banner_and_runs_nothing_optional(
     page.screenshot(path=artifact("banner.png"))
 
 
-def test_reject_and_accept_are_equally_prominent(page: Page, platform: PlatformServer) -> None:
-    """Reject all looks exactly like Accept all: same size, colours and font weight."""
+@pytest.mark.parametrize("locale", ["en-US", "de-DE"])
+def test_reject_and_accept_are_equally_prominent(
+    new_page: NewPage, platform: PlatformServer, locale: str
+) -> None:
+    """Reject all looks exactly like Accept all, in either language: same size, colours, weight."""
+    page = new_page(locale=locale)
     open_platform(page, platform)
     looks = [
         page.locator(f"#consentry .banner [data-action={action}]").evaluate(

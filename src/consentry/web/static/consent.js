@@ -364,9 +364,9 @@
         S.state.stale ? h("p", null, t("stale")) : null,
         gpc ? h("p", null, t("gpc")) : null,
         h("p", { class: "error", role: "alert" })),
-      h("div", { class: "actions" },
+      h("div", { class: "actions" }, h("div", { class: "pair" },
         h("button", { type: "button", class: "btn primary", "data-action": "accept_all", onclick: choose("accept_all") }, t("accept")),
-        h("button", { type: "button", class: "btn primary", "data-action": "reject_all", onclick: choose("reject_all") }, t("reject")),
+        h("button", { type: "button", class: "btn primary", "data-action": "reject_all", onclick: choose("reject_all") }, t("reject"))),
         h("button", { type: "button", class: "btn", "data-action": "customize", onclick: () => openPreferences() }, t("customize"))));
     shadow.append(S.banner);
   }
@@ -483,9 +483,9 @@
     }
     view.receiving = h("div");
     view.history = h("div");
-    const actions = h("div", { class: "actions" },
+    const actions = h("div", { class: "actions" }, h("div", { class: "pair" },
       h("button", { type: "button", class: "btn primary", "data-action": "accept_all", onclick: () => saveAll(view, true) }, t("accept")),
-      h("button", { type: "button", class: "btn primary", "data-action": "reject_all", onclick: () => saveAll(view, false) }, t("reject")),
+      h("button", { type: "button", class: "btn primary", "data-action": "reject_all", onclick: () => saveAll(view, false) }, t("reject"))),
       view.saveButton = h("button", { type: "button", class: "btn", "data-action": "save", onclick: () => saveSwitches(view) }, t("save")));
     body.append(h("p", null, t("intro")), view.notice, list, actions, view.status,
       h("section", null, heading(view, 1, null, t("receiving")), view.receiving),
