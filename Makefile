@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format migrate openapi bench clean
+.PHONY: help install run test lint format migrate openapi bench clean demo
 
 help: ## list every task
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ openapi: $(STAMP) ## regenerate openapi/openapi.json from the app
 
 bench: $(STAMP) ## measure the hot paths against a floor app and raw COPY (PostgreSQL, wrk)
 	$(BIN)/python -m bench.run
+
+demo: $(STAMP) ## try the banner and preference center: a platform page on :8001 and a service
+	$(BIN)/python -m tests.browser.demo
 
 clean: ## remove the virtualenv and local databases
 	rm -rf $(VENV) consentry.db consentry.db-wal consentry.db-shm .pytest_cache .mypy_cache .ruff_cache

@@ -35,6 +35,7 @@ from consentry.providers.routes import router as providers_router
 from consentry.pseudonyms import PseudonymSource
 from consentry.settings import Settings, get_settings
 from consentry.tokens import TokenVerifier
+from consentry.web.routes import build_router as build_web_router
 
 log = logging.getLogger(__name__)
 # How long shutdown waits for an erasure under way to commit before cancelling it (it would be
@@ -115,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(erasure_router)
     app.include_router(export_router)
     app.include_router(ops_router)
+    # The frontend's consent.js, banner and preference center, and the /privacy page.
+    app.include_router(build_web_router())
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

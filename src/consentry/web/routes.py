@@ -1,0 +1,89 @@
+"""Static routes of the frontend: `/sdk/consent.js`, its stylesheet, and the `/privacy` page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from consentry.errors import NotFound
+from consentry.etags import none_match, strong_etag
+from consentry.routing import NO_STORE
+
+# The script and its stylesheet are not versioned in their URL: browsers keep them five minutes,
+# then revalidate with the ETag (a 304 without the body).
+_SDK_CACHE = {"Cache-Control": "public, max-age=300"}
+# The page runs the learner's token: it loads only this origin's own files and is never framed.
+PRIVACY_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_PAGE_HEADERS = {
+    **NO_STORE,
+    "Content-Security-Policy": PRIVACY_CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+_TYPES = {
+    "js": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "svg": "image/svg+xml; charset=utf-8",
+}
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One packaged file, read once, with its type and validator."""
+
+    body: bytes
+    media_type: str
+    etag: str
+
+    @classmethod
+    def read(cls, name: str) -> Asset:
+        """The file `name` of the package's `static/` folder."""
+        body = (files(__package__) / "static" / name).read_bytes()
+        return cls(body, _TYPES[name.rpartition(".")[2]], strong_etag(body))
+
+
+def _serve(request: Request, asset: Asset, headers: dict[str, str]) -> Response:
+    all_headers = {**headers, "ETag": asset.etag, "X-Content-Type-Options": "nosniff"}
+    if none_match(request.headers.get("if-none-match"), asset.etag):
+        return Response(status_code=304, headers=all_headers)
+    return Response(asset.body, headers={**all_headers, "Content-Type": asset.media_type})
+
+
+def build_router() -> APIRouter:
+    """The routes, with every file read once when the app is built."""
+    router = APIRouter(include_in_schema=False)
+    # Fetched cross-origin by the platform's pages, including those isolated with COEP.
+    sdk_headers = {**_SDK_CACHE, "Cross-Origin-Resource-Policy": "cross-origin"}
+    sdk = {name: Asset.read(name) for name in ("consent.js", "consent.css")}
+    page_assets = {name: Asset.read(name) for name in ("privacy.js", "privacy.css", "icon.svg")}
+    page = Asset.read("privacy.html")
+
+    @router.get("/sdk/{name}")
+    async def get_sdk(name: str, request: Request) -> Response:
+        """consent.js or its stylesheet; public."""
+        asset = sdk.get(name)
+        if asset is None:
+            raise NotFound("There is no such file.")
+        return _serve(request, asset, sdk_headers)
+
+    @router.get("/privacy")
+    async def get_privacy(request: Request) -> Response:
+        """The preference center as a page of its own; public."""
+        return _serve(request, page, _PAGE_HEADERS)
+
+    @router.get("/privacy/{name}")
+    async def get_privacy_asset(name: str, request: Request) -> Response:
+        """A script, stylesheet or icon of the /privacy page; public."""
+        asset = page_assets.get(name)
+        if asset is None:
+            raise NotFound("There is no such file.")
+        return _serve(request, asset, {**_SDK_CACHE, "Content-Security-Policy": PRIVACY_CSP})
+
+    return router

@@ -1,0 +1,648 @@
+/* Consentry consent.js: a learner's consent from the service, before any optional script runs.
+   Consentry.load({baseUrl, subjectId, token, region, language}), Consentry.allowed(category),
+   Consentry.onChange(callback), Consentry.openPreferences(). No build step, no dependencies. */
+(() => {
+  "use strict";
+  if (window.Consentry) return;
+
+  const ID_COOKIE = "consentry_id";
+  const LANG_COOKIE = "consentry_lang";
+  const COOKIE_AGE = 34214400; // 13 months, the longest a consent cookie should live
+  const ANON = /^anon:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const LANGS = ["en", "de"];
+  const TRANSLATED = "2026-11-01"; // the policy edition whose category texts T.de.cats translates
+  // Consent Mode v2 before the service answers, and for good when it cannot be reached.
+  const DENIED = {
+    ad_storage: "denied", ad_user_data: "denied", ad_personalization: "denied",
+    analytics_storage: "denied", functionality_storage: "denied",
+    personalization_storage: "denied", security_storage: "granted",
+  };
+
+  const T = {
+    en: {
+      bannerTitle: "Your privacy choices",
+      bannerText: "We use what is strictly necessary to sign you in and save your work. With your permission we would also measure how the platform is used, remember your settings and suggest courses for you. You can change your mind at any time in the privacy settings.",
+      accept: "Accept all", reject: "Reject all", customize: "Customize",
+      other: "Deutsch", otherLang: "de",
+      title: "Privacy settings",
+      intro: "Choose what the platform may do beyond what it needs to work. Every change takes effect at once and is recorded in your consent history.",
+      gpc: "Your browser sends a Global Privacy Control signal, so performance and personalisation stay off until you switch them on yourself.",
+      stale: "Our policy has changed since your last choice. Please look at your choices again.",
+      unsaved: "You have not made a choice yet: the switches show the defaults.",
+      save: "Save my choices", close: "Close",
+      on: "On", off: "Off", always: "Always on",
+      ifOff: "If you switch it off:", whyOn: "Why it stays on:",
+      sharedWith: "Shared with:", nobody: "no outside provider",
+      receiving: "Who receives your data now",
+      receivingNone: "No outside provider receives your data.",
+      countries: "processed in",
+      history: "Your consent history", historyNone: "No choice recorded yet.",
+      historyMore: "Only the latest 20 changes are shown.",
+      yourData: "Your data",
+      dataText: "Download everything the platform keeps about you, or ask for it to be deleted.",
+      dataAnon: "Sign in to the platform and open the privacy settings from your account to download or delete your data.",
+      download: "Download my data", erase: "Delete my data",
+      eraseTitle: "Delete all your data?",
+      eraseText: "Your account data, your activity and your current choices are deleted, normally within minutes and always within 30 days. A record of your past choices is kept without your name for up to 90 days as legal proof, then deleted. This cannot be undone.",
+      eraseConfirm: "Yes, delete my data", cancel: "Cancel",
+      erased: "Your request was received: your data is being deleted, normally within minutes and always within 30 days. You can close this page.",
+      gone: "The data of this account has been deleted, so there is nothing left to show.",
+      saved: "Saved.", savedAll: "Your choices were saved.",
+      failed: "That did not work. Please try again.",
+      expired: "Your sign-in has expired. Open the privacy settings again from the platform.",
+      down: "Your privacy settings cannot be loaded right now, so only what is strictly necessary is used. Please try again later.",
+      loading: "Loading…", downloaded: "Your download has started.",
+      sources: { banner: "banner", preference_center: "privacy settings", api: "the platform", import: "import" },
+      methods: { accept_all: "accepted all", reject_all: "rejected all", custom: "own choice" },
+      via: "via", defaults: "defaults",
+    },
+    de: {
+      bannerTitle: "Ihre Datenschutz-Einstellungen",
+      bannerText: "Wir verwenden, was zum Anmelden und Speichern Ihrer Arbeit unbedingt nötig ist. Mit Ihrer Erlaubnis würden wir außerdem messen, wie die Plattform genutzt wird, Ihre Einstellungen speichern und Ihnen Kurse vorschlagen. Sie können Ihre Wahl jederzeit in den Datenschutz-Einstellungen ändern.",
+      accept: "Alle akzeptieren", reject: "Alle ablehnen", customize: "Anpassen",
+      other: "English", otherLang: "en",
+      title: "Datenschutz-Einstellungen",
+      intro: "Wählen Sie, was die Plattform über das Nötige hinaus tun darf. Jede Änderung gilt sofort und wird in Ihrem Einwilligungsverlauf festgehalten.",
+      gpc: "Ihr Browser sendet das Signal „Global Privacy Control“. Leistung und Personalisierung bleiben daher aus, bis Sie sie selbst einschalten.",
+      stale: "Unsere Richtlinie hat sich seit Ihrer letzten Wahl geändert. Bitte prüfen Sie Ihre Auswahl erneut.",
+      unsaved: "Sie haben noch nicht gewählt: Die Schalter zeigen die Voreinstellungen.",
+      save: "Meine Auswahl speichern", close: "Schließen",
+      on: "An", off: "Aus", always: "Immer an",
+      ifOff: "Wenn Sie es ausschalten:", whyOn: "Warum es an bleibt:",
+      sharedWith: "Weitergegeben an:", nobody: "keinen externen Anbieter",
+      receiving: "Wer Ihre Daten jetzt erhält",
+      receivingNone: "Kein externer Anbieter erhält Ihre Daten.",
+      countries: "verarbeitet in",
+      history: "Ihr Einwilligungsverlauf", historyNone: "Noch keine Wahl gespeichert.",
+      historyMore: "Es werden nur die letzten 20 Änderungen gezeigt.",
+      yourData: "Ihre Daten",
+      dataText: "Laden Sie alles herunter, was die Plattform über Sie speichert, oder lassen Sie es löschen.",
+      dataAnon: "Melden Sie sich auf der Plattform an und öffnen Sie die Datenschutz-Einstellungen in Ihrem Konto, um Ihre Daten herunterzuladen oder zu löschen.",
+      download: "Meine Daten herunterladen", erase: "Meine Daten löschen",
+      eraseTitle: "Alle Ihre Daten löschen?",
+      eraseText: "Ihre Kontodaten, Ihre Aktivitäten und Ihre aktuelle Auswahl werden gelöscht, meist innerhalb von Minuten und immer innerhalb von 30 Tagen. Ein Nachweis Ihrer früheren Auswahl wird ohne Ihren Namen bis zu 90 Tage als rechtlicher Beleg aufbewahrt und dann gelöscht. Das lässt sich nicht rückgängig machen.",
+      eraseConfirm: "Ja, meine Daten löschen", cancel: "Abbrechen",
+      erased: "Ihr Antrag ist eingegangen: Ihre Daten werden gelöscht, meist innerhalb von Minuten und immer innerhalb von 30 Tagen. Sie können diese Seite schließen.",
+      gone: "Die Daten dieses Kontos wurden gelöscht; es gibt nichts mehr anzuzeigen.",
+      saved: "Gespeichert.", savedAll: "Ihre Auswahl wurde gespeichert.",
+      failed: "Das hat nicht geklappt. Bitte versuchen Sie es erneut.",
+      expired: "Ihre Anmeldung ist abgelaufen. Öffnen Sie die Datenschutz-Einstellungen erneut über die Plattform.",
+      down: "Ihre Datenschutz-Einstellungen können gerade nicht geladen werden; es wird nur das unbedingt Nötige verwendet. Bitte versuchen Sie es später erneut.",
+      loading: "Wird geladen …", downloaded: "Ihr Download hat begonnen.",
+      sources: { banner: "Banner", preference_center: "Datenschutz-Einstellungen", api: "die Plattform", import: "Import" },
+      methods: { accept_all: "alle akzeptiert", reject_all: "alle abgelehnt", custom: "eigene Auswahl" },
+      via: "über", defaults: "Voreinstellung",
+      // The policy's own texts are English; these say the same for the packaged categories.
+      cats: {
+        necessary: ["Unbedingt nötig", "Anmelden, Ihre Sitzung halten, Ihre Stelle in einer Lektion merken und eingereichte Arbeiten speichern.", "Lässt sich nicht ausschalten: Ohne sie könnten Sie sich nicht anmelden, Ihre Kurse nicht öffnen und keine Aufgaben abgeben."],
+        performance: ["Leistung", "Misst, wie die Plattform genutzt wird, etwa welche Kurse beliebt sind, wie lange Themen dauern und wo Seiten langsam laden, damit wir wissen, was zu verbessern ist.", "Ihr Lernen ändert sich nicht; wir erfahren nur weniger darüber, was funktioniert und was repariert werden muss."],
+        functional: ["Funktional", "Merkt sich Ihre Einstellungen: Sprache, Barrierefreiheit, Design und wo Sie ein Video angehalten haben.", "Ihre Einstellungen werden nicht gespeichert; Sprache, Barrierefreiheit oder Design müssen Sie womöglich bei jedem Besuch neu wählen, und Videos laufen nicht dort weiter, wo Sie aufgehört haben."],
+        customization: ["Personalisierung", "Schlägt Kurse und Lernmaterial nach Ihren bisherigen Aktivitäten vor und kann die Schwierigkeit an Ihren Fortschritt anpassen.", "Sie erhalten keine persönlichen Empfehlungen oder zugeschnittenen Materialien; Ihr Lernweg ist derselbe wie bei allen anderen."],
+      },
+    },
+  };
+
+  const script = document.currentScript;
+  const S = {
+    base: script && script.src ? new URL("..", script.src).href : location.origin + "/",
+    id: null, token: null, region: null, option: null,
+    state: null, ready: null, policy: null, listeners: [], gtagDefault: false,
+    host: null, root: null, banner: null, prefs: null,
+  };
+
+  // ---- cookies, ids and language -------------------------------------------------------------
+
+  function cookie(name) {
+    const found = document.cookie.split("; ").find((c) => c.startsWith(name + "="));
+    return found ? decodeURIComponent(found.slice(name.length + 1)) : null;
+  }
+
+  function setCookie(name, value) {
+    const secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = `${name}=${encodeURIComponent(value)}; Max-Age=${COOKIE_AGE}; Path=/; SameSite=Lax${secure}`;
+  }
+
+  function uuid4() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 15) | 64;
+    b[8] = (b[8] & 63) | 128;
+    const x = [...b].map((v) => v.toString(16).padStart(2, "0")).join("");
+    return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+  }
+
+  function anonymousId() {
+    let id = cookie(ID_COOKIE);
+    if (!id || !ANON.test(id)) id = "anon:" + uuid4();
+    setCookie(ID_COOKIE, id); // renewed on each visit
+    return id;
+  }
+
+  function pickLang(value) {
+    const short = String(value || "").toLowerCase().split("-")[0];
+    return LANGS.includes(short) ? short : null;
+  }
+
+  // An explicit choice in the banner or settings wins, then the platform's, then the browser's.
+  function language() {
+    return pickLang(cookie(LANG_COOKIE)) || pickLang(S.option) ||
+      (navigator.languages || [navigator.language]).map(pickLang).find(Boolean) || "en";
+  }
+
+  function t(key) {
+    const lang = T[language()];
+    return key in lang ? lang[key] : T.en[key];
+  }
+
+  // ---- the service ---------------------------------------------------------------------------
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (S.token) headers.Authorization = "Bearer " + S.token;
+    if (body) headers["Content-Type"] = "application/json";
+    const response = await fetch(S.base + path, {
+      method, headers, body: body ? JSON.stringify(body) : undefined,
+      credentials: "omit", cache: "no-store",
+      signal: AbortSignal.timeout ? AbortSignal.timeout(10000) : undefined,
+    });
+    if (!response.ok) {
+      const error = new Error(`${method} ${path}: ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
+    return response;
+  }
+
+  const json = async (method, path, body) => (await api(method, path, body)).json();
+  const subjectPath = (rest) => `v1/subjects/${encodeURIComponent(S.id)}/${rest}`;
+  const regionQuery = () => (S.region ? "?region=" + encodeURIComponent(S.region) : "");
+
+  function policy() {
+    if (!S.policy) {
+      S.policy = json("GET", "v1/policy");
+      S.policy.catch(() => { S.policy = null; });
+    }
+    return S.policy;
+  }
+
+  // ---- state, scripts and Consent Mode -------------------------------------------------------
+
+  function allowed(category) {
+    if (category === "necessary") return true;
+    const found = S.state && S.state.categories[category];
+    return Boolean(found && found.granted);
+  }
+
+  function gtag(...args) {
+    if (typeof window.gtag !== "function") return false;
+    window.gtag(...args);
+    return true;
+  }
+
+  function consentMode() {
+    if (!S.gtagDefault) S.gtagDefault = gtag("consent", "default", { ...DENIED, wait_for_update: 500 });
+    if (S.gtagDefault && S.state) gtag("consent", "update", { ...S.state.consent_mode });
+  }
+
+  // Scripts written as <script type="text/plain" data-consent="performance"> run once allowed.
+  // Without a known consent only `necessary` passes, so this is safe to run at any time.
+  function runScripts() {
+    for (const old of document.querySelectorAll('script[type="text/plain"][data-consent]')) {
+      if (old.hasAttribute("data-consentry-ran")) continue;
+      const categories = old.getAttribute("data-consent").split(/[\s,]+/).filter(Boolean);
+      if (!categories.length || !categories.every(allowed)) continue;
+      old.setAttribute("data-consentry-ran", "");
+      const fresh = document.createElement("script");
+      for (const { name, value } of old.attributes) {
+        if (!["type", "data-consent", "data-consentry-ran", "data-type"].includes(name)) {
+          fresh.setAttribute(name, value);
+        }
+      }
+      if (old.hasAttribute("data-type")) fresh.type = old.getAttribute("data-type");
+      if (old.nonce) fresh.nonce = old.nonce;
+      if (old.src) fresh.async = old.hasAttribute("async");
+      else fresh.text = old.text;
+      old.after(fresh);
+    }
+  }
+
+  function setState(state) {
+    S.state = state;
+    consentMode();
+    runScripts();
+    for (const listener of S.listeners) notify(listener);
+    if (S.banner && !needsChoice()) closeBanner();
+    if (S.prefs) S.prefs.update();
+  }
+
+  function notify(listener) {
+    try {
+      listener(snapshot());
+    } catch (error) {
+      console.error("Consentry: an onChange callback failed", error);
+    }
+  }
+
+  function snapshot() {
+    return S.state ? JSON.parse(JSON.stringify(S.state)) : null;
+  }
+
+  const needsChoice = () => Boolean(S.state && (S.state.revision === 0 || S.state.stale));
+
+  function load(options = {}) {
+    if (S.ready) return S.ready;
+    if (options.baseUrl) S.base = String(options.baseUrl).replace(/\/*$/, "/");
+    S.token = options.token || null;
+    S.region = options.region || null;
+    S.option = options.language || null;
+    S.id = options.subjectId || anonymousId();
+    consentMode();
+    S.ready = (async () => {
+      try {
+        S.state = await json("GET", subjectPath("consent") + regionQuery());
+      } catch (error) {
+        // Fail closed: nothing optional runs, and the page goes on without us.
+        console.warn("Consentry: consent could not be read; only necessary features run.", error);
+        S.failed = error;
+        runScripts();
+        return null;
+      }
+      setState(S.state);
+      if (needsChoice() && options.banner !== false) {
+        // Readers of the banner text need the policy to save their choice.
+        policy().catch(() => {});
+        await domReady();
+        await showBanner();
+      }
+      return snapshot();
+    })();
+    return S.ready;
+  }
+
+  async function save(categories, source, method) {
+    const current = await policy();
+    const choice = {};
+    for (const c of current.categories) if (!c.required) choice[c.id] = Boolean(categories[c.id]);
+    const body = { categories: choice, policy_version: current.version, source, method, language: language() };
+    if (S.region) body.region = S.region;
+    setState(await json("PUT", subjectPath("consent"), body));
+  }
+
+  function all(granted) {
+    return Object.fromEntries(Object.keys(S.state.categories).map((c) => [c, granted]));
+  }
+
+  // ---- rendering -----------------------------------------------------------------------------
+
+  function h(tag, props, ...kids) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value == null || value === false) continue;
+      if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+      else if (key === "class") el.className = value;
+      else el.setAttribute(key, value === true ? "" : value);
+    }
+    for (const kid of kids.flat(Infinity)) if (kid != null && kid !== false) el.append(kid);
+    return el;
+  }
+
+  const domReady = () => new Promise((resolve) => {
+    if (document.body) resolve();
+    else document.addEventListener("DOMContentLoaded", () => resolve(), { once: true });
+  });
+
+  // One shadow root keeps the platform's styles out of ours and ours out of the platform's.
+  async function root() {
+    if (!S.root) {
+      S.host = h("div", { id: "consentry", "data-consentry": "" });
+      document.body.prepend(S.host);
+      const shadow = S.host.attachShadow({ mode: "open" });
+      const sheet = h("link", { rel: "stylesheet", href: S.base + "sdk/consent.css" });
+      S.root = new Promise((resolve) => {
+        sheet.addEventListener("load", () => resolve(shadow));
+        sheet.addEventListener("error", () => resolve(shadow));
+      });
+      shadow.append(sheet, h("div", { class: "sr", role: "status", "aria-live": "polite" }));
+    }
+    return S.root;
+  }
+
+  async function announce(text) {
+    const live = (await root()).querySelector(".sr");
+    live.textContent = "";
+    setTimeout(() => { live.textContent = text; }, 50);
+  }
+
+  function langButton(rerender) {
+    return h("button", {
+      type: "button", class: "link", lang: t("otherLang"), "data-lang": "",
+      onclick: () => { setCookie(LANG_COOKIE, t("otherLang")); rerender(); },
+    }, t("other"));
+  }
+
+  async function showBanner() {
+    const shadow = await root();
+    if (S.banner || !needsChoice()) return;
+    const choose = (method) => async (event) => {
+      const buttons = S.banner.querySelectorAll("button");
+      buttons.forEach((b) => { b.disabled = true; });
+      try {
+        await save(all(method === "accept_all"), "banner", method);
+        announce(t("savedAll"));
+      } catch (error) {
+        buttons.forEach((b) => { b.disabled = false; });
+        S.banner.querySelector(".error").textContent = t("failed");
+        event.target.focus();
+      }
+    };
+    const gpc = Object.values(S.state.categories).some((c) => c.source === "gpc");
+    S.banner = h("section", { class: "banner", lang: language(), "aria-labelledby": "cs-banner-title" },
+      h("div", { class: "text" },
+        h("div", { class: "row" }, h("h2", { id: "cs-banner-title" }, t("bannerTitle")),
+          langButton(() => { closeBanner(); showBanner(); })),
+        h("p", null, t("bannerText")),
+        S.state.stale ? h("p", null, t("stale")) : null,
+        gpc ? h("p", null, t("gpc")) : null,
+        h("p", { class: "error", role: "alert" })),
+      h("div", { class: "actions" }, h("div", { class: "pair" },
+        h("button", { type: "button", class: "btn primary", "data-action": "accept_all", onclick: choose("accept_all") }, t("accept")),
+        h("button", { type: "button", class: "btn primary", "data-action": "reject_all", onclick: choose("reject_all") }, t("reject"))),
+        h("button", { type: "button", class: "btn", "data-action": "customize", onclick: () => openPreferences() }, t("customize"))));
+    shadow.append(S.banner);
+  }
+
+  function closeBanner() {
+    if (S.banner) S.banner.remove();
+    S.banner = null;
+  }
+
+  // The policy's texts, or their translation when it was made from this very edition.
+  function categoryText(category, version) {
+    const own = version === TRANSLATED && T[language()].cats && T[language()].cats[category.id];
+    return own ? { name: own[0], description: own[1], off: own[2] } :
+      { name: category.name, description: category.description, off: category.if_disabled };
+  }
+
+  function dateText(value) {
+    return new Date(value).toLocaleString(language(), { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  // The preference center: in a modal dialog on the platform, or inside `container` (/privacy).
+  async function openPreferences(options = {}) {
+    if (S.prefs) {
+      S.prefs.focus();
+      return;
+    }
+    // Taken at once, so that a second call while this one loads opens nothing more.
+    S.prefs = { update() {}, focus() {} };
+    let opener = document.activeElement;
+    while (opener && opener.shadowRoot && opener.shadowRoot.activeElement) {
+      opener = opener.shadowRoot.activeElement;
+    }
+    await domReady();
+    const shadow = await root();
+    const modal = !options.container;
+    let frame;
+    if (modal) {
+      frame = h("dialog", { class: "modal", "aria-labelledby": "cs-prefs-title" });
+      frame.addEventListener("close", () => {
+        frame.remove();
+        S.prefs = null;
+        if (opener && opener.isConnected && opener.focus) opener.focus();
+      });
+      shadow.append(frame);
+      frame.showModal();
+    } else {
+      const inner = options.container.shadowRoot || options.container.attachShadow({ mode: "open" });
+      inner.append(shadow.querySelector("link").cloneNode());
+      frame = h("div", { class: "page" });
+      inner.append(frame);
+    }
+    const body = h("div", { class: "prefs" }, h("p", { role: "status" }, t("loading")));
+    frame.append(body);
+    await (S.ready || load());
+    const [policyDoc, providers] = await Promise.all([
+      policy().catch(() => null),
+      json("GET", "v1/providers?limit=1000").then((r) => r.items).catch(() => []),
+    ]);
+    if (!frame.isConnected) return; // closed while it loaded
+    const view = { frame, body, modal, policy: policyDoc, providers, level: modal ? 2 : 1 };
+    S.prefs = {
+      update: () => updatePrefs(view),
+      focus: () => (frame.querySelector("input:not([disabled])") || frame.querySelector("button")).focus(),
+    };
+    renderPrefs(view);
+    if (modal) S.prefs.focus();
+  }
+
+  function heading(view, depth, props, text) {
+    return h("h" + (view.level + depth), props, text);
+  }
+
+  function renderPrefs(view) {
+    const { body } = view;
+    body.replaceChildren();
+    body.setAttribute("lang", language());
+    if (!view.modal) {
+      document.title = t("title");
+      document.documentElement.lang = language();
+    }
+    const top = h("div", { class: "row" }, heading(view, 0, { id: "cs-prefs-title" }, t("title")),
+      h("span", { class: "tools" }, langButton(() => {
+        renderPrefs(view);
+        view.body.querySelector("[data-lang]").focus();
+      }), view.modal ? h("button", { type: "button", class: "btn", "data-action": "close",
+        onclick: () => view.frame.close() }, t("close")) : null));
+    body.append(top);
+    if (!S.state || !view.policy) {
+      const status = S.failed && S.failed.status;
+      body.append(h("p", { role: "alert", class: "notice" }, t(status === 401 ? "expired" : status === 410 ? "gone" : "down")));
+      return;
+    }
+    view.status = h("p", { class: "status", role: "status", "aria-live": "polite" });
+    view.notice = h("div");
+    view.switches = {};
+    const list = h("ul", { class: "cats" });
+    for (const category of view.policy.categories) {
+      const text = categoryText(category, view.policy.version);
+      const id = "cs-cat-" + category.id;
+      const input = h("input", {
+        type: "checkbox", role: "switch", id, "data-category": category.id,
+        "aria-describedby": `${id}-desc ${id}-off`, disabled: category.required,
+        onchange: () => toggle(view, category.id, input),
+      });
+      const stateText = h("span", { class: "state", "aria-hidden": "true" });
+      view.switches[category.id] = [input, stateText, category.required];
+      const names = view.providers.filter((p) => p.category === category.id).map((p) => p.name);
+      list.append(h("li", { class: "cat" },
+        h("div", { class: "row" }, heading(view, 1, null, h("label", { for: id }, text.name)),
+          h("span", { class: "switch" }, input, stateText)),
+        h("p", { id: id + "-desc" }, text.description),
+        h("p", { id: id + "-off" }, h("strong", null, t(category.required ? "whyOn" : "ifOff")), " ", text.off),
+        h("p", { class: "muted" }, t("sharedWith"), " ", names.length ? names.join(", ") : t("nobody"))));
+    }
+    view.receiving = h("div");
+    view.history = h("div");
+    const actions = h("div", { class: "actions" }, h("div", { class: "pair" },
+      h("button", { type: "button", class: "btn primary", "data-action": "accept_all", onclick: () => saveAll(view, true) }, t("accept")),
+      h("button", { type: "button", class: "btn primary", "data-action": "reject_all", onclick: () => saveAll(view, false) }, t("reject"))),
+      view.saveButton = h("button", { type: "button", class: "btn", "data-action": "save", onclick: () => saveSwitches(view) }, t("save")));
+    body.append(h("p", null, t("intro")), view.notice, list, actions, view.status,
+      h("section", null, heading(view, 1, null, t("receiving")), view.receiving),
+      h("section", null, heading(view, 1, null, t("history")), view.history),
+      dataSection(view));
+    updatePrefs(view);
+  }
+
+  function updatePrefs(view) {
+    if (!view.switches || !S.state) return;
+    for (const [id, [input, stateText, required]] of Object.entries(view.switches)) {
+      input.checked = allowed(id);
+      stateText.textContent = required ? t("always") : input.checked ? t("on") : t("off");
+    }
+    const gpc = Object.values(S.state.categories).some((c) => c.source === "gpc");
+    view.notice.replaceChildren(
+      ...[gpc && t("gpc"), S.state.stale ? t("stale") : S.state.revision === 0 && t("unsaved")]
+        .filter(Boolean).map((text) => h("p", { class: "notice" }, text)));
+    view.saveButton.hidden = !needsChoice();
+    refreshLists(view);
+  }
+
+  async function refreshLists(view) {
+    const [receiving, history] = await Promise.all([
+      json("GET", subjectPath("providers") + regionQuery()).then((r) => r.items).catch(() => null),
+      json("GET", subjectPath("consent/history?limit=20")).catch(() => null),
+    ]);
+    if (receiving) {
+      view.receiving.replaceChildren(receiving.length ? h("ul", { class: "list" }, receiving.map((p) =>
+        h("li", null, h("strong", null, p.name), ` (${p.countries.join(", ")}): ${p.purpose}`))) :
+        h("p", null, t("receivingNone")));
+    }
+    if (history) {
+      const names = Object.fromEntries(view.policy.categories.map((c) => [c.id, categoryText(c, view.policy.version).name]));
+      view.history.replaceChildren(...[history.items.length ? h("ol", { class: "list history" }, history.items.map((r) =>
+        h("li", null,
+          h("time", { datetime: r.recorded_at }, dateText(r.recorded_at)), " — ",
+          `${t("via")} ${t("sources")[r.source] || r.source}`, r.method ? `, ${t("methods")[r.method] || r.method}` : "",
+          h("br"),
+          Object.entries(r.categories).filter(([c]) => c !== "necessary").map(([c, granted], i) => {
+            const part = `${names[c] || c}: ${granted ? t("on") : t("off")}`;
+            return [i ? " · " : "", r.changed.includes(c) ? h("strong", null, part) : part];
+          })))) : h("p", null, t("historyNone")),
+      history.next_cursor && h("p", { class: "muted" }, t("historyMore"))].filter(Boolean));
+    }
+  }
+
+  async function run(view, work, message) {
+    view.status.textContent = "";
+    try {
+      await work();
+      view.status.textContent = message;
+    } catch (error) {
+      view.status.textContent = error.status === 401 ? t("expired") : t("failed");
+      updatePrefs(view);
+    }
+  }
+
+  function choices(view) {
+    return Object.fromEntries(Object.entries(view.switches).map(([id, [input]]) => [id, input.checked]));
+  }
+
+  function toggle(view, category, input) {
+    view.switches[category][1].textContent = input.checked ? t("on") : t("off");
+    return run(view, () => save(choices(view), "preference_center", "custom"), t("saved"));
+  }
+
+  function saveAll(view, granted) {
+    return run(view, () => save(all(granted), "preference_center", granted ? "accept_all" : "reject_all"), t("savedAll"));
+  }
+
+  function saveSwitches(view) {
+    return run(view, () => save(choices(view), "preference_center", "custom"), t("savedAll"));
+  }
+
+  function dataSection(view) {
+    const section = h("section", null, heading(view, 1, null, t("yourData")));
+    if (!S.token) {
+      section.append(h("p", null, t("dataAnon")));
+      return section;
+    }
+    const result = h("p", { role: "status", "aria-live": "polite" });
+    section.append(h("p", null, t("dataText")), h("div", { class: "actions" },
+      h("button", { type: "button", class: "btn", "data-action": "export", onclick: () => exportData(result) }, t("download")),
+      h("button", { type: "button", class: "btn danger", "data-action": "erase", onclick: (event) => confirmErase(view, result, event.target) }, t("erase"))),
+    result);
+    return section;
+  }
+
+  async function exportData(result) {
+    result.textContent = "";
+    try {
+      const response = await api("GET", subjectPath("export"));
+      const disposition = response.headers.get("Content-Disposition") || "";
+      const name = (disposition.match(/filename="([^"]+)"/) || [])[1] || "consentry-export.json";
+      const url = URL.createObjectURL(await response.blob());
+      const link = h("a", { href: url, download: name });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      result.textContent = t("downloaded");
+    } catch (error) {
+      result.textContent = error.status === 401 ? t("expired") : t("failed");
+    }
+  }
+
+  function confirmErase(view, result, opener) {
+    const dialog = h("dialog", { class: "modal confirm", role: "alertdialog", "aria-labelledby": "cs-erase-title", "aria-describedby": "cs-erase-text", lang: language() },
+      h("h2", { id: "cs-erase-title" }, t("eraseTitle")),
+      h("p", { id: "cs-erase-text" }, t("eraseText")),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "btn", autofocus: true, "data-action": "cancel", onclick: () => dialog.close() }, t("cancel")),
+        h("button", { type: "button", class: "btn danger", "data-action": "confirm-erase", onclick: async () => {
+          dialog.close();
+          try {
+            await json("POST", "v1/erasure-requests", { subject_id: S.id, reason: "subject_request" });
+            view.body.replaceChildren(view.body.firstChild, h("p", { class: "notice", role: "alert" }, t("erased")));
+            S.state = null;
+            for (const listener of S.listeners) notify(listener);
+          } catch (error) {
+            result.textContent = error.status === 401 ? t("expired") : t("failed");
+          }
+        } }, t("eraseConfirm"))));
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      if (opener.isConnected) opener.focus();
+    });
+    view.frame.append(dialog);
+    dialog.showModal();
+  }
+
+  // ---- the public API ------------------------------------------------------------------------
+
+  window.Consentry = Object.freeze({
+    load,
+    allowed,
+    onChange(callback) {
+      S.listeners.push(callback);
+      if (S.state) queueMicrotask(() => notify(callback));
+      return () => { S.listeners = S.listeners.filter((l) => l !== callback); };
+    },
+    openPreferences,
+    state: snapshot,
+    language,
+    setLanguage(value) {
+      if (pickLang(value)) setCookie(LANG_COOKIE, pickLang(value));
+    },
+  });
+
+  consentMode();
+  document.addEventListener("DOMContentLoaded", runScripts);
+  // A link or button marked data-consentry-preferences opens the settings, with no inline code.
+  document.addEventListener("click", (event) => {
+    const opener = event.target.closest && event.target.closest("[data-consentry-preferences]");
+    if (!opener) return;
+    event.preventDefault();
+    openPreferences();
+  });
+})();

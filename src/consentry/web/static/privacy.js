@@ -1,0 +1,30 @@
+/* /privacy: the preference center as the visitor of this origin, or as the learner whose token
+   the platform passed in the fragment (#token=...), which never reaches a server in a URL. */
+(() => {
+  "use strict";
+  const KEY = "consentry_token";
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  let token = fragment.get("token");
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  // Kept for this tab only, so that a reload stays signed in.
+  if (token) sessionStorage.setItem(KEY, token);
+  else token = sessionStorage.getItem(KEY);
+
+  // The subject is the token's `sub`; the service checks the signature on every call.
+  function subjectOf(jwt) {
+    try {
+      const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0))));
+      return typeof claims.sub === "string" ? claims.sub : null;
+    } catch {
+      return null;
+    }
+  }
+
+  const subjectId = token ? subjectOf(token) : null;
+  if (token && !subjectId) sessionStorage.removeItem(KEY);
+  const options = { baseUrl: new URL(".", location.href).href, banner: false };
+  if (subjectId) Object.assign(options, { token, subjectId });
+  window.Consentry.load(options);
+  window.Consentry.openPreferences({ container: document.getElementById("consentry-privacy") });
+})();
