@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging.config
+import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,6 +20,8 @@ from consentry import migrations
 from consentry.db import create_database, format_timestamp, open_database, utcnow
 from consentry.errors import ConsentryError
 from consentry.keys import service as keys
+from consentry.observability import multiprocess
+from consentry.observability.logs import logging_config
 from consentry.privacy.retention import RetentionReport, run_retention
 from consentry.privacy.worker import Signals, run_worker
 from consentry.pseudonyms import PseudonymSource
@@ -111,10 +115,23 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    # JSON lines from the first one on (migrations log too); uvicorn applies the same in workers.
+    log_config = logging_config(settings.log_level, settings.log_format)
+    logging.config.dictConfig(log_config)
+    # Before any worker imports prometheus-client, which reads the directory's name at import.
+    metrics_directory = multiprocess.prepare(args.workers)
+    try:
+        if not args.no_migrate:
+            migrations.upgrade(settings.database_url)
+        _run_uvicorn(args, settings, log_config)
+    finally:
+        if metrics_directory is not None:
+            shutil.rmtree(metrics_directory, ignore_errors=True)
+
+
+def _run_uvicorn(args: argparse.Namespace, settings: Settings, log_config: dict[str, Any]) -> None:
     import uvicorn
 
-    if not args.no_migrate:
-        migrations.upgrade(settings.database_url)
     uvicorn.run(
         "consentry.app:create_app",
         factory=True,
@@ -122,10 +139,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level,
+        log_config=log_config,
         # The service decides itself which proxies to believe (CONSENTRY_TRUSTED_PROXIES).
         proxy_headers=False,
         server_header=False,
-        # Access lines carry subject ids in their paths: personal data stays out of logs.
+        # Access lines carry subject ids in their paths: personal data stays out of logs. The
+        # service logs its own, with the route template (consentry.observability.middleware).
         access_log=False,
     )
 
