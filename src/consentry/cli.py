@@ -116,7 +116,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
     # JSON lines from the first one on (migrations log too); uvicorn applies the same in workers.
-    log_config = logging_config(settings.log_level, settings.log_format)
+    log_config = logging_config(
+        settings.log_level, settings.log_format, access_log=settings.access_log
+    )
     logging.config.dictConfig(log_config)
     # Before any worker imports prometheus-client, which reads the directory's name at import.
     metrics_directory = multiprocess.prepare(args.workers)

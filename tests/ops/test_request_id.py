@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from consentry.observability.logs import JSONFormatter, TextFormatter
+from consentry.observability.logs import JSONFormatter, TextFormatter, logging_config
 from tests.helpers import anon_id
 
 pytestmark = pytest.mark.anyio
@@ -139,3 +139,13 @@ def test_the_text_format_carries_the_same_fields() -> None:
     )
     line = TextFormatter().format(record)
     assert re.fullmatch(r"\S+Z info consentry\.access \[-\] request route=/healthz", line)
+
+
+@pytest.mark.parametrize(("access_log", "level"), [(True, "NOTSET"), (False, "WARNING")])
+def test_the_access_line_follows_the_root_level_unless_turned_off(
+    access_log: bool, level: str
+) -> None:
+    config = logging_config("warning", "json", access_log=access_log)
+    assert config["root"]["level"] == "WARNING"
+    # NOTSET: the access logger takes the root's level, so `warning` silences it too.
+    assert config["loggers"]["consentry.access"]["level"] == level

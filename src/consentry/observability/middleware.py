@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from consentry.observability.logs import REQUEST_ID
+from consentry.observability.logs import REQUEST_ID, InfoRecords
 from consentry.observability.metrics import METHODS, Metrics
 
 access_log = logging.getLogger("consentry.access")
@@ -39,6 +39,7 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_lines = InfoRecords(access_log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,12 +68,10 @@ class ObservabilityMiddleware:
             method = scope["method"] if scope["method"] in METHODS else "other"
             self.metrics.observe_request(method, template, status, seconds)
             if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(seconds * 1000, 3),
-                    },
-                )
+                fields = {
+                    "method": method,
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                }
+                self.access_lines.log("request", fields)
