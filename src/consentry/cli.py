@@ -28,6 +28,7 @@ from consentry.pseudonyms import PseudonymSource
 from consentry.settings import Settings, get_settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -153,17 +154,20 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings, log_config: dict[
 
 async def _work(settings: Settings) -> None:
     """The worker on its own, as a separate deployment; SIGTERM lets the pass under way finish."""
+    logging.config.dictConfig(
+        logging_config(settings.log_level, settings.log_format, access_log=False)
+    )
     database = await open_database(settings)
     signals = Signals()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, signals.stop)
-    print("consentry worker: running", file=sys.stderr)
+    log.info("consentry worker: running")
     try:
         await run_worker(settings, database, PseudonymSource(settings, database), signals)
     finally:
         await database.dispose()
-    print("consentry worker: stopped", file=sys.stderr)
+    log.info("consentry worker: stopped")
 
 
 def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
