@@ -11,7 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from consentry.app import create_app
 from consentry.observability.logs import JSONFormatter, TextFormatter, logging_config
+from consentry.settings import Settings
 from tests.helpers import anon_id
 
 pytestmark = pytest.mark.anyio
@@ -149,3 +151,21 @@ def test_the_access_line_follows_the_root_level_unless_turned_off(
     assert config["root"]["level"] == "WARNING"
     # NOTSET: the access logger takes the root's level, so `warning` silences it too.
     assert config["loggers"]["consentry.access"]["level"] == level
+
+
+async def test_the_database_warning_names_the_request(json_lines: Lines) -> None:
+    app = create_app(
+        Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", run_worker=False)
+    )
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        response = await client.get(f"/v1/subjects/{anon_id()}/consent")
+    assert response.status_code == 503
+    request_id = response.headers["x-request-id"]
+    records = [json.loads(line) for line in json_lines.lines]
+    warning = next(r for r in records if r["message"].startswith("database unavailable"))
+    assert (warning["level"], warning["request_id"]) == ("warning", request_id)
+    access = next(r for r in records if r["logger"] == "consentry.access")
+    assert (access["request_id"], access["status"]) == (request_id, 503)
