@@ -29,7 +29,9 @@ def test_a_configured_directory_is_created_and_emptied_of_a_previous_run(
 
 
 def test_several_workers_get_a_temporary_directory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(MULTIPROC_DIR, raising=False)
+    # Set first, so that the variable prepare() sets is removed again after the test.
+    monkeypatch.setenv(MULTIPROC_DIR, "")
+    monkeypatch.delenv(MULTIPROC_DIR)
     created = multiprocess.prepare(workers=2)
     try:
         assert created is not None and created.is_dir()
@@ -42,7 +44,8 @@ def test_several_workers_get_a_temporary_directory(monkeypatch: pytest.MonkeyPat
 def test_one_worker_without_a_directory_keeps_metrics_in_memory(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv(MULTIPROC_DIR, raising=False)
+    monkeypatch.setenv(MULTIPROC_DIR, "")
+    monkeypatch.delenv(MULTIPROC_DIR)
     assert multiprocess.prepare(workers=1) is None
     assert MULTIPROC_DIR not in os.environ
 

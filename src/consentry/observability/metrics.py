@@ -19,6 +19,9 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # How often each process writes its pool gauges for the process that answers the scrape.
 POOL_SAMPLE_SECONDS = 1.0
+# The directory the workers share, as prometheus-client saw it when imported (just above):
+# it keeps this process's values in memory or in that directory's files from then on.
+SHARED_DIRECTORY = multiprocess.shared_directory()
 
 
 class Metrics:
@@ -98,7 +101,7 @@ class Metrics:
         return body + generate_latest(self._probe_registry)
 
     def _render_shared(self) -> bytes:
-        directory = multiprocess.shared_directory()
+        directory = SHARED_DIRECTORY
         if directory is None:
             return generate_latest(self.registry)
         for pid in multiprocess.dead_pids(directory):
@@ -109,7 +112,7 @@ class Metrics:
 
     def retire(self) -> None:
         """Drop this process's per-process gauges as it stops."""
-        if (directory := multiprocess.shared_directory()) is not None:
+        if (directory := SHARED_DIRECTORY) is not None:
             prometheus_multiprocess.mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
 
 
