@@ -19,6 +19,7 @@ PUBLIC = {
     ("GET", "/v1/policy"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/v1/providers"),
     ("GET", "/v1/providers/{provider_id}"),
 }

@@ -24,6 +24,8 @@ from consentry.errors import PROBLEM_JSON, install_error_handlers
 from consentry.events.counters import EventCounts
 from consentry.events.routes import router as events_router
 from consentry.migrations import head_revision
+from consentry.observability.metrics import Metrics, sample_pools_forever
+from consentry.observability.middleware import ObservabilityMiddleware
 from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
 from consentry.policy.routes import render_policy
@@ -62,6 +64,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if database.pool is not None and settings.consent_cache_size > 0:
         tasks.append(asyncio.create_task(listen(database.connect, cache)))
+    # Metrics: this process's pool gauges, for whichever worker answers the scrape.
+    metrics: Metrics = app.state.metrics
+    tasks.append(asyncio.create_task(sample_pools_forever(metrics, database)))
     worker = None
     if settings.run_worker:
         worker = asyncio.create_task(run_worker(settings, database, pseudonyms, signals))
@@ -83,6 +88,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await database.dispose()
+        metrics.retire()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -103,7 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_verifier = TokenVerifier(settings)
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.schema_head = head_revision()
-    app.state.event_counts = EventCounts()
+    app.state.metrics = metrics = Metrics()
+    app.state.event_counts = EventCounts(metrics.events)
 
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
@@ -119,6 +126,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The frontend's consent.js, banner and preference center, and the /privacy page.
     app.include_router(build_web_router())
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    # Request ids, request metrics and the access line: outside Starlette's error middleware
+    # (which add_middleware cannot reach), so that 500 answers are counted and carry the id.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: ObservabilityMiddleware(build_stack(), metrics)  # type: ignore[method-assign]
     return app
 
 

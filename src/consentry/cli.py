@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging.config
+import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,12 +21,15 @@ from consentry import migrations
 from consentry.db import create_database, format_timestamp, open_database, utcnow
 from consentry.errors import ConsentryError
 from consentry.keys import service as keys
+from consentry.observability import multiprocess
+from consentry.observability.logs import logging_config
 from consentry.privacy.retention import RetentionReport, run_retention
 from consentry.privacy.worker import Signals, run_worker
 from consentry.pseudonyms import PseudonymSource
 from consentry.settings import Settings, get_settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,10 +117,25 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    # JSON lines from the first one on (migrations log too); uvicorn applies the same in workers.
+    log_config = logging_config(
+        settings.log_level, settings.log_format, access_log=settings.access_log
+    )
+    logging.config.dictConfig(log_config)
+    # Before any worker imports prometheus-client, which reads the directory's name at import.
+    metrics_directory = multiprocess.prepare(args.workers)
+    try:
+        if not args.no_migrate:
+            migrations.upgrade(settings.database_url)
+        _run_uvicorn(args, settings, log_config)
+    finally:
+        if metrics_directory is not None:
+            shutil.rmtree(metrics_directory, ignore_errors=True)
+
+
+def _run_uvicorn(args: argparse.Namespace, settings: Settings, log_config: dict[str, Any]) -> None:
     import uvicorn
 
-    if not args.no_migrate:
-        migrations.upgrade(settings.database_url)
     # uvicorn drains the requests under way on SIGTERM or SIGINT, shuts the app down, then
     # raises the signal again, which would end the process as killed by it. A stop that was
     # asked for and completed is a success, as for `consentry worker`.
@@ -128,10 +148,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level,
+        log_config=log_config,
         # The service decides itself which proxies to believe (CONSENTRY_TRUSTED_PROXIES).
         proxy_headers=False,
         server_header=False,
-        # Access lines carry subject ids in their paths: personal data stays out of logs.
+        # Access lines carry subject ids in their paths: personal data stays out of logs. The
+        # service logs its own, with the route template (consentry.observability.middleware).
         access_log=False,
     )
 
@@ -142,17 +164,20 @@ def _stopped(signal_number: int, frame: FrameType | None) -> None:
 
 async def _work(settings: Settings) -> None:
     """The worker on its own, as a separate deployment; SIGTERM lets the pass under way finish."""
+    logging.config.dictConfig(
+        logging_config(settings.log_level, settings.log_format, access_log=False)
+    )
     database = await open_database(settings)
     signals = Signals()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, signals.stop)
-    print("consentry worker: running", file=sys.stderr)
+    log.info("consentry worker: running")
     try:
         await run_worker(settings, database, PseudonymSource(settings, database), signals)
     finally:
         await database.dispose()
-    print("consentry worker: stopped", file=sys.stderr)
+    log.info("consentry worker: stopped")
 
 
 def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

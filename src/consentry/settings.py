@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Observability: one JSON object per log line, or readable text on a developer's terminal;
+    # one line per request at INFO unless turned off (the metrics count requests anyway).
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = True
+
     _split_lists = field_validator(
         "opt_out_regions", "trusted_proxies", "cors_origins", mode="before"
     )(_split)

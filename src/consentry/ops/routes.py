@@ -1,14 +1,16 @@
-"""`/healthz` and `/readyz`, public so that orchestrators can probe them."""
+"""`/healthz`, `/readyz` and `/metrics`: public, for orchestrators and Prometheus."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from consentry.db import DatabaseDep
 from consentry.errors import ServiceUnavailable, problem_response, problem_responses
+from consentry.observability.metrics import Metrics
 from consentry.routing import NO_STORE, json_response
 
 router = APIRouter(tags=["operations"])
@@ -34,3 +36,16 @@ async def readyz(request: Request, database: DatabaseDep) -> Response:
         return problem_response(error, request.url.path)
     body = {"status": "ready", "schema": current}
     return json_response(body, headers=NO_STORE)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(request: Request, database: DatabaseDep) -> Response:
+    """Requests, events, the erasure queue and the database pools, summed over the workers."""
+    registry: Metrics = request.app.state.metrics
+    body = await registry.render(database)
+    return Response(body, media_type=CONTENT_TYPE_LATEST, headers=NO_STORE)

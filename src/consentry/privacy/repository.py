@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, tuple_, update
+from sqlalchemy import delete, func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
@@ -81,6 +81,16 @@ async def page(
         )
     query = query.order_by(ErasureRequest.requested_at.desc(), ErasureRequest.id.desc())
     return (await connection.execute(query.limit(limit))).all()
+
+
+async def open_by_status(connection: AsyncConnection) -> Sequence[Any]:
+    """`(status, count, oldest requested_at)` of the open requests, one row per open status."""
+    query = (
+        select(ErasureRequest.status, func.count(), func.min(ErasureRequest.requested_at))
+        .where(ErasureRequest.status.in_(OPEN))
+        .group_by(ErasureRequest.status)
+    )
+    return (await connection.execute(query)).all()
 
 
 async def claim_due(session: AsyncSession, now: datetime) -> Any | None:
