@@ -23,7 +23,7 @@ from consentry.db import open_database
 from consentry.errors import PROBLEM_JSON, install_error_handlers
 from consentry.events.counters import EventCounts
 from consentry.events.routes import router as events_router
-from consentry.migrations import head_revision
+from consentry.migrations import head_revision, known_revisions
 from consentry.observability.metrics import Metrics, sample_pools_forever
 from consentry.observability.middleware import ObservabilityMiddleware
 from consentry.ops.routes import router as ops_router
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_verifier = TokenVerifier(settings)
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.schema_head = head_revision()
+    app.state.schema_revisions = known_revisions()
     app.state.metrics = metrics = Metrics()
     app.state.event_counts = EventCounts(metrics.events)
 

@@ -39,3 +39,8 @@ def downgrade(database_url: str, revision: str) -> None:
 def head_revision() -> str | None:
     """The revision the code expects the schema to be at."""
     return ScriptDirectory(str(migrations_dir())).get_current_head()
+
+
+def known_revisions() -> frozenset[str]:
+    """Every revision this code carries; a schema at another was migrated by a newer release."""
+    return frozenset(r.revision for r in ScriptDirectory(str(migrations_dir())).walk_revisions())

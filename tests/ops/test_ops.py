@@ -41,6 +41,24 @@ async def test_readyz_fails_when_schema_is_behind(settings: Settings) -> None:
         assert "Retry-After" in response.headers
 
 
+async def test_readyz_stays_ready_on_a_newer_releases_schema(settings: Settings) -> None:
+    """During a rolling upgrade the old pods serve on the schema the new release migrated to."""
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        # As if this code were an older release that knows neither the schema's revision...
+        app.state.schema_head, app.state.schema_revisions = "0001", frozenset({"0001"})
+        response = await client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ready", "schema": "0004"}
+        # ...while one behind this code's head still needs its migrations.
+        app.state.schema_head = "9999"
+        app.state.schema_revisions = frozenset({"9999", "0004"})
+        assert (await client.get("/readyz")).status_code == 503
+
+
 async def test_readyz_fails_without_schema(tmp_path: Path) -> None:
     app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"))
     async with (
