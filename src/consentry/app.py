@@ -23,6 +23,7 @@ from consentry.db import open_database
 from consentry.errors import PROBLEM_JSON, install_error_handlers
 from consentry.events.counters import EventCounts
 from consentry.events.routes import router as events_router
+from consentry.headers import SecurityHeaders
 from consentry.migrations import head_revision
 from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
@@ -33,6 +34,8 @@ from consentry.privacy.routes import subjects as export_router
 from consentry.privacy.worker import Signals, run_worker
 from consentry.providers.routes import router as providers_router
 from consentry.pseudonyms import PseudonymSource
+from consentry.ratelimit import rate_limiter
+from consentry.routing import BodyLimit, body_limits
 from consentry.settings import Settings, get_settings
 from consentry.tokens import TokenVerifier
 
@@ -103,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.schema_head = head_revision()
     app.state.event_counts = EventCounts()
+    # Hardening: per-credential rate limits (None when switched off).
+    app.state.rate_limiter = rate_limiter(settings)
 
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
@@ -115,6 +120,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(erasure_router)
     app.include_router(export_router)
     app.include_router(ops_router)
+    # Hardening: bodies refused past their limit before any route, then security headers on
+    # every response (outermost, so refusals and CORS preflights get them too).
+    app.state.max_json_depth = settings.max_json_depth
+    # The event intake is the one route with a limit of its own (1 MiB).
+    app.add_middleware(BodyLimit, limits=body_limits(events_router.routes))
+    app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

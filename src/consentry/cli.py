@@ -127,6 +127,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         server_header=False,
         # Access lines carry subject ids in their paths: personal data stays out of logs.
         access_log=False,
+        # Hardening: what one process takes on before it refuses (503) or drops connections.
+        http=settings.server_http,
+        limit_concurrency=settings.server_limit_concurrency,
+        backlog=settings.server_backlog,
+        timeout_keep_alive=settings.server_keep_alive_seconds,
+        h11_max_incomplete_event_size=settings.server_max_incomplete_event_bytes,
     )
 
 

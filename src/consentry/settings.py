@@ -71,6 +71,24 @@ class Settings(BaseSettings):
     cors_origins: CommaList = Field(default_factory=list)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # Hardening: rate limits per credential (per process), JSON depth, response headers, and
+    # the limits of the HTTP server itself.
+    rate_limit_enabled: bool = True
+    rate_limit_key_per_second: float = Field(default=2000.0, gt=0)
+    rate_limit_key_burst: int = Field(default=4000, ge=1)
+    rate_limit_user_per_second: float = Field(default=20.0, gt=0)
+    rate_limit_user_burst: int = Field(default=200, ge=1)
+    rate_limit_address_per_second: float = Field(default=200.0, gt=0)
+    rate_limit_address_burst: int = Field(default=1000, ge=1)
+    rate_limit_tracked: int = Field(default=50_000, ge=1000)
+    max_json_depth: int = Field(default=32, ge=2, le=512)
+    hsts_seconds: int = Field(default=0, ge=0)
+    server_http: Literal["auto", "h11", "httptools"] = "auto"
+    server_limit_concurrency: int = Field(default=1024, ge=1)
+    server_backlog: int = Field(default=2048, ge=1)
+    server_keep_alive_seconds: int = Field(default=5, ge=1)
+    server_max_incomplete_event_bytes: int = Field(default=16 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     _split_lists = field_validator(
