@@ -24,6 +24,7 @@ _PLACEHOLDERS = (
 )
 _MIN_SECRET_LENGTH = 32
 _US_STATE = re.compile(r"^US-[A-Z]{2}$")
+_ORIGIN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:]+\])(:[0-9]{1,5})?")
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -109,6 +110,16 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         for network in value:
             ipaddress.ip_network(network, strict=False)
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        # Browsers send the origin exactly (scheme, host, port): anything else would never match,
+        # and "*" would let every site read personal data with a learner's token.
+        for origin in value:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin such as https://learn.example")
         return value
 
     @field_validator("admin_key", "jwt_secret", "jwt_audience", "jwt_issuer", "jwks_url")
