@@ -39,11 +39,17 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
     def _complete(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        present = {name.lower() for name, _ in headers}
-        headers.extend(header for header in self._defaults if header[0] not in present)
-        if b"content-security-policy" not in present and not any(
-            name.lower() == b"content-type" and value.startswith(b"text/html")
-            for name, value in headers
-        ):
+        # ASGI has response header names lowercased, so they are compared as they are. Plain
+        # loops: this runs on every response, and generator expressions cost more here.
+        present = set()
+        html = False
+        for name, value in headers:
+            present.add(name)
+            if name == b"content-type" and value.startswith(b"text/html"):
+                html = True
+        for header in self._defaults:
+            if header[0] not in present:
+                headers.append(header)
+        if not html and b"content-security-policy" not in present:
             headers.append(_API_CSP)
         return headers

@@ -80,6 +80,9 @@ class JSONRoute(APIRoute):
     # Whether every caller needs a token: then a request without one is refused before its
     # body is read, so an anonymous sender cannot make the service read and parse it.
     token_required = False
+    # Whether the parsed body is walked for its nesting depth here; a route that turns this off
+    # checks the depth of what it reads itself.
+    walks_depth = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -90,13 +93,14 @@ class JSONRoute(APIRoute):
             if request.method in _BODY_METHODS:
                 if self.token_required and "authorization" not in request.headers:
                     raise Unauthorized(token_sent=False)
-                await _prepare_json(request, self.body_limit or request.app.state.max_body_bytes)
+                limit = self.body_limit or request.app.state.max_body_bytes
+                await _prepare_json(request, limit, walks_depth=self.walks_depth)
             return await handler(request)
 
         return handle
 
 
-async def _prepare_json(request: Request, limit: int) -> None:
+async def _prepare_json(request: Request, limit: int, *, walks_depth: bool) -> None:
     if not _is_json(request.headers.getlist("content-type")):
         raise UnsupportedMediaType("Send the body as application/json.")
     body = await read_limited_body(request, limit)
@@ -107,7 +111,8 @@ async def _prepare_json(request: Request, limit: int) -> None:
         raise MalformedRequest("The body is not valid JSON.") from None
     depth: int = request.app.state.max_json_depth
     # Nesting needs brackets: a body with fewer than the limit cannot pass it (counted in C).
-    if body.count(b"[") + body.count(b"{") > depth and nests_deeper(parsed, depth):
+    too_deep = walks_depth and body.count(b"[") + body.count(b"{") > depth
+    if too_deep and nests_deeper(parsed, depth):
         # Refused like the parser's own depth limit, only lower: a body no schema here needs.
         raise MalformedRequest(f"The body nests JSON deeper than {depth} levels.")
     # Starlette's Request.json() returns this cached value, so FastAPI never parses twice.
@@ -157,15 +162,22 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared: list[str] = []
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared.append(value.decode("latin-1"))
+        if not declared and scope["method"] in _NO_BODY_METHODS:
+            # The common read: nothing declared, and a GET's body is never read.
+            await self.app(scope, receive, send)
+            return
         limit = self._limits.get(scope["path"]) or scope["app"].state.max_body_bytes
-        declared = [v.decode("latin-1") for k, v in scope["headers"] if k == b"content-length"]
         try:
             check_declared_length(declared, limit)
         except ConsentryError as error:
             await problem_response(error, scope["path"])(scope, receive, send)
             return
-        if declared or scope["method"] in _NO_BODY_METHODS:
-            # The server delivers exactly the declared length; a GET's body is never read.
+        if declared:
+            # The server delivers exactly the declared length.
             await self.app(scope, receive, send)
             return
         received = 0

@@ -30,6 +30,8 @@ class EventsRoute(JSONRoute):
 
     body_limit = MAX_BATCH_BYTES
     token_required = True
+    # Each event's free-form objects are checked for depth on their own (see service.validate).
+    walks_depth = False
 
 
 router = APIRouter(tags=["events"], route_class=EventsRoute)
@@ -56,6 +58,7 @@ async def post_events(
         request.app.state.event_counts,
         batch.events,
         batch.sent_at,
+        max_depth=request.app.state.max_json_depth,
     )
     return json_response(result, headers=NO_STORE)
 
