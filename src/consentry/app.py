@@ -106,8 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.schema_head = head_revision()
     app.state.event_counts = EventCounts()
-    # Hardening: per-credential rate limits (None when switched off).
+    # Hardening: per-credential rate limits (None when switched off), and the JSON depth limit.
     app.state.rate_limiter = rate_limiter(settings)
+    app.state.max_json_depth = settings.max_json_depth
 
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
@@ -120,10 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(erasure_router)
     app.include_router(export_router)
     app.include_router(ops_router)
-    # Hardening: bodies refused past their limit before any route, then security headers on
-    # every response (outermost, so refusals and CORS preflights get them too).
-    app.state.max_json_depth = settings.max_json_depth
-    # The event intake is the one route with a limit of its own (1 MiB).
+    # Hardening: bodies refused past their limit before any route (the event intake is the one
+    # route with a limit of its own), then security headers on every response (outermost, so
+    # refusals and CORS preflights get them too).
     app.add_middleware(BodyLimit, limits=body_limits(events_router.routes))
     app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
