@@ -51,3 +51,14 @@ async def test_the_document_admits_every_item_the_envelope_admits(
     response = await client.post("/v1/events", json={"events": [42, {}]}, headers=admin())
     assert response.status_code == 200
     assert [r["reason"] for r in response.json()["results"]] == ["invalid", "invalid"]
+
+
+async def test_unknown_query_parameters_are_ignored(client: httpx.AsyncClient) -> None:
+    """Flagged as accepted bad data: pages and proxies add cache busters and campaign tags, and
+    API.md refuses unknown fields in bodies only, so the same answer comes back."""
+    plain = await client.get("/v1/subjects/learner-1/consent", headers=admin())
+    tagged = await client.get(
+        "/v1/subjects/learner-1/consent?_=1732792800&utm_source=mail", headers=admin()
+    )
+    assert tagged.status_code == plain.status_code == 200
+    assert tagged.headers["etag"] == plain.headers["etag"]
