@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format migrate openapi bench clean demo
+.PHONY: help install run test fuzz lint format migrate openapi bench clean demo
 
 help: ## list every task
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ run: $(STAMP) ## serve on http://127.0.0.1:8000 (SQLite unless CONSENTRY_DATABAS
 
 test: $(STAMP) ## run the whole test suite on SQLite and PostgreSQL
 	$(BIN)/pytest
+
+fuzz: $(STAMP) ## schemathesis against the OpenAPI document, 500 examples per operation and phase
+	CONSENTRY_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/test_fuzz.py
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check src tests migrations bench

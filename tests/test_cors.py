@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from consentry.app import create_app
 from tests.conftest import make_settings
@@ -71,3 +72,49 @@ async def test_other_origin_gets_no_cors_headers(cors_client: httpx.AsyncClient)
     response = await cors_client.get("/v1/policy", headers={"Origin": "https://evil.example"})
     assert response.status_code == 200
     assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://learn.example.evil.example",
+        "https://evil.example/https://learn.example",
+        "http://learn.example",
+        "https://learn.example:8443",
+        "null",
+    ],
+)
+async def test_only_the_exact_origin_is_allowed(
+    cors_client: httpx.AsyncClient, origin: str
+) -> None:
+    refused = await cors_client.options(
+        f"/v1/subjects/{anon_id()}/consent", headers=_preflight(origin)
+    )
+    assert refused.status_code == 403
+    read = await cors_client.get(f"/v1/subjects/{anon_id()}/consent", headers={"Origin": origin})
+    assert "access-control-allow-origin" not in read.headers
+
+
+async def test_answers_vary_by_origin_and_never_allow_credentials(
+    cors_client: httpx.AsyncClient,
+) -> None:
+    response = await cors_client.get(
+        f"/v1/subjects/{anon_id()}/consent", headers={"Origin": ORIGIN}
+    )
+    assert "Origin" in response.headers["vary"]
+    assert "access-control-allow-credentials" not in response.headers
+
+
+async def test_preflight_for_an_unlisted_header_is_refused(cors_client: httpx.AsyncClient) -> None:
+    headers = {**_preflight(ORIGIN), "Access-Control-Request-Headers": "x-forwarded-for"}
+    response = await cors_client.options(f"/v1/subjects/{anon_id()}/consent", headers=headers)
+    assert response.status_code == 403
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "origins", ["*", "https://learn.example/", "learn.example", "https://*.learn.example"]
+)
+def test_settings_refuse_anything_but_exact_origins(origins: str) -> None:
+    with pytest.raises(ValidationError, match="is not an origin"):
+        make_settings("sqlite+aiosqlite:///:memory:", cors_origins=origins)

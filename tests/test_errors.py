@@ -216,10 +216,19 @@ async def test_nesting_100000_deep_is_400(
     assert await history(client) == []
 
 
-async def test_nesting_within_the_parser_limit_is_422(client: httpx.AsyncClient) -> None:
-    deep = body_of().replace(b"false", b"[" * 1000 + b"]" * 1000, 1)
+async def test_nesting_within_the_depth_limit_is_422(client: httpx.AsyncClient) -> None:
+    # The body is one level, categories two: 30 more make 32, CONSENTRY_MAX_JSON_DEPTH.
+    deep = body_of().replace(b"false", b"[" * 30 + b"]" * 30, 1)
     body = assert_problem(await send(client, deep), 422, "validation_error")
     assert body["errors"][0]["loc"] == ["body", "categories", "performance"]
+
+
+@pytest.mark.parametrize("levels", [31, 1000])
+async def test_nesting_past_the_depth_limit_is_400(client: httpx.AsyncClient, levels: int) -> None:
+    deep = body_of().replace(b"false", b"[" * levels + b"]" * levels, 1)
+    body = assert_problem(await send(client, deep), 400, "malformed_request")
+    assert "deeper than 32 levels" in body["detail"]
+    assert await history(client) == []
 
 
 @pytest.mark.parametrize(

@@ -328,3 +328,37 @@ async def test_random_mutations_never_fail_the_server(app: FastAPI) -> None:
             assert body["code"] in _CODES[status], content[:300]
     assert seen == {200, 400, 422}
     assert await stored_subjects(app) == accepted
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/policy"),
+        ("GET", "/healthz"),
+        ("GET", CONSENT),
+        ("DELETE", "/v1/providers/video-cdn"),
+        ("DELETE", "/v1/erasure-requests/00000000-0000-4000-8000-000000000000"),
+        ("POST", "/v1/nowhere"),
+        ("PUT", CONSENT),
+    ],
+)
+async def test_every_route_refuses_a_declared_body_past_the_limit_first(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """Before routing, authentication or parsing: no token is sent, yet the answer is 413."""
+    headers = [(b"Content-Length", str(LIMIT + 1).encode()), (b"Content-Type", b"text/plain")]
+    response = await client.request(method, path, content=b" " * (LIMIT + 1), headers=headers)
+    assert_problem(response, 413, "payload_too_large")
+    assert response.headers["cache-control"] == "no-store"
+    bad = [(b"Content-Length", b"12x")]
+    assert_problem(await client.request(method, path, headers=bad), 400, "malformed_request")
+
+
+async def test_the_event_intake_keeps_its_own_limit(client: httpx.AsyncClient) -> None:
+    """Past the default limit yet within 1 MiB, a batch reaches its route (which wants a key)."""
+    headers = [(b"Content-Length", str(LIMIT + 1).encode()), (b"Content-Type", b"application/json")]
+    response = await client.post("/v1/events", content=b" " * (LIMIT + 1), headers=headers)
+    assert_problem(response, 401, "unauthorized")
+    headers = [(b"Content-Length", str(2**20 + 1).encode())]
+    response = await client.post("/v1/events", content=b" " * (2**20 + 1), headers=headers)
+    assert_problem(response, 413, "payload_too_large")

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp
 
 from consentry import __version__
 from consentry.audit.routes import router as audit_router
@@ -23,6 +24,7 @@ from consentry.db import open_database
 from consentry.errors import PROBLEM_JSON, install_error_handlers
 from consentry.events.counters import EventCounts
 from consentry.events.routes import router as events_router
+from consentry.headers import SecurityHeaders
 from consentry.migrations import head_revision, known_revisions
 from consentry.observability.metrics import Metrics, sample_pools_forever
 from consentry.observability.middleware import ObservabilityMiddleware
@@ -35,6 +37,8 @@ from consentry.privacy.routes import subjects as export_router
 from consentry.privacy.worker import Signals, run_worker
 from consentry.providers.routes import router as providers_router
 from consentry.pseudonyms import PseudonymSource
+from consentry.ratelimit import rate_limiter
+from consentry.routing import BodyLimit, body_limits
 from consentry.settings import Settings, get_settings
 from consentry.tokens import TokenVerifier
 from consentry.web.routes import build_router as build_web_router
@@ -112,6 +116,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_revisions = known_revisions()
     app.state.metrics = metrics = Metrics()
     app.state.event_counts = EventCounts(metrics.events)
+    # Hardening: per-credential rate limits (None when switched off), and the JSON depth limit.
+    app.state.rate_limiter = rate_limiter(settings)
+    app.state.max_json_depth = settings.max_json_depth
 
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
@@ -126,12 +133,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     # The frontend's consent.js, banner and preference center, and the /privacy page.
     app.include_router(build_web_router())
+    # Hardening: bodies refused past their limit before any route (the event intake is the one
+    # route with a limit of its own).
+    app.add_middleware(BodyLimit, limits=body_limits(events_router.routes))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
-    # Request ids, request metrics and the access line: outside Starlette's error middleware
-    # (which add_middleware cannot reach), so that 500 answers are counted and carry the id.
+    # Outside Starlette's error middleware (which add_middleware cannot reach), so that 500
+    # answers, refusals and CORS preflights get them too: security headers on every response,
+    # then request ids, request metrics and the access line.
     build_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: ObservabilityMiddleware(build_stack(), metrics)  # type: ignore[method-assign]
+    hsts_seconds = settings.hsts_seconds
+
+    def _outer_stack() -> ASGIApp:
+        secured = SecurityHeaders(build_stack(), hsts_seconds=hsts_seconds)
+        return ObservabilityMiddleware(secured, metrics)
+
+    app.build_middleware_stack = _outer_stack  # type: ignore[method-assign]
     return app
 
 

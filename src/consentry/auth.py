@@ -14,6 +14,7 @@ from consentry.db import database_of
 from consentry.errors import Forbidden, Unauthorized, ValidationFailed
 from consentry.keys import repository as keys
 from consentry.keys.service import KEY_PREFIX, SCOPES, hash_key
+from consentry.ratelimit import limit, limit_address
 from consentry.subjects import is_anonymous, is_subject_id
 from consentry.tokens import TokenVerifier
 
@@ -72,6 +73,22 @@ def _bearer_token(request: Request) -> str | None:
 
 
 async def _authenticate(request: Request) -> Caller | None:
+    """The caller a token proves, counted against its rate limit; None without a token.
+
+    A refused token counts against the client's address instead, so guessing is limited too.
+    """
+    try:
+        caller = await _verify(request)
+    except Unauthorized:
+        limit_address(request)
+        raise
+    if caller is not None:
+        # Keys by name (the admin key as "admin"), user tokens by subject: one bucket each.
+        limit(request, "user" if caller.kind == "user" else "key", caller.subject_id or caller.name)
+    return caller
+
+
+async def _verify(request: Request) -> Caller | None:
     token = _bearer_token(request)
     if token is None:
         return None
@@ -97,10 +114,18 @@ async def optional_caller(
     return await _authenticate(request)
 
 
-async def token_caller(caller: Annotated[Caller | None, Depends(optional_caller)]) -> Caller:
+def _no_token(request: Request) -> Unauthorized:
+    """The refusal of a request without a token, counted against the client's address."""
+    limit_address(request)
+    return Unauthorized(token_sent=False)
+
+
+async def token_caller(
+    request: Request, caller: Annotated[Caller | None, Depends(optional_caller)]
+) -> Caller:
     """Any caller that sent a valid token; what it may do is the route's to decide."""
     if caller is None:
-        raise Unauthorized(token_sent=False)
+        raise _no_token(request)
     return caller
 
 
@@ -108,10 +133,10 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency that admits only API keys holding `scope`."""
 
     async def dependency(
-        caller: Annotated[Caller | None, Depends(optional_caller)],
+        request: Request, caller: Annotated[Caller | None, Depends(optional_caller)]
     ) -> Caller:
         if caller is None:
-            raise Unauthorized(token_sent=False)
+            raise _no_token(request)
         if not caller.has(scope):
             raise Forbidden(f"This needs the {scope} scope.")
         return caller
@@ -140,8 +165,10 @@ async def subject_caller(request: Request, scope: str, *, anonymous: bool) -> Ca
     caller = await _authenticate(request)
     if caller is None:
         if anonymous and is_anonymous(subject_id):
+            # Visitors are counted by address: a fresh random id must not buy a fresh bucket.
+            limit_address(request)
             return Caller(kind="anonymous", name="subject", subject_id=subject_id)
-        raise Unauthorized(token_sent=False)
+        raise _no_token(request)
     if caller.has(scope) or caller.acts_for(subject_id):
         return caller
     raise Forbidden("This token may not reach that subject.")

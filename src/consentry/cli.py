@@ -155,6 +155,12 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings, log_config: dict[
         # Access lines carry subject ids in their paths: personal data stays out of logs. The
         # service logs its own, with the route template (consentry.observability.middleware).
         access_log=False,
+        # Hardening: what one process takes on before it refuses (503) or drops connections.
+        http=settings.server_http,
+        limit_concurrency=settings.server_limit_concurrency,
+        backlog=settings.server_backlog,
+        timeout_keep_alive=settings.server_keep_alive_seconds,
+        h11_max_incomplete_event_size=settings.server_max_incomplete_event_bytes,
     )
 
 

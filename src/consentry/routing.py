@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import orjson
 from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from consentry.errors import MalformedRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from consentry.errors import (
+    ConsentryError,
+    MalformedRequest,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    problem_response,
+)
 
 # Personal data is never kept by a shared or browser cache.
 NO_STORE = {"Cache-Control": "no-store"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -34,19 +44,24 @@ def _is_json(content_types: list[str]) -> bool:
     return True
 
 
+def check_declared_length(declared: list[str], limit: int) -> None:
+    """Refuse a Content-Length that is not one plain number, or that passes `limit`."""
+    if not declared:
+        return
+    value = declared[0]
+    # Plain ASCII digits only (str.isdigit() admits "²", which int() refuses), and copies
+    # of the field that disagree make the length unknowable.
+    if not _DIGITS.fullmatch(value) or any(other != value for other in declared):
+        raise MalformedRequest("Content-Length is not a number.")
+    # Compared by length first: int() refuses strings of more than 4300 digits.
+    digits = value.lstrip("0")
+    if len(digits) > len(str(limit)) or int(digits or "0") > limit:
+        raise PayloadTooLarge(f"The body may hold at most {limit} bytes.")
+
+
 async def read_limited_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing it once it passes `limit` bytes, declared or streamed."""
-    declared = request.headers.getlist("content-length")
-    if declared:
-        value = declared[0]
-        # Plain ASCII digits only (str.isdigit() admits "²", which int() refuses), and copies
-        # of the field that disagree make the length unknowable.
-        if not _DIGITS.fullmatch(value) or any(other != value for other in declared):
-            raise MalformedRequest("Content-Length is not a number.")
-        # Compared by length first: int() refuses strings of more than 4300 digits.
-        digits = value.lstrip("0")
-        if len(digits) > len(str(limit)) or int(digits or "0") > limit:
-            raise PayloadTooLarge(f"The body may hold at most {limit} bytes.")
+    check_declared_length(request.headers.getlist("content-length"), limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -65,6 +80,9 @@ class JSONRoute(APIRoute):
     # Whether every caller needs a token: then a request without one is refused before its
     # body is read, so an anonymous sender cannot make the service read and parse it.
     token_required = False
+    # Whether the parsed body is walked for its nesting depth here; a route that turns this off
+    # checks the depth of what it reads itself.
+    walks_depth = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -75,13 +93,14 @@ class JSONRoute(APIRoute):
             if request.method in _BODY_METHODS:
                 if self.token_required and "authorization" not in request.headers:
                     raise Unauthorized(token_sent=False)
-                await _prepare_json(request, self.body_limit or request.app.state.max_body_bytes)
+                limit = self.body_limit or request.app.state.max_body_bytes
+                await _prepare_json(request, limit, walks_depth=self.walks_depth)
             return await handler(request)
 
         return handle
 
 
-async def _prepare_json(request: Request, limit: int) -> None:
+async def _prepare_json(request: Request, limit: int, *, walks_depth: bool) -> None:
     if not _is_json(request.headers.getlist("content-type")):
         raise UnsupportedMediaType("Send the body as application/json.")
     body = await read_limited_body(request, limit)
@@ -90,9 +109,33 @@ async def _prepare_json(request: Request, limit: int) -> None:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise MalformedRequest("The body is not valid JSON.") from None
+    depth: int = request.app.state.max_json_depth
+    # Nesting needs brackets: a body with fewer than the limit cannot pass it (counted in C).
+    too_deep = walks_depth and body.count(b"[") + body.count(b"{") > depth
+    if too_deep and nests_deeper(parsed, depth):
+        # Refused like the parser's own depth limit, only lower: a body no schema here needs.
+        raise MalformedRequest(f"The body nests JSON deeper than {depth} levels.")
     # Starlette's Request.json() returns this cached value, so FastAPI never parses twice.
     request._json = parsed
     request._body = body
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests containers more than `limit` levels deep.
+
+    Walks one level at a time and keeps only the containers of each, so the work is bounded by
+    the number of values, and the parser has already bounded the depth at 1024.
+    """
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        if not level:
+            return False
+        below: list[Any] = []
+        for container in level:
+            values = container.values() if type(container) is dict else container
+            below.extend([v for v in values if type(v) is dict or type(v) is list])
+        level = below
+    return bool(level)
 
 
 def json_response(
@@ -102,3 +145,59 @@ def json_response(
     return Response(
         orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers
     )
+
+
+class BodyLimit:
+    """Refuses any body past its path's limit before a route sees it, declared or streamed.
+
+    Every route is covered, also those that read no body; JSON routes check again with the
+    exact limit of their route. Pure ASGI, so a request without a body costs one header scan.
+    """
+
+    def __init__(self, app: ASGIApp, limits: Mapping[str, int]) -> None:
+        self.app = app
+        self._limits = dict(limits)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared: list[str] = []
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared.append(value.decode("latin-1"))
+        if not declared and scope["method"] in _NO_BODY_METHODS:
+            # The common read: nothing declared, and a GET's body is never read.
+            await self.app(scope, receive, send)
+            return
+        limit = self._limits.get(scope["path"]) or scope["app"].state.max_body_bytes
+        try:
+            check_declared_length(declared, limit)
+        except ConsentryError as error:
+            await problem_response(error, scope["path"])(scope, receive, send)
+            return
+        if declared:
+            # The server delivers exactly the declared length.
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                # Raised inside the route that reads, so the error handlers answer it.
+                raise PayloadTooLarge(f"The body may hold at most {limit} bytes.")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def body_limits(routes: Iterable[BaseRoute]) -> dict[str, int]:
+    """The fixed paths whose JSON route allows a body other than the service's default."""
+    return {
+        route.path: route.body_limit
+        for route in routes
+        if isinstance(route, JSONRoute) and route.body_limit is not None and "{" not in route.path
+    }

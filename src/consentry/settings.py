@@ -24,6 +24,7 @@ _PLACEHOLDERS = (
 )
 _MIN_SECRET_LENGTH = 32
 _US_STATE = re.compile(r"^US-[A-Z]{2}$")
+_ORIGIN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:]+\])(:[0-9]{1,5})?")
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -75,6 +76,24 @@ class Settings(BaseSettings):
     cors_origins: CommaList = Field(default_factory=list)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # Hardening: rate limits per credential (per process), JSON depth, response headers, and
+    # the limits of the HTTP server itself.
+    rate_limit_enabled: bool = True
+    rate_limit_key_per_second: float = Field(default=2000.0, gt=0)
+    rate_limit_key_burst: int = Field(default=4000, ge=1)
+    rate_limit_user_per_second: float = Field(default=20.0, gt=0)
+    rate_limit_user_burst: int = Field(default=200, ge=1)
+    rate_limit_address_per_second: float = Field(default=200.0, gt=0)
+    rate_limit_address_burst: int = Field(default=1000, ge=1)
+    rate_limit_tracked: int = Field(default=50_000, ge=1000)
+    max_json_depth: int = Field(default=32, ge=2, le=512)
+    hsts_seconds: int = Field(default=0, ge=0)
+    server_http: Literal["auto", "h11", "httptools"] = "auto"
+    server_limit_concurrency: int = Field(default=1024, ge=1)
+    server_backlog: int = Field(default=2048, ge=1)
+    server_keep_alive_seconds: int = Field(default=5, ge=1)
+    server_max_incomplete_event_bytes: int = Field(default=16 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Observability: one JSON object per log line, or readable text on a developer's terminal;
@@ -100,6 +119,16 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         for network in value:
             ipaddress.ip_network(network, strict=False)
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        # Browsers send the origin exactly (scheme, host, port): anything else would never match,
+        # and "*" would let every site read personal data with a learner's token.
+        for origin in value:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin such as https://learn.example")
         return value
 
     @field_validator("admin_key", "jwt_secret", "jwt_audience", "jwt_issuer", "jwks_url")

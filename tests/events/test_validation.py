@@ -274,3 +274,32 @@ async def test_an_occurred_at_out_of_range_once_corrected_is_invalid(
     result = await ingest(client, [odd, good], **envelope)
     assert outcomes(result) == ["invalid", "accepted"]
     assert await count_rows(app) == 1
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    """An object nesting `levels` objects, itself included."""
+    document: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        document = {"a": document}
+    return document
+
+
+@pytest.mark.parametrize("levels", [30, 256, 300])
+async def test_a_free_form_object_nested_too_deep_rejects_its_event_alone(
+    app: FastAPI, client: httpx.AsyncClient, levels: int
+) -> None:
+    """Past 255 levels orjson could not store the object, and the batch was answered 500."""
+    subject = new_subject()
+    deep = [event(subject, properties=_nested(levels)), event(subject, context=_nested(levels))]
+    result = await ingest(client, [*deep, event(subject)])
+    assert outcomes(result) == ["invalid", "invalid", "accepted"]
+    assert "nested deeper than 29 levels" in result["results"][0]["detail"]
+    assert "context" in result["results"][1]["detail"]
+    assert await count_rows(app) == 1
+
+
+async def test_a_free_form_object_at_the_depth_limit_is_accepted(client: httpx.AsyncClient) -> None:
+    """The body (1), `events` (2) and the event (3) leave 29 of CONSENTRY_MAX_JSON_DEPTH's 32."""
+    subject = new_subject()
+    result = await ingest(client, [event(subject, properties=_nested(29))])
+    assert outcomes(result) == ["accepted"]

@@ -111,6 +111,9 @@ async def test_the_access_line_and_the_500_handler_name_the_request(
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["x-request-id"] == "trace-500"
+    # The security headers wrap Starlette's error middleware too.
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
     records = [json.loads(line) for line in json_lines.lines]
     failure = next(r for r in records if r["logger"] == "consentry.errors")
     assert failure["level"] == "error"

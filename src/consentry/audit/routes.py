@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from consentry.audit import service
@@ -18,6 +17,7 @@ from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.pseudonyms import pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SUBJECT_ID_PATTERN
+from consentry.timestamps import Timestamp
 
 router = APIRouter(tags=["audit"], route_class=JSONRoute)
 
@@ -39,7 +39,7 @@ async def get_audit_log(
         str | None,
         Query(max_length=256, pattern=SUBJECT_ID_PATTERN, description="Hashed before the search."),
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="At or after.")] = None,
+    since: Annotated[Timestamp | None, Query(description="At or after.")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from consentry.auth import Caller, require_scope, subject_access
@@ -23,6 +22,7 @@ from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.pseudonyms import pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SubjectIdPath
+from consentry.timestamps import Timestamp
 
 
 class EventsRoute(JSONRoute):
@@ -30,6 +30,8 @@ class EventsRoute(JSONRoute):
 
     body_limit = MAX_BATCH_BYTES
     token_required = True
+    # Each event's free-form objects are checked for depth on their own (see service.validate).
+    walks_depth = False
 
 
 router = APIRouter(tags=["events"], route_class=EventsRoute)
@@ -56,6 +58,7 @@ async def post_events(
         request.app.state.event_counts,
         batch.events,
         batch.sent_at,
+        max_depth=request.app.state.max_json_depth,
     )
     return json_response(result, headers=NO_STORE)
 
@@ -73,8 +76,8 @@ async def get_events(
     category: Annotated[
         Literal["necessary", "performance", "functional", "customization"] | None, Query()
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="occurred_at at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="occurred_at before")] = None,
+    since: Annotated[Timestamp | None, Query(description="occurred_at at or after")] = None,
+    until: Annotated[Timestamp | None, Query(description="occurred_at before")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:

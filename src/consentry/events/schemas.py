@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -17,6 +15,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from consentry.subjects import SUBJECT_ID_PATTERN
+from consentry.timestamps import Timestamp
 
 MAX_EVENTS = 1000
 MAX_BATCH_BYTES = 1024 * 1024
@@ -26,16 +25,6 @@ MAX_FUTURE_SECONDS = 300
 UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 Status = Literal["accepted", "duplicate", "rejected"]
 Reason = Literal["consent_denied", "subject_erased", "unknown_category", "invalid"]
-
-
-def _text_only(value: Any) -> Any:
-    # Lax mode would take a number as a Unix time; the contract speaks of RFC 3339 text only.
-    if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 timestamp with an offset")
-    return value
-
-
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_text_only)]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -67,7 +56,14 @@ class EventBatch(BaseModel):
         WithJsonSchema(
             {
                 "type": "array",
-                "items": EVENT.json_schema(),
+                # An item that is not an Event still gets a 200 and its own result (`rejected`,
+                # reason `invalid`): the envelope takes any JSON value in the list.
+                "items": {
+                    "anyOf": [
+                        EVENT.json_schema(),
+                        {"description": "Anything else: rejected on its own, reason `invalid`."},
+                    ]
+                },
                 "minItems": 1,
                 "maxItems": MAX_EVENTS,
             }

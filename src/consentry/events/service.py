@@ -22,11 +22,14 @@ from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
 from consentry.pagination import decode_time_cursor, encode_time_cursor
 from consentry.policy import CATEGORIES, REQUIRED_CATEGORY
 from consentry.pseudonyms import Pseudonyms
+from consentry.routing import nests_deeper
 
 _FUTURE = timedelta(seconds=MAX_FUTURE_SECONDS)
 # An escaped U+0000: `\u0000` after an even number of backslashes (an odd one escapes the `\`).
 _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _CATEGORIES = frozenset(CATEGORIES)
+# The body, the `events` list and the event itself hold an event's `properties` and `context`.
+_EVENT_OBJECT_LEVEL = 3
 # The optimistic copy, the insert that skips stored events, and room for a deadlock retry.
 _ATTEMPTS = 3
 
@@ -68,10 +71,23 @@ def _corrected(occurred_at: datetime, skew: timedelta | None) -> datetime:
         raise ValueError("occurred_at: out of range once corrected") from None
 
 
-def _serialized(document: dict[str, Any], field: str) -> str:
-    text = orjson.dumps(document)
+def _serialized(document: dict[str, Any], field: str, depth: int) -> str:
+    # The batch is not walked for its depth as other bodies are (a 1 MiB walk would cost as much
+    # as parsing it): each free-form object is, here, so that a deep one rejects its event only.
+    try:
+        text = orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        text = b""  # past orjson's own limit of 255 levels
     if len(text) > MAX_OBJECT_BYTES:
         raise ValueError(f"{field}: more than {MAX_OBJECT_BYTES} bytes as JSON")
+    # Nesting past `depth` takes more than twice `depth` in bytes and more than `depth` brackets, so
+    # the common small object is never counted, let alone walked.
+    if not text or (
+        len(text) > 2 * depth
+        and text.count(b"{") + text.count(b"[") > depth
+        and nests_deeper(document, depth)
+    ):
+        raise ValueError(f"{field}: nested deeper than {depth} levels")
     # JSON may carry U+0000 (escaped, since orjson escapes every control character); PostgreSQL
     # stores it in neither text nor jsonb, so no database is asked to.
     if b"\\u0000" in text and _NUL.search(text):
@@ -80,13 +96,15 @@ def _serialized(document: dict[str, Any], field: str) -> str:
 
 
 def validate(
-    events: list[Any], received_at: datetime, sent_at: datetime | None
+    events: list[Any], received_at: datetime, sent_at: datetime | None, max_depth: int
 ) -> tuple[list[dict[str, Any] | None], list[Candidate]]:
     """Each event checked on its own: the results decided already, and the events left to judge.
 
     With `sent_at`, every `occurred_at` is shifted by the sender's clock skew before anything
-    else looks at it, the five-minute limit on future events included.
+    else looks at it, the five-minute limit on future events included. `max_depth` bounds the
+    nesting of the whole body, so `properties` and `context` (three levels in) get what is left.
     """
+    depth = max_depth - _EVENT_OBJECT_LEVEL
     skew = received_at - sent_at if sent_at is not None else None
     latest = received_at + _FUTURE
     results: list[dict[str, Any] | None] = []
@@ -104,8 +122,8 @@ def validate(
                 raise ValueError("occurred_at: more than 5 minutes in the future")
             if "\x00" in event["name"]:
                 raise ValueError("name: holds U+0000, which cannot be stored")
-            properties = _serialized(event.get("properties", {}), "properties")
-            context = _serialized(event.get("context", {}), "context")
+            properties = _serialized(event.get("properties", {}), "properties", depth)
+            context = _serialized(event.get("context", {}), "context", depth)
         except ValueError as error:
             results.append(_invalid(sent_id, str(error)))
             continue
@@ -172,11 +190,12 @@ async def ingest(
     counts: EventCounts,
     events: list[Any],
     sent_at: datetime | None,
+    max_depth: int,
     received_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Judge and store a batch in one transaction; the answer exists only once it committed."""
     received_at = received_at or utcnow()
-    results, candidates = validate(events, received_at, sent_at)
+    results, candidates = validate(events, received_at, sent_at, max_depth)
     subjects = sorted({candidate.key[0] for candidate in candidates})
     hashes = [pseudonyms.of(subject_id) for subject_id in subjects]
     # PostgreSQL first copies every accepted event at once and learns of one stored before from

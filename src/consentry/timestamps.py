@@ -1,0 +1,19 @@
+"""Timestamps as the contract writes them: RFC 3339 text with an offset, never a number."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BeforeValidator
+
+
+def _rfc3339_only(value: Any) -> Any:
+    # Lax mode would take a number, or text holding one ("0.5"), as a Unix time. A date comes
+    # first in RFC 3339 ("2026-11-28T..."), which no number has; pydantic checks the rest. This
+    # runs for every event of a batch, hence the index test rather than a regular expression.
+    if not isinstance(value, str) or len(value) < 16 or value[4] != "-":
+        raise ValueError("must be an RFC 3339 timestamp with an offset")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
