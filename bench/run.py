@@ -175,13 +175,14 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
 
 
 def _service_environment(url: URL, secret: str, admin_key: str) -> dict[str, str]:
-    """The service's settings: the run's database, its secrets, and quiet logs."""
+    """The service's settings: the run's database, its secrets, the default logs (INFO)."""
     return clean_environment(
         CONSENTRY_DATABASE_URL=service_url(url),
         CONSENTRY_JWT_SECRET=secret,
         CONSENTRY_ADMIN_KEY=admin_key,
         CONSENTRY_ENV="development",
-        CONSENTRY_LOG_LEVEL="warning",
+        # As deployed: JSON lines with one access line per request, which each request pays.
+        CONSENTRY_LOG_LEVEL="info",
     )
 
 
