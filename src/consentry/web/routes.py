@@ -10,22 +10,18 @@ from starlette.responses import Response
 
 from consentry.errors import NotFound
 from consentry.etags import none_match, strong_etag
-from consentry.routing import NO_STORE
 
 # The script and its stylesheet are not versioned in their URL: browsers keep them five minutes,
 # then revalidate with the ETag (a 304 without the body).
 _SDK_CACHE = {"Cache-Control": "public, max-age=300"}
 # The page runs the learner's token: it loads only this origin's own files and is never framed.
+# The rest of its headers (no-store, nosniff, no referrer, no framing) are every response's,
+# from consentry.headers.SecurityHeaders.
 PRIVACY_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-_PAGE_HEADERS = {
-    **NO_STORE,
-    "Content-Security-Policy": PRIVACY_CSP,
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
+_PAGE_HEADERS = {"Content-Security-Policy": PRIVACY_CSP}
 _TYPES = {
     "js": "text/javascript; charset=utf-8",
     "css": "text/css; charset=utf-8",
@@ -50,7 +46,7 @@ class Asset:
 
 
 def _serve(request: Request, asset: Asset, headers: dict[str, str]) -> Response:
-    all_headers = {**headers, "ETag": asset.etag, "X-Content-Type-Options": "nosniff"}
+    all_headers = {**headers, "ETag": asset.etag}
     if none_match(request.headers.get("if-none-match"), asset.etag):
         return Response(status_code=304, headers=all_headers)
     return Response(asset.body, headers={**all_headers, "Content-Type": asset.media_type})
