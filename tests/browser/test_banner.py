@@ -233,8 +233,13 @@ def test_nothing_optional_runs_before_the_consent_is_read(
     page.wait_for_function("window.ran.includes('analytics.js')")
     held: list[Route] = []
     page.route("**/v1/subjects/*/consent", lambda route: held.append(route))
-    # The reload returns after the load event: every script of the page has had its turn.
+    # The reload returns after the load event: every script of the page has had its turn. The
+    # held request reaches this side as an event of its own, handled while Playwright waits.
     page.reload()
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(25)
     assert len(held) == 1
     assert page.evaluate("window.ran") == ["page"]
     assert page.evaluate("Consentry.allowed('performance')") is False
