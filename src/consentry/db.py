@@ -1,35 +1,47 @@
-"""Database engine, sessions, column types and the small seam between SQLite and PostgreSQL."""
+"""The data-access seam: the dialect, chosen once; one pool; units of work and readers.
+
+Every statement runs through here. A statement written once as SQLAlchemy Core is compiled once
+per dialect and run on the raw driver where that is fast (asyncpg), through SQLAlchemy where the
+driver needs its type handling (aiosqlite). What truly differs between the databases (COPY,
+advisory locks, LISTEN/NOTIFY, SKIP LOCKED) is asked for with `uow.dialect` in a repository,
+next to the other dialect's way. Driver exceptions become the few this module defines.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.engine import Dialect as SQLDialect
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
+from consentry.errors import ServiceUnavailable
 from consentry.settings import Settings
 
 log = logging.getLogger(__name__)
+
+Dialect = Literal["postgresql", "sqlite"]
+# A row of a result: a mapping of column name to value, whichever the driver.
+Row = Mapping[str, Any]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -55,7 +67,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: SQLDialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -64,7 +76,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         # SQLite keeps no offset; everything in it is UTC by this rule.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: SQLDialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -81,9 +93,240 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def insert_ignoring_conflicts(dialect_name: str, table: Any) -> Any:
+# ---- errors of the driver, as the rest of the service knows them ----
+
+
+class UniqueViolation(Exception):
+    """A write met a stored row with the same key."""
+
+
+class Deadlock(Exception):
+    """The database broke a deadlock by rolling this transaction back: run it again."""
+
+
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.QueryCanceledError,
+    asyncpg.AdminShutdownError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+)
+
+
+def _translated(error: BaseException) -> BaseException:
+    """The seam's own exception for a driver's, or the error itself when it has none."""
+    if isinstance(error, asyncpg.UniqueViolationError):
+        return UniqueViolation(type(error).__name__)
+    if isinstance(error, asyncpg.DeadlockDetectedError):
+        return Deadlock(type(error).__name__)
+    if isinstance(error, sa_exc.IntegrityError) and "UNIQUE" in str(error.orig):
+        return UniqueViolation(type(error.orig).__name__)
+    if isinstance(error, _UNAVAILABLE):
+        return ServiceUnavailable()
+    return error
+
+
+@asynccontextmanager
+async def _translating() -> AsyncIterator[None]:
+    try:
+        yield
+    except ServiceUnavailable:
+        raise
+    except Exception as error:
+        translated = _translated(error)
+        if translated is error:
+            raise
+        raise translated from None
+
+
+# ---- statements compiled once per dialect ----
+
+_PG = postgresql.asyncpg.dialect(  # type: ignore[no-untyped-call]
+    json_serializer=lambda value: orjson.dumps(value).decode()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _PgStatement:
+    """A statement as asyncpg runs it: SQL with $n, and how to fill each position."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: tuple[Any, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def arguments(self, params: Mapping[str, Any] | None) -> list[Any]:
+        values = []
+        for name, default, process in zip(self.names, self.defaults, self.processors, strict=True):
+            value = params[name] if params is not None and name in params else default
+            values.append(process(value) if process is not None and value is not None else value)
+        return values
+
+
+def _compile_pg(statement: Executable) -> _PgStatement:
+    compiled = statement.compile(dialect=_PG)
+    names = tuple(compiled.positiontup or ())
+    processors = tuple(
+        compiled.binds[name].type.dialect_impl(_PG).bind_processor(_PG) for name in names
+    )
+    defaults = tuple(compiled.params.get(name) for name in names)
+    return _PgStatement(str(compiled), names, defaults, processors)
+
+
+class Query:
+    """A Core statement built once, at import, and compiled once for the dialect in use."""
+
+    __slots__ = ("_pg", "statement")
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._pg: _PgStatement | None = None
+
+    def pg(self) -> _PgStatement:
+        """The statement compiled for asyncpg (on first use)."""
+        if self._pg is None:
+            self._pg = _compile_pg(self.statement)
+        return self._pg
+
+
+Statement = Query | Executable
+
+
+def _pg_of(statement: Statement) -> _PgStatement:
+    # A statement built per call (a list's filters) is compiled per call: those are cold paths.
+    return statement.pg() if isinstance(statement, Query) else _compile_pg(statement)
+
+
+def _core_of(statement: Statement) -> Executable:
+    return statement.statement if isinstance(statement, Query) else statement
+
+
+def _rowcount(status: str) -> int:
+    """The row count of asyncpg's command tag ("UPDATE 3")."""
+    count = status.rpartition(" ")[2]
+    return int(count) if count.isdigit() else 0
+
+
+# ---- the two ways to reach the database ----
+
+
+class Reader:
+    """A pooled connection: statements run one by one, each its own transaction unless inside one.
+
+    For reads on hot paths (one round trip, no BEGIN/COMMIT); writes belong in a UnitOfWork.
+    """
+
+    def __init__(
+        self, dialect: Dialect, driver: asyncpg.Connection | None, connection: AsyncConnection | None
+    ) -> None:
+        self.dialect: Dialect = dialect
+        self._driver = driver
+        self._connection = connection
+
+    @property
+    def driver(self) -> asyncpg.Connection:
+        """The asyncpg connection, for what only PostgreSQL does (COPY, arrays, advisory locks)."""
+        if self._driver is None:
+            raise RuntimeError("the raw driver is PostgreSQL's only")
+        return self._driver
+
+    @property
+    def connection(self) -> AsyncConnection:
+        """The SQLAlchemy connection, for what only SQLite needs."""
+        if self._connection is None:
+            raise RuntimeError("the SQLAlchemy connection is SQLite's only")
+        return self._connection
+
+    async def all(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Every row of a query."""
+        async with _translating():
+            if self._driver is not None:
+                compiled = _pg_of(statement)
+                rows: list[Row] = await self._driver.fetch(
+                    compiled.sql, *compiled.arguments(params)
+                )
+                return rows
+            assert self._connection is not None
+            result = await self._connection.execute(_core_of(statement), params)
+            return list(result.mappings().all())
+
+    async def one_or_none(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> Row | None:
+        """The first row of a query, or None."""
+        rows = await self.all(statement, params)
+        return rows[0] if rows else None
+
+    async def scalar(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        row = await self.one_or_none(statement, params)
+        return None if row is None else next(iter(row.values()))
+
+    async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
+        """Run a statement; the number of rows it changed."""
+        async with _translating():
+            if self._driver is not None:
+                compiled = _pg_of(statement)
+                status: str = await self._driver.execute(compiled.sql, *compiled.arguments(params))
+                return _rowcount(status)
+            assert self._connection is not None
+            result = await self._connection.execute(_core_of(statement), params)
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def execute_many(self, statement: Statement, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run a statement once per set of parameters, in one call to the driver."""
+        if not params:
+            return
+        async with _translating():
+            if self._driver is not None:
+                compiled = _pg_of(statement)
+                await self._driver.executemany(
+                    compiled.sql, [compiled.arguments(p) for p in params]
+                )
+                return
+            assert self._connection is not None
+            await self._connection.execute(_core_of(statement), list(params))
+
+    async def stream(
+        self, statement: Statement, params: Mapping[str, Any] | None = None, *, chunk: int = 1000
+    ) -> AsyncIterator[Row]:
+        """The rows of a query, fetched `chunk` at a time (inside a transaction or snapshot)."""
+        async with _translating():
+            if self._driver is not None:
+                compiled = _pg_of(statement)
+                cursor = self._driver.cursor(
+                    compiled.sql, *compiled.arguments(params), prefetch=chunk
+                )
+                async for record in cursor:
+                    yield record
+                return
+            assert self._connection is not None
+            core = _core_of(statement).execution_options(yield_per=chunk)
+            result = await self._connection.stream(core, params)
+            async for row in result.mappings():
+                yield row
+
+
+class UnitOfWork(Reader):
+    """One transaction that knows its dialect: it commits when its block ends without error.
+
+    Requests that write get one from `UnitOfWorkDep`; the worker and the CLI open one with
+    `Database.unit_of_work()`. Services take it as their first argument and never begin or
+    commit.
+    """
+
+
+def insert_ignoring_conflicts(dialect: Dialect, table: Any) -> Any:
     """`INSERT ... ON CONFLICT DO NOTHING` in the dialect at hand."""
-    insert = pg_insert if dialect_name == "postgresql" else sqlite_insert
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return insert(table).on_conflict_do_nothing()
 
 
@@ -91,87 +334,139 @@ def insert_ignoring_conflicts(dialect_name: str, table: Any) -> Any:
 LISTENER_NAME = "consentry-cache-listener"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Database:
-    """The engine and the two ways the service talks to it: write sessions and read connections."""
+    """The database the service talks to: its dialect, its one pool, and the ways in."""
 
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    read_engine: AsyncEngine
-    # PostgreSQL only: the driver's own pool for the hot paths (consent reads, event batches),
-    # where SQLAlchemy's per-statement overhead would cost more than the database round trip.
+    dialect: Dialect
+    timeout: float
+    # PostgreSQL: the driver's pool. Through SQLAlchemy each statement cost several times its
+    # round trip, and a second pool beside it would split the connections the database allows.
     pool: asyncpg.Pool | None = None
+    # SQLite: SQLAlchemy's engine over aiosqlite, whose type handling SQLite needs.
+    engine: AsyncEngine | None = None
     # The driver's connection string; it may hold the password, so it stays out of reprs.
     dsn: str = field(default="", repr=False)
     # Turns at the driver pool in arrival order. The pool's own queue lets a newcomer take a
     # connection just released to a waiter, which sends the waiter to the back: under load a
     # few requests waited for hundreds of milliseconds while most waited none.
     turns: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
-    # How long to wait for PostgreSQL to connect or answer (CONSENTRY_DATABASE_TIMEOUT_SECONDS).
-    timeout: float = 10.0
+    # Transactions begun since start: a request that writes begins exactly one.
+    transactions: int = 0
 
     @asynccontextmanager
-    async def driver(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection of the driver pool (PostgreSQL only), handed out first come first served."""
+    async def _pooled(self) -> AsyncIterator[asyncpg.Connection]:
+        """A driver connection, first come first served; 503 past the timeout."""
         assert self.pool is not None
-        async with self.turns, self.pool.acquire() as connection:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.turns.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable() from None
+        try:
+            async with _translating():
+                connection = await self.pool.acquire(timeout=self.timeout)
+        finally:
+            self.turns.release()
+        try:
             yield connection
-
-    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        """One row from the driver pool (PostgreSQL only)."""
-        async with self.driver() as connection:
-            return await connection.fetchrow(query, *args)
+        finally:
+            await self.pool.release(connection)
 
     @asynccontextmanager
-    async def reader(self) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection in autocommit mode: one round trip per read, no transaction."""
-        async with self.read_engine.connect() as connection:
-            yield connection
+    async def reader(self) -> AsyncIterator[Reader]:
+        """A pooled connection without a transaction: one round trip per read."""
+        if self.pool is not None:
+            async with self._pooled() as driver:
+                yield Reader("postgresql", driver, None)
+            return
+        assert self.engine is not None
+        async with _translating(), self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield Reader("sqlite", None, autocommit)
 
-    async def connect(self) -> asyncpg.Connection:
-        """A connection of its own, outside the pools (PostgreSQL only), to LISTEN on."""
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """One transaction, committed when the block ends without error, else rolled back."""
+        self.transactions += 1
+        if self.pool is not None:
+            async with self._pooled() as driver:
+                transaction = driver.transaction()
+                async with _translating():
+                    await transaction.start()
+                try:
+                    yield UnitOfWork("postgresql", driver, None)
+                except BaseException:
+                    # A connection the database dropped cannot roll back; the pool discards it.
+                    with contextlib.suppress(Exception):
+                        await transaction.rollback()
+                    raise
+                async with _translating():
+                    await transaction.commit()
+            return
+        assert self.engine is not None
+        # The "begin" hook below makes it BEGIN IMMEDIATE: writers queue for SQLite's lock.
+        async with _translating(), self.engine.begin() as connection:
+            yield UnitOfWork("sqlite", None, connection)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Reader]:
+        """A read-only transaction whose reads all see the same committed state."""
+        if self.pool is not None:
+            async with self._pooled() as driver:
+                transaction = driver.transaction(readonly=True, isolation="repeatable_read")
+                async with _translating():
+                    await transaction.start()
+                try:
+                    yield Reader("postgresql", driver, None)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await transaction.rollback()
+            return
+        assert self.engine is not None
+        async with _translating(), self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            # A deferred transaction by hand: SQLite's WAL keeps this reader's snapshot to the end.
+            await autocommit.exec_driver_sql("BEGIN")
+            try:
+                yield Reader("sqlite", None, autocommit)
+            finally:
+                await autocommit.exec_driver_sql("COMMIT")
+
+    async def listener(self) -> asyncpg.Connection:
+        """A connection of its own, outside the pool (PostgreSQL only), to LISTEN on."""
         return await asyncpg.connect(
             self.dsn, timeout=self.timeout, server_settings={"application_name": LISTENER_NAME}
         )
 
+    def connections(self) -> tuple[int, int]:
+        """Pooled connections lent out now, and the most the pool keeps."""
+        if self.pool is not None:
+            return self.pool.get_size() - self.pool.get_idle_size(), self.pool.get_max_size()
+        assert self.engine is not None
+        pool: Any = self.engine.pool
+        return int(pool.checkedout()), int(pool.size())
+
     async def dispose(self) -> None:
         """Close every pooled connection; drop them when the database no longer answers."""
-        answers = True
         if self.pool is not None:
             try:
-                await self.pool.close()
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
-                # The pool has dropped its connections itself.
+                await asyncio.wait_for(self.pool.close(), self.timeout)
+            except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
                 log.warning("database connections dropped at shutdown (%s)", type(exc).__name__)
-                answers = False
-        # Closing the engine's connections one by one would wait out the timeout for each.
-        await self.engine.dispose(close=answers)
+                self.pool.terminate()
+        if self.engine is not None:
+            await self.engine.dispose()
 
 
-def create_database(settings: Settings) -> Database:
-    """Build the engine for `CONSENTRY_DATABASE_URL`."""
-    # No pre-ping: it would add a round trip to every checkout on the hot paths. A connection
-    # found dead raises a disconnect error, which invalidates the pool and answers 503 once.
-    kwargs: dict[str, Any] = {"pool_recycle": 1800}
-    if settings.is_sqlite:
-        kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
-    else:
-        kwargs["pool_size"] = settings.database_pool_size
-        kwargs["max_overflow"] = settings.database_max_overflow
-        # A database that stopped answering (a partition, a dead peer that sent no reset) costs
-        # a request this long, then a 503, rather than the kernel's TCP timeouts.
-        timeout = settings.database_timeout_seconds
-        kwargs["pool_timeout"] = timeout
-        kwargs["connect_args"] = {"timeout": timeout, "command_timeout": timeout}
-    engine = create_async_engine(settings.database_url, **kwargs)
-    if settings.is_sqlite:
-        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
-    return Database(
-        engine=engine,
-        sessions=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
-        read_engine=engine.execution_options(isolation_level="AUTOCOMMIT"),
-        timeout=settings.database_timeout_seconds,
-    )
+def dialect_of(database_url: str) -> Dialect:
+    """The dialect a `CONSENTRY_DATABASE_URL` names; the one place that asks."""
+    backend = make_url(database_url).get_backend_name()
+    if backend == "postgresql":
+        return "postgresql"
+    if backend == "sqlite":
+        return "sqlite"
+    raise ValueError(f"unsupported database {backend!r}: use PostgreSQL or SQLite")
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -180,6 +475,21 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     The driver's default reset is a round trip per release (UNLISTEN, RESET ALL, advisory
     unlocks) for session state this service never creates, and it doubled the cost of a read.
     """
+
+
+async def _json_as_documents(connection: asyncpg.Connection) -> None:
+    """JSON columns in: text the caller serialized (once, with orjson); out: decoded documents."""
+    await connection.set_type_codec(
+        "json", encoder=str.encode, decoder=orjson.loads, schema="pg_catalog", format="binary"
+    )
+    await connection.set_type_codec(
+        "jsonb",
+        # The binary form of jsonb is a version byte, then the text.
+        encoder=lambda text: b"\x01" + text.encode(),
+        decoder=lambda data: orjson.loads(data[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
 
 
 def driver_dsn(database_url: str) -> str:
@@ -197,24 +507,39 @@ def driver_dsn(database_url: str) -> str:
 
 
 async def open_database(settings: Settings) -> Database:
-    """The engine, and on PostgreSQL the driver pool beside it."""
-    database = create_database(settings)
-    if settings.is_sqlite:
-        return database
-    dsn_text = driver_dsn(settings.database_url)
+    """The database `CONSENTRY_DATABASE_URL` names, with its pool (connected on first use)."""
+    timeout = settings.database_timeout_seconds
+    if dialect_of(settings.database_url) == "sqlite":
+        engine = create_async_engine(
+            settings.database_url,
+            pool_recycle=1800,
+            hide_parameters=True,
+            connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+        )
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        return Database(dialect="sqlite", timeout=timeout, engine=engine)
+    dsn = driver_dsn(settings.database_url)
     pool = await asyncpg.create_pool(
-        dsn_text,
+        dsn,
         # No connection at startup: the service starts while the database is away and answers
-        # 503 until it returns, like the engine, which also connects on first use.
+        # 503 until it returns.
         min_size=0,
         max_size=settings.database_pool_size,
-        timeout=settings.database_timeout_seconds,
-        command_timeout=settings.database_timeout_seconds,
+        # A database that stopped answering (a partition, a dead peer that sent no reset) costs
+        # a request this long, then a 503, rather than the kernel's TCP timeouts.
+        timeout=timeout,
+        command_timeout=timeout,
+        init=_json_as_documents,
         reset=_keep_session,
         max_inactive_connection_lifetime=1800,
     )
-    turns = asyncio.Semaphore(settings.database_pool_size)
-    return replace(database, pool=pool, dsn=dsn_text, turns=turns)
+    return Database(
+        dialect="postgresql",
+        timeout=timeout,
+        pool=pool,
+        dsn=dsn,
+        turns=asyncio.Semaphore(settings.database_pool_size),
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -250,4 +575,13 @@ async def get_database(request: Request) -> Database:
     return database_of(request)
 
 
+async def unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    """The request's one transaction; it commits before the response is sent."""
+    async with database_of(request).unit_of_work() as uow:
+        yield uow
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
+# scope="function": the commit happens when the route returns, before the response goes out,
+# so a client never sees a 200 for a change that then failed to commit.
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(unit_of_work, scope="function")]
