@@ -66,8 +66,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = ConsentCache(settings.consent_cache_size)
     app.state.consent_cache = cache
     tasks: list[asyncio.Task[None]] = []
-    if database.pool is not None and settings.consent_cache_size > 0:
-        tasks.append(asyncio.create_task(listen(database.connect, cache)))
+    if database.announces_changes and settings.consent_cache_size > 0:
+        tasks.append(asyncio.create_task(listen(database.listener, cache)))
     # Metrics: this process's pool gauges, for whichever worker answers the scrape.
     metrics: Metrics = app.state.metrics
     tasks.append(asyncio.create_task(sample_pools_forever(metrics, database)))

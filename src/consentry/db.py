@@ -100,8 +100,11 @@ class UniqueViolation(Exception):
     """A write met a stored row with the same key."""
 
 
-class Deadlock(Exception):
-    """The database broke a deadlock by rolling this transaction back: run it again."""
+class Deadlock(ServiceUnavailable):
+    """The database broke a deadlock by rolling this transaction back: the client retries."""
+
+    def __init__(self, detail: str = "The request met concurrent writes; retry it.") -> None:
+        super().__init__(detail)
 
 
 _UNAVAILABLE = (
@@ -126,7 +129,7 @@ def _translated(error: BaseException) -> BaseException:
     if isinstance(error, asyncpg.UniqueViolationError):
         return UniqueViolation(type(error).__name__)
     if isinstance(error, asyncpg.DeadlockDetectedError):
-        return Deadlock(type(error).__name__)
+        return Deadlock()
     if isinstance(error, sa_exc.IntegrityError) and "UNIQUE" in str(error.orig):
         return UniqueViolation(type(error.orig).__name__)
     if isinstance(error, _UNAVAILABLE):
@@ -323,6 +326,28 @@ class UnitOfWork(Reader):
     commit.
     """
 
+    def __init__(
+        self, dialect: Dialect, driver: asyncpg.Connection | None, connection: AsyncConnection | None
+    ) -> None:
+        super().__init__(dialect, driver, connection)
+        self.committed: list[Callable[[], None]] = []
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction has committed (never if it rolls back)."""
+        self.committed.append(callback)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A part of the transaction that can fail alone: rolled back to its start on error."""
+        async with _translating():
+            if self._driver is not None:
+                async with self._driver.transaction():
+                    yield
+                return
+            assert self._connection is not None
+            async with self._connection.begin_nested():
+                yield
+
 
 def insert_ignoring_conflicts(dialect: Dialect, table: Any) -> Any:
     """`INSERT ... ON CONFLICT DO NOTHING` in the dialect at hand."""
@@ -394,8 +419,9 @@ class Database:
                 transaction = driver.transaction()
                 async with _translating():
                     await transaction.start()
+                uow = UnitOfWork("postgresql", driver, None)
                 try:
-                    yield UnitOfWork("postgresql", driver, None)
+                    yield uow
                 except BaseException:
                     # A connection the database dropped cannot roll back; the pool discards it.
                     with contextlib.suppress(Exception):
@@ -403,11 +429,14 @@ class Database:
                     raise
                 async with _translating():
                     await transaction.commit()
-            return
-        assert self.engine is not None
-        # The "begin" hook below makes it BEGIN IMMEDIATE: writers queue for SQLite's lock.
-        async with _translating(), self.engine.begin() as connection:
-            yield UnitOfWork("sqlite", None, connection)
+        else:
+            assert self.engine is not None
+            # The "begin" hook below makes it BEGIN IMMEDIATE: writers queue for SQLite's lock.
+            async with _translating(), self.engine.begin() as connection:
+                uow = UnitOfWork("sqlite", None, connection)
+                yield uow
+        for callback in uow.committed:
+            callback()
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Reader]:
@@ -432,6 +461,11 @@ class Database:
                 yield Reader("sqlite", None, autocommit)
             finally:
                 await autocommit.exec_driver_sql("COMMIT")
+
+    @property
+    def announces_changes(self) -> bool:
+        """Whether committed changes reach other processes (PostgreSQL's LISTEN/NOTIFY)."""
+        return self.dialect == "postgresql"
 
     async def listener(self) -> asyncpg.Connection:
         """A connection of its own, outside the pool (PostgreSQL only), to LISTEN on."""

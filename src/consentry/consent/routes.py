@@ -12,7 +12,6 @@ from starlette.responses import Response
 from consentry.auth import Caller, subject_access, subject_caller
 from consentry.consent import service
 from consentry.consent.facts import request_facts
-from consentry.consent.repository import consent_store
 from consentry.consent.schemas import (
     REGION_DESCRIPTION,
     REGION_PATTERN,
@@ -21,7 +20,7 @@ from consentry.consent.schemas import (
     ConsentRead,
     ConsentUpdate,
 )
-from consentry.db import DatabaseDep, database_of
+from consentry.db import DatabaseDep, UnitOfWorkDep, database_of
 from consentry.errors import ValidationFailed, problem_responses
 from consentry.etags import NOT_MODIFIED, none_match
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
@@ -56,7 +55,7 @@ def _vary(request: Request) -> str:
 
 
 def _state_response(request: Request, state: dict[str, Any]) -> Response:
-    body, etag = service.representation(state)
+    body, etag = service.body_and_etag(state)
     headers = {**NO_STORE, "ETag": etag, "Vary": _vary(request)}
     if request.method == "GET" and none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
@@ -128,27 +127,28 @@ async def get_consent(request: Request) -> Response:
 
 async def _record(
     request: Request,
+    uow: UnitOfWorkDep,
     subject_id: str,
     choice: ConsentUpdate | ConsentPatch,
     caller: Caller,
     if_match: list[str] | None,
 ) -> Response:
-    # The transaction commits when the block ends, before the response exists.
-    async with consent_store(database_of(request)) as store:
-        state = await service.record_choice(
-            store,
-            _policy(request),
-            subject_id,
-            (await pseudonyms_of(request)).of(subject_id),
-            choice,
-            cast(Mapping[str, bool], choice.categories),  # a TypedDict of booleans
-            caller,
-            request_facts(request, None, for_record=True),
-            # Repeated If-Match lines form one list (RFC 9110 §5.3).
-            if_match=", ".join(if_match) if if_match else None,
-        )
-    # This process reads its own writes at once; the others hear of it from PostgreSQL.
-    request.app.state.consent_cache.forget(subject_id)
+    change = service.ConsentChange(
+        choice=choice,
+        categories=cast(Mapping[str, bool], choice.categories),  # a TypedDict of booleans
+        caller=caller,
+        facts=request_facts(request, None, for_record=True),
+        # Repeated If-Match lines form one list (RFC 9110 §5.3).
+        if_match=", ".join(if_match) if if_match else None,
+    )
+    state = await service.record_choice(
+        uow,
+        _policy(request),
+        await pseudonyms_of(request),
+        request.app.state.consent_cache,
+        subject_id,
+        change,
+    )
     return _state_response(request, state)
 
 
@@ -158,10 +158,11 @@ async def put_consent(
     choice: ConsentUpdate,
     request: Request,
     caller: WriteCaller,
+    uow: UnitOfWorkDep,
     if_match: IfMatch = None,
 ) -> Response:
     """Record the subject's choice for every optional category."""
-    return await _record(request, subject_id, choice, caller, if_match)
+    return await _record(request, uow, subject_id, choice, caller, if_match)
 
 
 @router.patch("/consent", response_model=ConsentRead)
@@ -170,10 +171,11 @@ async def patch_consent(
     choice: ConsentPatch,
     request: Request,
     caller: WriteCaller,
+    uow: UnitOfWorkDep,
     if_match: IfMatch = None,
 ) -> Response:
     """Record the subject's choice for some categories; the others keep their value."""
-    return await _record(request, subject_id, choice, caller, if_match)
+    return await _record(request, uow, subject_id, choice, caller, if_match)
 
 
 @router.get("/consent/history", response_model=ConsentHistoryPage)
@@ -186,7 +188,7 @@ async def get_history(
     cursor: Cursor = None,
 ) -> Response:
     """The subject's recorded changes, newest first, each chained to the one before."""
-    await service.ensure_live(database, await pseudonyms_of(request), subject_id)
-    async with database.reader() as connection:
-        page = await service.read_history(connection, subject_id, limit, cursor)
+    async with database.reader() as reader:
+        await service.ensure_live(reader, await pseudonyms_of(request), subject_id)
+        page = await service.read_history(reader, subject_id, limit, cursor)
     return json_response(page, headers=NO_STORE)

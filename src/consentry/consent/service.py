@@ -9,15 +9,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consentry.auth import Caller
 from consentry.consent import repository
 from consentry.consent.cache import ConsentCache
 from consentry.consent.chain import record_hash
-from consentry.consent.repository import ConsentStore, StoredConsent
+from consentry.consent.repository import StoredConsent, StoredRecord
 from consentry.consent.schemas import ChoiceContext
-from consentry.db import Database, format_timestamp, utcnow
+from consentry.db import Database, Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.errors import (
     PreconditionFailed,
     RequiredCategory,
@@ -46,7 +45,19 @@ class RequestFacts:
     user_agent: str | None
 
 
-def render(
+@dataclass(frozen=True)
+class ConsentChange:
+    """A choice to record: what was chosen, by whom, from where, and the state it is based on."""
+
+    choice: ChoiceContext
+    categories: Mapping[str, bool]
+    caller: Caller
+    facts: RequestFacts
+    # The request's If-Match (repeated lines joined), or None.
+    if_match: str | None
+
+
+def represent(
     policy: Policy, subject_id: str, stored: StoredConsent | None, facts: RequestFacts
 ) -> dict[str, Any]:
     """The consent state as clients see it: recorded choices, or the defaults that apply."""
@@ -88,7 +99,7 @@ def render(
     }
 
 
-def representation(state: dict[str, Any]) -> tuple[bytes, str]:
+def body_and_etag(state: dict[str, Any]) -> tuple[bytes, str]:
     """The response body of a state and its strong ETag."""
     body = orjson.dumps(state)
     return body, strong_etag(body, state["revision"])
@@ -106,12 +117,15 @@ async def read_consent(
     found, stored = cache.get(subject_id)
     if not found:
         epoch = cache.epoch
-        stored, erased = await repository.get_state(database, subject_id, pseudonyms.of(subject_id))
+        async with database.reader() as reader:
+            stored, erased = await repository.read_state(
+                reader, subject_id, pseudonyms.of(subject_id)
+            )
         # An erased subject is not kept: it is rare, and the tombstone is the only record.
         if erased:
             raise SubjectErased("This subject was erased.")
         cache.fill(subject_id, stored, epoch)
-    return render(policy, subject_id, stored, facts)
+    return represent(policy, subject_id, stored, facts)
 
 
 def _requested_categories(categories: Mapping[str, bool]) -> dict[str, bool]:
@@ -128,39 +142,36 @@ def _unchanged(if_match: str, current: dict[str, Any]) -> bool:
     GPC; a tag of any of them still holds, so a client that read with `?region=` may write
     without repeating it.
     """
-    if matches(if_match, representation(current)[1]):
+    if matches(if_match, body_and_etag(current)[1]):
         return True
     return current["revision"] == 0 and names_version(if_match, 0)
 
 
 async def record_choice(
-    store: ConsentStore,
+    uow: UnitOfWork,
     policy: Policy,
+    pseudonyms: Pseudonyms,
+    cache: ConsentCache,
     subject_id: str,
-    subject_hash: str,
-    choice: ChoiceContext,
-    categories: Mapping[str, bool],
-    caller: Caller,
-    facts: RequestFacts,
-    *,
-    if_match: str | None,
+    change: ConsentChange,
 ) -> dict[str, Any]:
     """Record a choice under the subject's write lock; a write that changes nothing records nothing.
 
     A change is a new value for any category, or a confirmation under another policy version
     (which is what clears `stale`). A subject's first choice is always recorded.
     """
-    requested = _requested_categories(categories)
+    choice, facts = change.choice, change.facts
+    requested = _requested_categories(change.categories)
     if not policy.knows(choice.policy_version):
         raise UnknownPolicyVersion(f"Policy version {choice.policy_version!r} is not known.")
     if choice.region is not None:
         facts = replace(facts, region=normalize_region(choice.region))
 
-    stored, erased = await store.lock(subject_id, subject_hash)
+    stored, erased = await repository.lock_state(uow, subject_id, pseudonyms.of(subject_id))
     if erased:
         raise SubjectErased("This subject was erased.")
-    current = render(policy, subject_id, stored, facts)
-    if if_match is not None and not _unchanged(if_match, current):
+    current = represent(policy, subject_id, stored, facts)
+    if change.if_match is not None and not _unchanged(change.if_match, current):
         raise PreconditionFailed("The consent changed since it was read; read it again.")
 
     before = {category: entry["granted"] for category, entry in current["categories"].items()}
@@ -170,22 +181,19 @@ async def record_choice(
         return current
 
     now = utcnow()
-    record = _new_record(choice, caller, facts, stored, after, changed, now)
-    new_state = _next_state(current, stored, record, requested, caller, now)
-    await store.record(
-        subject_id,
-        {
-            **record,
-            "recorded_at": now,
-            "subject_id": subject_id,
-            "seq": current["revision"] + 1,
-            "prev_hash": stored.last_hash if stored else None,
-            "ip": facts.ip,
-            "user_agent": facts.user_agent,
-        },
-        new_state,
+    record = _new_record(choice, change.caller, facts, stored, after, changed, now)
+    new_state = _next_state(current, stored, record, requested, change.caller, now)
+    stored_record = StoredRecord(
+        **{**record, "recorded_at": now},
+        seq=current["revision"] + 1,
+        prev_hash=stored.last_hash if stored else None,
+        ip=facts.ip,
+        user_agent=facts.user_agent,
     )
-    return render(policy, subject_id, new_state, facts)
+    await repository.record_change(uow, subject_id, stored_record, new_state)
+    # This process reads its own writes at once; the others hear of it from PostgreSQL.
+    uow.on_commit(lambda: cache.forget(subject_id))
+    return represent(policy, subject_id, new_state, facts)
 
 
 def _new_record(
@@ -253,24 +261,26 @@ def _next_state(
     )
 
 
+def represent_record(record: StoredRecord) -> dict[str, Any]:
+    """A history record as clients see it."""
+    item = vars(record).copy()
+    del item["seq"]
+    item["recorded_at"] = format_timestamp(record.recorded_at)
+    return item
+
+
 async def read_history(
-    connection: AsyncConnection, subject_id: str, limit: int, cursor: str | None
+    reader: Reader, subject_id: str, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """A page of the subject's history, newest first."""
     before = decode_cursor(cursor, {"seq": int})["seq"] if cursor else None
-    rows = await repository.history(connection, subject_id, before, limit + 1)
-    page = rows[:limit]
-    items = []
-    for row in page:
-        item = dict(row._mapping)
-        del item["seq"]
-        item["recorded_at"] = format_timestamp(item["recorded_at"])
-        items.append(item)
-    next_cursor = encode_cursor({"seq": page[-1].seq}) if len(rows) > limit else None
-    return {"items": items, "next_cursor": next_cursor}
+    records = await repository.history(reader, subject_id, before, limit + 1)
+    page = records[:limit]
+    next_cursor = encode_cursor({"seq": page[-1].seq}) if len(records) > limit else None
+    return {"items": [represent_record(r) for r in page], "next_cursor": next_cursor}
 
 
-async def ensure_live(database: Database, pseudonyms: Pseudonyms, subject_id: str) -> None:
+async def ensure_live(reader: Reader, pseudonyms: Pseudonyms, subject_id: str) -> None:
     """SubjectErased (410) when the subject was erased: its routes answer nothing else."""
-    if await repository.is_erased(database, pseudonyms.of(subject_id)):
+    if await repository.is_erased(reader, pseudonyms.of(subject_id)):
         raise SubjectErased("This subject was erased.")

@@ -1,20 +1,17 @@
-"""Every SQL statement about events, with the one seam between PostgreSQL's and SQLite's writes."""
+"""Every SQL statement about events: the gate a batch is judged by, its insert, and the reads."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, Protocol
-
-import asyncpg
 from sqlalchemy import bindparam, select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from consentry.consent import repository as consent
-from consentry.consent.gate import Gate
-from consentry.db import Database, UTCDateTime
+from consentry import subject_locks
+from consentry.consent.gate import ERASED, Gate, gate_of
+from consentry.consent.models import ConsentState, Tombstone
+from consentry.db import Reader, UnitOfWork, UniqueViolation, UTCDateTime
+from consentry.db import Row as StoredRow
 from consentry.events.models import Event
+from consentry.policy import OPTIONAL_CATEGORIES
 
 # (subject_id, event_id, category, name, occurred_at, received_at, properties, context), with
 # both JSON documents already serialized: the order of the columns below.
@@ -32,82 +29,73 @@ COLUMNS = (
 Key = tuple[str, str]
 
 
-class DuplicateEvent(Exception):
-    """A concurrent batch stored one of these events first: judge the batch again."""
-
-
-class BatchStore(Protocol):
-    """One batch's transaction: read the gates, then insert what the rule accepted."""
-
-    # Whether `insert` is a bulk copy that fails on a stored key rather than skipping it.
-    copies: bool
-
-    async def gates(self, subjects: list[str], hashes: list[str]) -> dict[str, Gate]:
-        """The gates of the subjects (with their keyed hashes), held steady until commit."""
-        ...
-
-    async def insert(self, rows: list[Row]) -> None:
-        """Insert every row at once; DuplicateEvent if one is stored already."""
-        ...
-
-    async def insert_new(self, rows: list[Row]) -> set[Key]:
-        """Insert the rows not stored yet, waiting out concurrent writers; the keys inserted."""
-        ...
-
-
-@asynccontextmanager
-async def batch_store(database: Database) -> AsyncIterator[BatchStore]:
-    """A transaction for one batch, committed when the block ends without error."""
-    if database.pool is not None:
-        async with database.driver() as connection, connection.transaction():
-            yield _PostgresBatch(connection)
-    else:
-        async with database.sessions() as session, session.begin():
-            yield _SQLiteBatch(session)
-
-
-# Slower than COPY, but it cannot fail on a key a concurrent batch stored first.
-_INSERT_NEW_PG = """
-INSERT INTO events (subject_id, event_id, category, name, occurred_at, received_at, properties,
-                    context)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                     $6::timestamptz[], $7::jsonb[], $8::jsonb[])
-ON CONFLICT DO NOTHING
-RETURNING subject_id, event_id
-"""
-
-
-class _PostgresBatch:
-    """COPY through the driver, straight into the table: no statement per event."""
-
-    copies = True
-
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        self._connection = connection
-
-    async def gates(self, subjects: list[str], hashes: list[str]) -> dict[str, Gate]:
-        return await consent.share_gates(self._connection, subjects, hashes)
-
-    async def insert(self, rows: list[Row]) -> None:
-        if not rows:
-            return
-        try:
-            await self._connection.copy_records_to_table("events", records=rows, columns=COLUMNS)
-        except asyncpg.UniqueViolationError:
-            raise DuplicateEvent from None
-
-    async def insert_new(self, rows: list[Row]) -> set[Key]:
-        if not rows:
-            return set()
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        inserted = await self._connection.fetch(_INSERT_NEW_PG, *columns)
-        return {(row[0], row[1]) for row in inserted}
-
-
-_STORED_SQLITE = select(Event.subject_id, Event.event_id).where(
-    tuple_(Event.subject_id, Event.event_id).in_(bindparam("keys", expanding=True))
+# For each optional category, when its grant in force began (NULL when it is not granted):
+# PostgreSQL takes the JSON apart and the driver decodes timestamps, cheaper than doing it here.
+_GRANTED_SINCE = ", ".join(
+    f"CASE WHEN (categories -> '{c}' ->> 'granted')::boolean"
+    f" THEN (categories -> '{c}' ->> 'updated_at')::timestamptz END"
+    for c in OPTIONAL_CATEGORIES
 )
-# Text with typed timestamps: the JSON columns take the already serialized documents as they are.
+_NO_GRANTS = ", ".join("NULL" for _ in OPTIONAL_CATEGORIES)
+# PostgreSQL: the share-locked grants and the tombstones of a batch's subjects in one round
+# trip; the tombstone rows (`erased`) carry no grants.
+_SHARE_GATES_PG = f"""
+WITH locked AS (
+    SELECT subject_id, {_GRANTED_SINCE}
+    FROM consent_states
+    WHERE subject_id = ANY($1::text[]) AND revision > 0
+    ORDER BY subject_id
+    FOR SHARE
+)
+SELECT locked.*, false AS erased FROM locked
+UNION ALL
+SELECT s.subject_id, {_NO_GRANTS}, true
+FROM unnest($1::text[], $2::text[]) AS s(subject_id, subject_hash)
+WHERE EXISTS (SELECT 1 FROM tombstones AS t WHERE t.subject_hash = s.subject_hash)
+"""  # noqa: S608  (built from the policy's fixed category ids, never from input)
+# SQLite: the same two reads as two statements (the write lock is already held).
+_READ_GATES = select(ConsentState.subject_id, ConsentState.categories).where(
+    ConsentState.subject_id.in_(bindparam("subjects", expanding=True)),
+    ConsentState.revision > 0,
+)
+_ERASED_AMONG = select(Tombstone.subject_hash).where(
+    Tombstone.subject_hash.in_(bindparam("hashes", expanding=True))
+)
+
+
+async def share_gates(uow: UnitOfWork, subjects: list[str], hashes: list[str]) -> dict[str, Gate]:
+    """The gates of `subjects` (with `hashes`, their keyed hashes), held until the transaction ends.
+
+    The erasure locks come first: no erasure of these subjects can run until the batch commits,
+    and one that committed before is seen by the statements that follow. Then the consent rows
+    are share-locked, which keeps a withdrawal from interleaving with the batch: a writer needs
+    the row FOR UPDATE, so it waits until the batch that read the grant has committed its
+    events, and a batch that comes second waits for the withdrawal and reads it (READ COMMITTED
+    re-reads a row whose lock it waited for). Subjects without a committed row have no grant to
+    withdraw; their events are judged by the defaults. Rows are locked in subject order, so two
+    batches never wait on each other's share locks. On SQLite the batch is the only writer.
+    """
+    await subject_locks.share(uow, subjects)
+    gates: dict[str, Gate] = {}
+    if uow.dialect == "postgresql":
+        for row in await uow.driver.fetch(_SHARE_GATES_PG, subjects, hashes):
+            if row["erased"]:
+                gates[row[0]] = ERASED
+            elif row[0] not in gates:  # a tombstone wins, whatever order the rows come in
+                since = zip(OPTIONAL_CATEGORIES, row[1:-1], strict=True)
+                gates[row[0]] = Gate(granted_since={c: at for c, at in since if at is not None})
+        return gates
+    for row in await uow.all(_READ_GATES, {"subjects": subjects}):
+        gates[row["subject_id"]] = gate_of(row["categories"])
+    erased = {row["subject_hash"] for row in await uow.all(_ERASED_AMONG, {"hashes": hashes})}
+    for subject_id, subject_hash in zip(subjects, hashes, strict=True):
+        if subject_hash in erased:
+            gates[subject_id] = ERASED
+    return gates
+
+
+# SQLite: text with typed timestamps, so the JSON columns take the serialized documents as
+# they are.
 _INSERT_SQLITE = text(
     "INSERT INTO events (subject_id, event_id, category, name, occurred_at, received_at,"
     " properties, context) VALUES (:subject_id, :event_id, :category, :name, :occurred_at,"
@@ -117,34 +105,52 @@ _INSERT_SQLITE = text(
 )
 
 
-class _SQLiteBatch:
-    """One executemany under the write lock that BEGIN IMMEDIATE took."""
+async def store(uow: UnitOfWork, rows: list[Row]) -> set[Key]:
+    """Insert the rows whose key is not stored yet; the keys inserted.
 
-    copies = False
+    PostgreSQL first copies them all at once (COPY, no statement per event) inside a savepoint,
+    and only when a key was stored before (a retry, or a concurrent batch) inserts them again
+    skipping stored keys. SQLite's lone writer checks first, then inserts.
+    """
+    if not rows:
+        return set()
+    if uow.dialect == "postgresql":
+        try:
+            async with uow.savepoint():
+                await uow.driver.copy_records_to_table("events", records=rows, columns=COLUMNS)
+        except UniqueViolation:
+            return await _insert_new(uow, rows)
+        return {(row[0], row[1]) for row in rows}
+    return await _insert_new(uow, rows)
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
 
-    async def gates(self, subjects: list[str], hashes: list[str]) -> dict[str, Gate]:
-        return await consent.read_gates(self._session, subjects, hashes)
+# PostgreSQL: slower than COPY, but it cannot fail on a key a concurrent batch stored first.
+_INSERT_NEW_PG = """
+INSERT INTO events (subject_id, event_id, category, name, occurred_at, received_at, properties,
+                    context)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                     $6::timestamptz[], $7::jsonb[], $8::jsonb[])
+ON CONFLICT DO NOTHING
+RETURNING subject_id, event_id
+"""
+_STORED_SQLITE = select(Event.subject_id, Event.event_id).where(
+    tuple_(Event.subject_id, Event.event_id).in_(bindparam("keys", expanding=True))
+)
 
-    async def _stored(self, keys: list[Key]) -> set[Key]:
-        if not keys:
-            return set()
-        result = await self._session.execute(_STORED_SQLITE, {"keys": keys})
-        return {(subject_id, event_id) for subject_id, event_id in result}
 
-    async def insert(self, rows: list[Row]) -> None:
-        if rows:
-            values = [dict(zip(COLUMNS, row, strict=True)) for row in rows]
-            await self._session.execute(_INSERT_SQLITE, values)
-
-    async def insert_new(self, rows: list[Row]) -> set[Key]:
-        # The lone writer holds the lock: nothing can be stored between this check and the insert.
-        stored = await self._stored([(row[0], row[1]) for row in rows])
-        new = [row for row in rows if (row[0], row[1]) not in stored]
-        await self.insert(new)
-        return {(row[0], row[1]) for row in new}
+async def _insert_new(uow: UnitOfWork, rows: list[Row]) -> set[Key]:
+    """Insert the rows not stored yet, waiting out concurrent writers; the keys inserted."""
+    if uow.dialect == "postgresql":
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        inserted = await uow.driver.fetch(_INSERT_NEW_PG, *columns)
+        return {(row[0], row[1]) for row in inserted}
+    # The lone writer holds the lock: nothing can be stored between this check and the insert.
+    keys = [(row[0], row[1]) for row in rows]
+    found = await uow.all(_STORED_SQLITE, {"keys": keys})
+    stored = {(row["subject_id"], row["event_id"]) for row in found}
+    new = [row for row in rows if (row[0], row[1]) not in stored]
+    await uow.execute_many(_INSERT_SQLITE, [dict(zip(COLUMNS, row, strict=True)) for row in new])
+    return {(row[0], row[1]) for row in new}
 
 
 # A stored event as clients see it.
@@ -161,7 +167,7 @@ EVENT_COLUMNS = (
 
 
 async def page(
-    connection: AsyncConnection,
+    reader: Reader,
     subject_id: str,
     *,
     category: str | None,
@@ -169,7 +175,7 @@ async def page(
     until: datetime | None,
     before: tuple[datetime, str] | None,
     limit: int,
-) -> Sequence[Any]:
+) -> list[StoredRow]:
     """Up to `limit` events of the subject, newest first, filtered, after a cursor position."""
     query = select(*EVENT_COLUMNS).where(Event.subject_id == subject_id)
     if category is not None:
@@ -181,4 +187,4 @@ async def page(
     if before is not None:
         query = query.where(tuple_(Event.occurred_at, Event.event_id) < tuple_(*before))
     query = query.order_by(Event.occurred_at.desc(), Event.event_id.desc()).limit(limit)
-    return (await connection.execute(query)).all()
+    return await reader.all(query)

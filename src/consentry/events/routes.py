@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from consentry.auth import Caller, require_scope, subject_access
 from consentry.consent import service as consent_service
-from consentry.db import DatabaseDep
+from consentry.db import DatabaseDep, UnitOfWorkDep
 from consentry.errors import problem_responses
 from consentry.events import service
 from consentry.events.schemas import (
@@ -46,14 +46,14 @@ EventReader = Annotated[Caller, Depends(subject_access("privacy:admin", anonymou
     responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
 )
 async def post_events(
-    batch: EventBatch, request: Request, caller: EventWriter, database: DatabaseDep
+    batch: EventBatch, request: Request, caller: EventWriter, uow: UnitOfWorkDep
 ) -> Response:
     """Keep each event its subject's consent allows; one result per event, in order.
 
     The answer is sent only after the accepted events are committed.
     """
     result = await service.ingest(
-        database,
+        uow,
         await pseudonyms_of(request),
         request.app.state.event_counts,
         batch.events,
@@ -82,10 +82,10 @@ async def get_events(
     cursor: Cursor = None,
 ) -> Response:
     """The subject's stored events, newest first."""
-    await consent_service.ensure_live(database, await pseudonyms_of(request), subject_id)
-    async with database.reader() as connection:
+    async with database.reader() as reader:
+        await consent_service.ensure_live(reader, await pseudonyms_of(request), subject_id)
         page = await service.read_events(
-            connection,
+            reader,
             subject_id,
             category=category,
             since=since,

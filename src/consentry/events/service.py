@@ -7,17 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import orjson
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consentry.consent.gate import NO_RECORD, Gate
-from consentry.db import Database, format_timestamp, utcnow
-from consentry.errors import ServiceUnavailable
+from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.events import repository
 from consentry.events.counters import EventCounts
-from consentry.events.repository import DuplicateEvent, Key, Row
+from consentry.events.repository import Key, Row
 from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
 from consentry.pagination import decode_time_cursor, encode_time_cursor
 from consentry.policy import CATEGORIES, REQUIRED_CATEGORY
@@ -30,8 +27,6 @@ _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _CATEGORIES = frozenset(CATEGORIES)
 # The body, the `events` list and the event itself hold an event's `properties` and `context`.
 _EVENT_OBJECT_LEVEL = 3
-# The optimistic copy, the insert that skips stored events, and room for a deadlock retry.
-_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +180,7 @@ def judge(
 
 
 async def ingest(
-    database: Database,
+    uow: UnitOfWork,
     pseudonyms: Pseudonyms,
     counts: EventCounts,
     events: list[Any],
@@ -193,40 +188,24 @@ async def ingest(
     max_depth: int,
     received_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Judge and store a batch in one transaction; the answer exists only once it committed."""
+    """Judge and store a batch in the unit of work; the answer is sent only once it commits."""
     received_at = received_at or utcnow()
     results, candidates = validate(events, received_at, sent_at, max_depth)
     subjects = sorted({candidate.key[0] for candidate in candidates})
     hashes = [pseudonyms.of(subject_id) for subject_id in subjects]
-    # PostgreSQL first copies every accepted event at once and learns of one stored before from
-    # the unique key; it then judges again and inserts skipping what is stored, which reports
-    # each event a concurrent batch stored first as a duplicate and cannot conflict again.
-    optimistic = True
-    for _ in range(_ATTEMPTS):
-        try:
-            async with repository.batch_store(database) as store:
-                gates = await store.gates(subjects, hashes) if subjects else {}
-                decided, accepted = judge(results, candidates, gates)
-                # Sorted by key, so concurrent batches take their key locks in the same order.
-                rows = [accepted[key].row for key in sorted(accepted)]
-                if optimistic and store.copies:
-                    await store.insert(rows)
-                else:
-                    inserted = await store.insert_new(rows)
-                    for key, candidate in accepted.items():
-                        if key not in inserted:
-                            decided[candidate.index] = {"event_id": key[1], "status": "duplicate"}
-            return _summary(counts, decided)
-        except DuplicateEvent:
-            optimistic = False
-        except asyncpg.DeadlockDetectedError:
-            continue  # cannot happen with sorted keys, but a retry is the right answer if it does
-    raise ServiceUnavailable("The batch kept meeting concurrent writes; retry it.")
-
-
-def _summary(counts: EventCounts, decided: list[dict[str, Any]]) -> dict[str, Any]:
+    gates = await repository.share_gates(uow, subjects, hashes) if subjects else {}
+    decided, accepted = judge(results, candidates, gates)
+    # Sorted by key, so concurrent batches take their key locks in the same order.
+    inserted = await repository.store(uow, [accepted[key].row for key in sorted(accepted)])
+    for key, candidate in accepted.items():
+        if key not in inserted:  # stored before, by a retry or a concurrent batch
+            decided[candidate.index] = {"event_id": key[1], "status": "duplicate"}
     outcomes = [(result["status"], result.get("reason", "")) for result in decided]
-    counts.add(outcomes)
+    uow.on_commit(lambda: counts.add(outcomes))
+    return _summary(outcomes, decided)
+
+
+def _summary(outcomes: list[tuple[str, str]], decided: list[dict[str, Any]]) -> dict[str, Any]:
     totals = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for status, _ in outcomes:
         totals[status] += 1
@@ -239,7 +218,7 @@ def _summary(counts: EventCounts, decided: list[dict[str, Any]]) -> dict[str, An
 
 
 async def read_events(
-    connection: AsyncConnection,
+    reader: Reader,
     subject_id: str,
     *,
     category: str | None,
@@ -251,7 +230,7 @@ async def read_events(
     """A page of the subject's stored events, newest first."""
     before = decode_time_cursor(cursor) if cursor is not None else None
     rows = await repository.page(
-        connection,
+        reader,
         subject_id,
         category=category,
         since=since,
@@ -261,9 +240,9 @@ async def read_events(
     )
     items = [
         {
-            **row._mapping,
-            "occurred_at": format_timestamp(row.occurred_at),
-            "received_at": format_timestamp(row.received_at),
+            **row,
+            "occurred_at": format_timestamp(row["occurred_at"]),
+            "received_at": format_timestamp(row["received_at"]),
         }
         for row in rows[:limit]
     ]
