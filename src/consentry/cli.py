@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry import migrations
-from consentry.db import create_database, format_timestamp, open_database, utcnow
+from consentry.db import UnitOfWork, format_timestamp, open_database, utcnow
 from consentry.errors import ConsentryError
 from consentry.keys import service as keys
 from consentry.observability import multiprocess
@@ -186,12 +185,14 @@ async def _work(settings: Settings) -> None:
     log.info("consentry worker: stopped")
 
 
-def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _in_unit_of_work(settings: Settings, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """`work` in one transaction, committed when it returns, as a request's would be."""
+
     async def run() -> T:
-        database = create_database(settings)
+        database = await open_database(settings)
         try:
-            async with database.sessions() as session, session.begin():
-                return await work(session)
+            async with database.unit_of_work() as uow:
+                return await work(uow)
         finally:
             await database.dispose()
 
@@ -199,7 +200,7 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
 
 
 def _create_key(settings: Settings, name: str, scopes: list[str]) -> None:
-    plaintext, key = _in_session(settings, lambda session: keys.create_key(session, name, scopes))
+    plaintext, key = _in_unit_of_work(settings, lambda uow: keys.create_key(uow, name, scopes))
     print(plaintext)
     scopes_text = " ".join(key.scopes)
     print(f"created {key.name} with {scopes_text}; the key is shown only now", file=sys.stderr)
@@ -214,7 +215,7 @@ def _list_keys(settings: Settings, *, as_json: bool) -> None:
             "created_at": format_timestamp(key.created_at),
             "revoked_at": format_timestamp(key.revoked_at) if key.revoked_at else None,
         }
-        for key in _in_session(settings, keys.list_keys)
+        for key in _in_unit_of_work(settings, keys.list_keys)
     ]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -226,7 +227,7 @@ def _list_keys(settings: Settings, *, as_json: bool) -> None:
 
 def _run_retention(settings: Settings, *, dry_run: bool) -> None:
     async def run() -> RetentionReport:
-        database = create_database(settings)
+        database = await open_database(settings)
         try:
             return await run_retention(
                 database,

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from consentry.audit import service as audit
 from consentry.auth import Caller
-from consentry.db import Database, format_timestamp
+from consentry.db import Reader, UnitOfWork, format_timestamp
 from consentry.errors import Conflict, Forbidden, NotFound
 from consentry.pagination import decode_time_cursor, encode_time_cursor
 from consentry.privacy import repository
+from consentry.privacy.repository import StoredErasure
 from consentry.privacy.schemas import ErasureCreate
 from consentry.pseudonyms import Pseudonyms
 
@@ -30,27 +29,27 @@ _LAST_RETRY = timedelta(hours=1)
 WORKER = "worker"
 
 
-def represent(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A request (a row's mapping) as clients see it."""
+def represent(request: StoredErasure) -> dict[str, Any]:
+    """A request as clients see it."""
 
     def moment(value: datetime | None) -> str | None:
         return format_timestamp(value) if value is not None else None
 
     return {
-        "id": row["id"],
-        "subject_id": row["subject_id"],
-        "status": row["status"],
-        "reason": row["reason"],
-        "requested_at": format_timestamp(row["requested_at"]),
-        "due_by": format_timestamp(row["due_by"]),
-        "completed_at": moment(row["completed_at"]),
-        "deleted": row["deleted"],
-        "retained_until": moment(row["retained_until"]),
+        "id": request.id,
+        "subject_id": request.subject_id,
+        "status": request.status,
+        "reason": request.reason,
+        "requested_at": format_timestamp(request.requested_at),
+        "due_by": format_timestamp(request.due_by),
+        "completed_at": moment(request.completed_at),
+        "deleted": request.deleted,
+        "retained_until": moment(request.retained_until),
     }
 
 
 async def request_erasure(
-    database: Database,
+    uow: UnitOfWork,
     pseudonyms: Pseudonyms,
     caller: Caller,
     body: ErasureCreate,
@@ -62,68 +61,67 @@ async def request_erasure(
     if not (caller.is_admin or caller.acts_for(body.subject_id)):
         raise Forbidden("Only the privacy team or the subject itself may ask for its erasure.")
     subject_hash = pseudonyms.of(body.subject_id)
-    async with database.sessions() as session, session.begin():
-        standing = await repository.find_standing(session, subject_hash)
-        if standing is not None:
-            return represent(standing._mapping), False
-        request_id = str(uuid.uuid4())
-        values: dict[str, Any] = {
-            "id": request_id,
-            "subject_id": body.subject_id,
-            "subject_hash": subject_hash,
-            "status": "pending",
-            "reason": body.reason,
-            "requested_by": caller.name,
-            "requested_at": now,
-            "due_by": now + DUE_IN,
-            "run_after": now + timedelta(days=grace_days),
-            "attempts": 0,
-        }
-        await repository.add(session, values)
-        await audit.record(
-            session,
-            "erasure_requested",
-            caller.name,
-            subject_hash=subject_hash,
-            target=request_id,
-            details={"reason": body.reason, "grace_days": grace_days},
-        )
-    return represent(
-        {**values, "completed_at": None, "deleted": None, "retained_until": None}
-    ), True
+    standing = await repository.find_standing(uow, subject_hash)
+    if standing is not None:
+        return represent(standing), False
+    request = StoredErasure(
+        id=str(uuid.uuid4()),
+        subject_id=body.subject_id,
+        subject_hash=subject_hash,
+        status="pending",
+        reason=body.reason,
+        requested_by=caller.name,
+        requested_at=now,
+        due_by=now + DUE_IN,
+        run_after=now + timedelta(days=grace_days),
+        attempts=0,
+        last_error=None,
+        completed_at=None,
+        deleted=None,
+        retained_until=None,
+    )
+    await repository.add(uow, request)
+    await audit.record(
+        uow,
+        "erasure_requested",
+        caller.name,
+        subject_hash=subject_hash,
+        target=request.id,
+        details={"reason": body.reason, "grace_days": grace_days},
+    )
+    return represent(request), True
 
 
-async def cancel(database: Database, request_id: str, caller: Caller) -> dict[str, Any]:
+async def cancel(uow: UnitOfWork, request_id: str, caller: Caller) -> dict[str, Any]:
     """Cancel a request that has not started (the account was restored)."""
-    async with database.sessions() as session, session.begin():
-        row = await repository.get(session, request_id, lock=True)
-        if row is None:
-            raise NotFound("No such erasure request.")
-        if row.status == "cancelled":
-            return represent(row._mapping)
-        if row.status != "pending" or row.attempts:
-            raise Conflict(f"The erasure is {row.status} and can no longer be cancelled.")
-        await repository.set_fields(session, request_id, {"status": "cancelled"})
-        await audit.record(
-            session,
-            "erasure_cancelled",
-            caller.name,
-            subject_hash=row.subject_hash,
-            target=request_id,
-        )
-    return represent({**row._mapping, "status": "cancelled"})
-
-
-async def read_one(connection: AsyncConnection, request_id: str) -> dict[str, Any]:
-    """One request."""
-    row = await repository.get(connection, request_id)
-    if row is None:
+    request = await repository.get_locked(uow, request_id)
+    if request is None:
         raise NotFound("No such erasure request.")
-    return represent(row._mapping)
+    if request.status == "cancelled":
+        return represent(request)
+    if request.status != "pending" or request.attempts:
+        raise Conflict(f"The erasure is {request.status} and can no longer be cancelled.")
+    await repository.set_fields(uow, request_id, {"status": "cancelled"})
+    await audit.record(
+        uow,
+        "erasure_cancelled",
+        caller.name,
+        subject_hash=request.subject_hash,
+        target=request_id,
+    )
+    return represent(replace(request, status="cancelled"))
+
+
+async def read_one(reader: Reader, request_id: str) -> dict[str, Any]:
+    """One request."""
+    request = await repository.get(reader, request_id)
+    if request is None:
+        raise NotFound("No such erasure request.")
+    return represent(request)
 
 
 async def read_page(
-    connection: AsyncConnection,
+    reader: Reader,
     *,
     status: str | None,
     subject_hash: str | None,
@@ -132,108 +130,91 @@ async def read_page(
 ) -> dict[str, Any]:
     """A page of requests, newest first."""
     before = decode_time_cursor(cursor) if cursor is not None else None
-    rows = await repository.page(
-        connection, status=status, subject_hash=subject_hash, before=before, limit=limit + 1
+    requests = await repository.page(
+        reader, status=status, subject_hash=subject_hash, before=before, limit=limit + 1
     )
-    items = [represent(row._mapping) for row in rows[:limit]]
+    items = [represent(request) for request in requests[:limit]]
     next_cursor = None
-    if len(rows) > limit:
+    if len(requests) > limit:
         next_cursor = encode_time_cursor(items[-1]["requested_at"], items[-1]["id"])
     return {"items": items, "next_cursor": next_cursor}
 
 
-async def run_due(database: Database, pseudonyms: Pseudonyms, clock: Callable[[], datetime]) -> int:
-    """Erase every request that is due now; how many completed."""
-    completed = 0
-    while (claimed := await _claim(database, clock())) is not None:
-        request_id, attempt = claimed
-        try:
-            if await _erase(database, pseudonyms, request_id, attempt, clock()):
-                completed += 1
-        except Exception as exc:
-            await _failed(database, request_id, exc, clock())
-    return completed
-
-
-async def _claim(database: Database, now: datetime) -> tuple[str, int] | None:
+async def claim(uow: UnitOfWork, now: datetime) -> tuple[str, int] | None:
     """Take the longest-due open request for this worker, for the length of a lease."""
-    async with database.sessions() as session, session.begin():
-        row = await repository.claim_due(session, now)
-        if row is None:
-            return None
-        attempt = row.attempts + 1
-        await repository.set_fields(
-            session,
-            row.id,
-            {"status": "running", "attempts": attempt, "run_after": now + LEASE},
-        )
-    return row.id, attempt
+    request = await repository.claim_due(uow, now)
+    if request is None:
+        return None
+    attempt = request.attempts + 1
+    await repository.set_fields(
+        uow, request.id, {"status": "running", "attempts": attempt, "run_after": now + LEASE}
+    )
+    return request.id, attempt
 
 
-async def _erase(
-    database: Database, pseudonyms: Pseudonyms, request_id: str, attempt: int, now: datetime
+async def erase(
+    uow: UnitOfWork, pseudonyms: Pseudonyms, request_id: str, attempt: int, now: datetime
 ) -> bool:
-    """Erase the request's subject in one transaction: all of it happens, or none of it."""
-    async with database.sessions() as session, session.begin():
-        row = await repository.get(session, request_id, lock=True)
-        # Another worker took over after this one's lease ran out: leave it to that one.
-        if row is None or row.status != "running" or row.attempts != attempt:
-            return False
-        subject_id = row.subject_id
-        await repository.lock_subject_for_erasure(session, subject_id)
-        until = now + KEEP_RECORDS_FOR
-        deleted = await repository.erase_subject(
-            session, subject_id, pseudonyms.of(subject_id), now, until
-        )
-        await repository.set_fields(
-            session,
-            request_id,
-            {
-                "status": "completed",
-                "completed_at": now,
-                "deleted": deleted,
-                "retained_until": until,
-                "last_error": None,
-            },
-        )
-        await audit.record(
-            session,
-            "erasure_completed",
-            WORKER,
-            subject_hash=row.subject_hash,
-            target=request_id,
-            details={"deleted": deleted, "attempt": attempt},
-        )
+    """Erase the request's subject in the unit of work: all of it happens, or none of it."""
+    request = await repository.get_locked(uow, request_id)
+    # Another worker took over after this one's lease ran out: leave it to that one.
+    if request is None or request.status != "running" or request.attempts != attempt:
+        return False
+    subject_id = request.subject_id
+    assert subject_id is not None  # cleared only by the erasure that completes
+    await repository.lock_subject_for_erasure(uow, subject_id)
+    until = now + KEEP_RECORDS_FOR
+    deleted = await repository.erase_subject(
+        uow, subject_id, pseudonyms.of(subject_id), now, until
+    )
+    await repository.set_fields(
+        uow,
+        request_id,
+        {
+            "status": "completed",
+            "completed_at": now,
+            "deleted": deleted,
+            "retained_until": until,
+            "last_error": None,
+        },
+    )
+    await audit.record(
+        uow,
+        "erasure_completed",
+        WORKER,
+        subject_hash=request.subject_hash,
+        target=request_id,
+        details={"deleted": deleted, "attempt": attempt},
+    )
     return True
 
 
-async def _failed(database: Database, request_id: str, exc: Exception, now: datetime) -> None:
+async def record_failure(
+    uow: UnitOfWork, request_id: str, exc: Exception, now: datetime
+) -> None:
     """Record a failed attempt and when to try again; past `due_by`, say so loudly."""
-    async with database.sessions() as session, session.begin():
-        row = await repository.get(session, request_id, lock=True)
-        if row is None or row.status != "running":
-            return
-        delay = min(_FIRST_RETRY * 2 ** (row.attempts - 1), _LAST_RETRY)
-        retry_at = now + delay
-        error = type(exc).__name__
-        await repository.set_fields(
-            session,
-            request_id,
-            {"status": "failed", "last_error": error[:256], "run_after": retry_at},
-        )
-        await audit.record(
-            session,
-            "erasure_failed",
-            WORKER,
-            subject_hash=row.subject_hash,
-            target=request_id,
-            details={
-                "attempt": row.attempts,
-                "error": error,
-                "retry_at": format_timestamp(retry_at),
-            },
-        )
-    if retry_at > row.due_by:
+    request = await repository.get_locked(uow, request_id)
+    if request is None or request.status != "running":
+        return
+    delay = min(_FIRST_RETRY * 2 ** (request.attempts - 1), _LAST_RETRY)
+    retry_at = now + delay
+    error = type(exc).__name__
+    await repository.set_fields(
+        uow, request_id, {"status": "failed", "last_error": error[:256], "run_after": retry_at}
+    )
+    await audit.record(
+        uow,
+        "erasure_failed",
+        WORKER,
+        subject_hash=request.subject_hash,
+        target=request_id,
+        details={
+            "attempt": request.attempts,
+            "error": error,
+            "retry_at": format_timestamp(retry_at),
+        },
+    )
+    if retry_at > request.due_by:
         log.error("erasure %s failed again and is past its due date; retrying", request_id)
     else:
         log.warning("erasure %s failed (%s); retrying at %s", request_id, error, retry_at)

@@ -10,11 +10,11 @@ import orjson
 
 from consentry.audit import service as audit
 from consentry.auth import Caller
-from consentry.consent.service import RequestFacts, render
-from consentry.db import Database, format_timestamp
+from consentry.consent.service import RequestFacts, represent
+from consentry.db import Database, UnitOfWork, format_timestamp
 from consentry.policy import Policy
-from consentry.privacy.erasure import represent
-from consentry.privacy.export_repository import export_reader
+from consentry.privacy import erasure
+from consentry.privacy import export_repository as repository
 from consentry.providers import service as providers_service
 from consentry.pseudonyms import Pseudonyms
 
@@ -23,11 +23,10 @@ _TIMES = ("recorded_at", "occurred_at", "received_at")
 
 
 async def record_export(
-    database: Database, pseudonyms: Pseudonyms, caller: Caller, subject_id: str
+    uow: UnitOfWork, pseudonyms: Pseudonyms, caller: Caller, subject_id: str
 ) -> None:
-    """The export's audit row, committed before the first byte leaves."""
-    async with database.sessions() as session, session.begin():
-        await audit.record(session, "export", caller.name, subject_hash=pseudonyms.of(subject_id))
+    """The export's audit row (the route's unit of work commits it before the first byte)."""
+    await audit.record(uow, "export", caller.name, subject_hash=pseudonyms.of(subject_id))
 
 
 async def stream_export(
@@ -38,9 +37,9 @@ async def stream_export(
     exported_at: datetime,
 ) -> AsyncIterator[bytes]:
     """The document, piece by piece, from one read-only snapshot; never whole in memory."""
-    async with export_reader(database) as reader:
-        stored = await reader.state(subject_id)
-        consent = render(policy, subject_id, stored, _NO_FACTS)
+    async with database.snapshot() as snapshot:
+        stored = await repository.state(snapshot, subject_id)
+        consent = represent(policy, subject_id, stored, _NO_FACTS)
         head = {
             "subject_id": subject_id,
             "exported_at": format_timestamp(exported_at),
@@ -49,29 +48,30 @@ async def stream_export(
         }
         yield orjson.dumps(head)[:-1]  # the object stays open for the lists that follow
         yield b',"consent_history":['
-        async for chunk in _array(reader.history(subject_id)):
+        async for chunk in _array(repository.history(snapshot, subject_id)):
             yield chunk
         yield b'],"events":['
-        async for chunk in _array(reader.events(subject_id)):
+        async for chunk in _array(repository.events(snapshot, subject_id)):
             yield chunk
         # The same rule as GET /v1/subjects/{subject_id}/providers.
         granted = set(providers_service.granted_categories(consent))
         providers = [
             providers_service.represent(p)
-            for p in await reader.providers()
+            for p in await repository.providers(snapshot)
             if p["category"] in granted
         ]
-        requests = await reader.erasure_requests(pseudonyms.of(subject_id))
+        requests = await repository.erasure_requests(snapshot, pseudonyms.of(subject_id))
         yield b'],"providers":' + orjson.dumps(providers)
-        yield b',"erasure_requests":' + orjson.dumps([represent(r) for r in requests])
+        yield b',"erasure_requests":' + orjson.dumps([erasure.represent(r) for r in requests])
         yield b"}"
 
 
-async def _array(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def _array(rows: AsyncIterator[Any]) -> AsyncIterator[bytes]:
     """JSON array items, a few hundred rows to a piece."""
     pieces: list[bytes] = []
     first = True
-    async for row in rows:
+    async for stored in rows:
+        row = dict(stored)
         # The position in the chain, and the subject id the document already names once.
         row.pop("seq", None)
         row.pop("subject_id", None)

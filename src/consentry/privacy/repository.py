@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 
+from consentry import subject_locks
 from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
-from consentry.consent.repository import (
-    CHANGES_CHANNEL,
-    ERASURE_LOCK_SPACE,
-    erasure_bucket,
-)
-from consentry.db import insert_ignoring_conflicts
+from consentry.consent.repository import CHANGES_CHANNEL
+from consentry.db import Query, Reader, UnitOfWork, insert_ignoring_conflicts
 from consentry.events.models import Event
 from consentry.privacy.models import ErasureRequest
 
@@ -24,53 +20,94 @@ OPEN = ("pending", "running", "failed")
 STANDING = (*OPEN, "completed")
 
 
-def _columns() -> tuple[Any, ...]:
-    return tuple(ErasureRequest.__table__.columns)
+@dataclass(frozen=True)
+class StoredErasure:
+    """An erasure request as stored."""
+
+    id: str
+    subject_id: str | None
+    subject_hash: str
+    status: str
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    due_by: datetime
+    run_after: datetime
+    attempts: int
+    last_error: str | None
+    completed_at: datetime | None
+    deleted: dict[str, int] | None
+    retained_until: datetime | None
 
 
-async def find_standing(session: AsyncSession, subject_hash: str) -> Any | None:
+@dataclass(frozen=True)
+class QueueDepth:
+    """The open requests of one status: how many, and when the oldest was made."""
+
+    status: str
+    count: int
+    oldest: datetime
+
+
+_COLUMNS = tuple(ErasureRequest.__table__.columns)
+
+
+def _stored(row: Any) -> StoredErasure | None:
+    return None if row is None else StoredErasure(**row)
+
+
+_FIND_STANDING = Query(
+    select(*_COLUMNS)
+    .where(
+        ErasureRequest.subject_hash == bindparam("subject_hash"),
+        ErasureRequest.status.in_(STANDING),
+    )
+    .order_by(ErasureRequest.requested_at.desc())
+    .limit(1)
+)
+
+
+async def find_standing(uow: Reader, subject_hash: str) -> StoredErasure | None:
     """The subject's open or completed request, if any."""
-    query = (
-        select(*_columns())
-        .where(ErasureRequest.subject_hash == subject_hash, ErasureRequest.status.in_(STANDING))
-        .order_by(ErasureRequest.requested_at.desc())
-        .limit(1)
-    )
-    return (await session.execute(query)).one_or_none()
+    return _stored(await uow.one_or_none(_FIND_STANDING, {"subject_hash": subject_hash}))
 
 
-async def add(session: AsyncSession, values: dict[str, Any]) -> None:
+async def add(uow: UnitOfWork, request: StoredErasure) -> None:
     """Store a new request."""
-    await session.execute(insert(ErasureRequest).values(values))
+    await uow.execute(insert(ErasureRequest).values(vars(request)))
 
 
-async def get(
-    connection: AsyncConnection | AsyncSession, request_id: str, *, lock: bool = False
-) -> Any | None:
-    """One request by id; with `lock`, held FOR UPDATE until the transaction ends."""
-    query = select(*_columns()).where(ErasureRequest.id == request_id)
-    if lock:
-        query = query.with_for_update()
-    return (await connection.execute(query)).one_or_none()
+_GET = Query(select(*_COLUMNS).where(ErasureRequest.id == bindparam("id")))
+_GET_LOCKED = Query(
+    select(*_COLUMNS).where(ErasureRequest.id == bindparam("id")).with_for_update()
+)
 
 
-async def set_fields(session: AsyncSession, request_id: str, values: dict[str, Any]) -> None:
+async def get(reader: Reader, request_id: str) -> StoredErasure | None:
+    """One request by id."""
+    return _stored(await reader.one_or_none(_GET, {"id": request_id}))
+
+
+async def get_locked(uow: UnitOfWork, request_id: str) -> StoredErasure | None:
+    """One request by id, held FOR UPDATE until the transaction ends."""
+    return _stored(await uow.one_or_none(_GET_LOCKED, {"id": request_id}))
+
+
+async def set_fields(uow: UnitOfWork, request_id: str, values: dict[str, Any]) -> None:
     """Change a request's fields."""
-    await session.execute(
-        update(ErasureRequest).where(ErasureRequest.id == request_id).values(values)
-    )
+    await uow.execute(update(ErasureRequest).where(ErasureRequest.id == request_id).values(values))
 
 
 async def page(
-    connection: AsyncConnection,
+    reader: Reader,
     *,
     status: str | None,
     subject_hash: str | None,
     before: tuple[datetime, str] | None,
     limit: int,
-) -> Sequence[Any]:
+) -> list[StoredErasure]:
     """Up to `limit` requests, newest first, filtered, after a cursor position."""
-    query = select(*_columns())
+    query = select(*_COLUMNS)
     if status is not None:
         query = query.where(ErasureRequest.status == status)
     if subject_hash is not None:
@@ -80,84 +117,77 @@ async def page(
             tuple_(ErasureRequest.requested_at, ErasureRequest.id) < tuple_(*before)
         )
     query = query.order_by(ErasureRequest.requested_at.desc(), ErasureRequest.id.desc())
-    return (await connection.execute(query.limit(limit))).all()
+    return [StoredErasure(**row) for row in await reader.all(query.limit(limit))]
 
 
-async def open_by_status(connection: AsyncConnection) -> Sequence[Any]:
-    """`(status, count, oldest requested_at)` of the open requests, one row per open status."""
-    query = (
-        select(ErasureRequest.status, func.count(), func.min(ErasureRequest.requested_at))
-        .where(ErasureRequest.status.in_(OPEN))
-        .group_by(ErasureRequest.status)
+_OPEN_BY_STATUS = Query(
+    select(
+        ErasureRequest.status,
+        func.count().label("count"),
+        func.min(ErasureRequest.requested_at).label("oldest"),
     )
-    return (await connection.execute(query)).all()
+    .where(ErasureRequest.status.in_(OPEN))
+    .group_by(ErasureRequest.status)
+)
 
 
-async def claim_due(session: AsyncSession, now: datetime) -> Any | None:
-    """The open request due longest, locked; rows other workers hold are skipped (PostgreSQL).
-
-    On SQLite, BEGIN IMMEDIATE makes the worker the only writer, and SKIP LOCKED is not needed.
-    """
-    query = (
-        select(*_columns())
-        .where(ErasureRequest.status.in_(OPEN), ErasureRequest.run_after <= now)
-        .order_by(ErasureRequest.run_after)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    return (await session.execute(query)).one_or_none()
+async def open_by_status(reader: Reader) -> list[QueueDepth]:
+    """The open requests, one entry per open status that has any."""
+    rows = await reader.all(_OPEN_BY_STATUS)
+    return [QueueDepth(row["status"], row["count"], row["oldest"]) for row in rows]
 
 
-async def lock_subject_for_erasure(session: AsyncSession, subject_id: str) -> None:
-    """Wait until no writer holds the subject's bucket, then keep them all out (PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:space, :bucket)"),
-            {"space": ERASURE_LOCK_SPACE, "bucket": erasure_bucket(subject_id)},
-        )
+# On SQLite, BEGIN IMMEDIATE makes the worker the only writer; SKIP LOCKED is not needed and
+# is left out of the statement there.
+_CLAIM_DUE = Query(
+    select(*_COLUMNS)
+    .where(ErasureRequest.status.in_(OPEN), ErasureRequest.run_after <= bindparam("now"))
+    .order_by(ErasureRequest.run_after)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+
+
+async def claim_due(uow: UnitOfWork, now: datetime) -> StoredErasure | None:
+    """The open request due longest, locked; rows other workers hold are skipped."""
+    return _stored(await uow.one_or_none(_CLAIM_DUE, {"now": now}))
+
+
+async def lock_subject_for_erasure(uow: UnitOfWork, subject_id: str) -> None:
+    """Wait until no writer holds the subject's bucket, then keep them all out."""
+    await subject_locks.take(uow, subject_id)
+
+
+_NOTIFY_PG = "SELECT pg_notify($1, $2)"
 
 
 async def erase_subject(
-    session: AsyncSession, subject_id: str, subject_hash: str, now: datetime, until: datetime
+    uow: UnitOfWork, subject_id: str, subject_hash: str, now: datetime, until: datetime
 ) -> dict[str, int]:
     """Remove the subject's events and consent, pseudonymise its history, leave a tombstone.
 
     The consent history stays, as legal proof, with the keyed hash for the subject, no address
     and no user agent, until `until`. The chain still verifies: its hash never covered those.
     """
-    events = await session.execute(delete(Event).where(Event.subject_id == subject_id))
-    states = await session.execute(
-        delete(ConsentState).where(ConsentState.subject_id == subject_id)
-    )
-    records = await session.execute(
+    events = await uow.execute(delete(Event).where(Event.subject_id == subject_id))
+    states = await uow.execute(delete(ConsentState).where(ConsentState.subject_id == subject_id))
+    records = await uow.execute(
         update(ConsentRecord)
         .where(ConsentRecord.subject_id == subject_id)
         .values(subject_id=subject_hash, ip=None, user_agent=None, retained_until=until)
     )
-    dialect = session.get_bind().dialect.name
-    await session.execute(
-        insert_ignoring_conflicts(dialect, Tombstone).values(
+    await uow.execute(
+        insert_ignoring_conflicts(uow.dialect, Tombstone).values(
             subject_hash=subject_hash, erased_at=now
         )
     )
     # Earlier requests for the subject (a cancelled one, say) hold its id as well.
-    await session.execute(
+    await uow.execute(
         update(ErasureRequest)
         .where(ErasureRequest.subject_hash == subject_hash)
         .values(subject_id=None)
     )
-    if dialect == "postgresql":
+    if uow.dialect == "postgresql":
         # Every replica's read cache drops the subject when this commits.
-        await session.execute(
-            text("SELECT pg_notify(:channel, :subject)"),
-            {"channel": CHANGES_CHANNEL, "subject": subject_id},
-        )
-    return {
-        "events": _count(events),
-        "consent_states": _count(states),
-        "consent_records": _count(records),
-    }
-
-
-def _count(result: Any) -> int:
-    return int(result.rowcount)
+        await uow.driver.execute(_NOTIFY_PG, CHANGES_CHANNEL, subject_id)
+    return {"events": events, "consent_states": states, "consent_records": records}

@@ -79,8 +79,9 @@ async def run_retention(
     if dry_run:
         return await _preview(database, now=now, cutoff=cutoff)
     events, groups = await _roll_up(database, cutoff=cutoff, chunk_events=chunk_events)
-    async with repository.transaction(database) as session:
-        purged = await repository.purge_records(session, now=now)
+    async with database.unit_of_work() as uow:
+        await repository.take_turn(uow)
+        purged = await repository.purge_records(uow, now=now)
     return RetentionReport(
         events_aggregated=events,
         aggregate_rows=groups,
@@ -99,14 +100,11 @@ async def _roll_up(database: Database, *, cutoff: datetime, chunk_events: int) -
     while lower != cutoff:
         # Counted from what the delete returned, in its transaction: an event is counted
         # exactly when it goes, so a crash or a concurrent pass can never count it twice.
-        async with repository.transaction(database) as session:
-            upper = await repository.chunk_end(
-                session, lower=lower, cutoff=cutoff, size=chunk_events
-            )
-            counts = daily_counts(
-                await repository.delete_analytics(session, lower=lower, upper=upper)
-            )
-            await repository.add_counts(session, counts)
+        async with database.unit_of_work() as uow:
+            await repository.take_turn(uow)
+            upper = await repository.chunk_end(uow, lower=lower, cutoff=cutoff, size=chunk_events)
+            counts = daily_counts(await repository.delete_analytics(uow, lower=lower, upper=upper))
+            await repository.add_counts(uow, counts)
         events += counts.total()
         groups.update(counts)
         lower = upper
@@ -115,9 +113,9 @@ async def _roll_up(database: Database, *, cutoff: datetime, chunk_events: int) -
 
 async def _preview(database: Database, *, now: datetime, cutoff: datetime) -> RetentionReport:
     """The numbers a real pass at `now` would report, read without changing anything."""
-    async with database.reader() as connection:
-        events, groups = await repository.count_old_analytics(connection, cutoff=cutoff)
-        purged = await repository.count_expired_records(connection, now=now)
+    async with database.snapshot() as reader:
+        events, groups = await repository.count_old_analytics(reader, cutoff=cutoff)
+        purged = await repository.count_expired_records(reader, now=now)
     return RetentionReport(
         events_aggregated=events,
         aggregate_rows=groups,

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Date, Table, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.consent.models import ConsentRecord
-from consentry.db import Base, Database
+from consentry.db import Base, Dialect, Reader, UnitOfWork
 from consentry.events.models import Event, EventAggregate
 from consentry.policy.rules import REQUIRED_CATEGORY
 
@@ -40,15 +38,12 @@ _RETENTION_LOCK = 0x636F6E73_72657431  # "consret1"
 _TICK = timedelta(microseconds=1)
 
 
-@asynccontextmanager
-async def transaction(database: Database) -> AsyncIterator[AsyncSession]:
-    """A transaction of a retention pass, committed when the block ends without error."""
-    async with database.sessions() as session, session.begin():
-        if session.get_bind().dialect.name == "postgresql":
-            # Two passes deleting the same rows in different orders could deadlock; the lock
-            # ends with the transaction. SQLite's BEGIN IMMEDIATE serializes writers already.
-            await session.execute(select(func.pg_advisory_xact_lock(_RETENTION_LOCK)))
-        yield session
+async def take_turn(uow: UnitOfWork) -> None:
+    """Wait for any other pass's transaction to end (PostgreSQL; SQLite has one writer)."""
+    if uow.dialect == "postgresql":
+        # Two passes deleting the same rows in different orders could deadlock; the lock
+        # ends with the transaction.
+        await uow.execute(select(func.pg_advisory_xact_lock(_RETENTION_LOCK)))
 
 
 def _old_analytics(lower: datetime | None, upper: datetime) -> list[ColumnElement[bool]]:
@@ -60,7 +55,7 @@ def _old_analytics(lower: datetime | None, upper: datetime) -> list[ColumnElemen
 
 
 async def chunk_end(
-    session: AsyncSession, *, lower: datetime | None, cutoff: datetime, size: int
+    uow: UnitOfWork, *, lower: datetime | None, cutoff: datetime, size: int
 ) -> datetime:
     """Where the next chunk of about `size` old analytics events from `lower` ends (exclusive)."""
     nth = (
@@ -70,13 +65,13 @@ async def chunk_end(
         .offset(size - 1)
         .limit(1)
     )
-    last: datetime | None = (await session.execute(nth)).scalar_one_or_none()
+    last: datetime | None = await uow.scalar(nth)
     # Just past the size-th event, so its ties join it: a chunk is never empty and ends.
     return cutoff if last is None else min(last + _TICK, cutoff)
 
 
 async def delete_analytics(
-    session: AsyncSession, *, lower: datetime | None, upper: datetime
+    uow: UnitOfWork, *, lower: datetime | None, upper: datetime
 ) -> list[Gone]:
     """Delete the analytics events in [lower, upper); what was actually deleted."""
     statement = (
@@ -84,14 +79,16 @@ async def delete_analytics(
         .where(*_old_analytics(lower, upper))
         .returning(EVENTS.c.category, EVENTS.c.name, EVENTS.c.occurred_at)
     )
-    return [(row[0], row[1], row[2]) for row in await session.execute(statement)]
+    rows = await uow.all(statement)
+    return [(row["category"], row["name"], row["occurred_at"]) for row in rows]
 
 
-async def add_counts(session: AsyncSession, counts: Mapping[Group, int]) -> None:
+async def add_counts(uow: UnitOfWork, counts: Mapping[Group, int]) -> None:
     """Add each count to its aggregate row, creating the rows that do not exist yet."""
     if not counts:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # The same upsert, spelled by each dialect's own insert.
+    insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
     statement = insert(AGGREGATES)
     statement = statement.on_conflict_do_update(
         index_elements=[AGGREGATES.c.day, AGGREGATES.c.category, AGGREGATES.c.name],
@@ -102,29 +99,32 @@ async def add_counts(session: AsyncSession, counts: Mapping[Group, int]) -> None
         {"day": day, "category": category, "name": name, "count": count}
         for (day, category, name), count in sorted(counts.items())
     ]
-    await session.execute(statement, rows)
+    await uow.execute_many(statement, rows)
 
 
-def _utc_day(connection: AsyncConnection) -> ColumnElement[Any]:
+def _utc_day(dialect: Dialect) -> ColumnElement[Any]:
     """The UTC calendar day of an event's `occurred_at`, in the database's own terms."""
-    if connection.dialect.name == "postgresql":
+    if dialect == "postgresql":
         return cast(func.timezone("UTC", EVENTS.c.occurred_at), Date)
     # SQLite holds UTC text ("YYYY-MM-DD HH:MM:SS.ffffff"); date() keeps its first ten places.
     return func.date(EVENTS.c.occurred_at)
 
 
-async def count_old_analytics(connection: AsyncConnection, *, cutoff: datetime) -> tuple[int, int]:
+async def count_old_analytics(reader: Reader, *, cutoff: datetime) -> tuple[int, int]:
     """(events, day/category/name groups) of the analytics events older than `cutoff`."""
-    day = _utc_day(connection).label("day")
+    day = _utc_day(reader.dialect).label("day")
     groups = (
         select(day, EVENTS.c.category, EVENTS.c.name, func.count().label("events"))
         .where(*_old_analytics(None, cutoff))
         .group_by(day, EVENTS.c.category, EVENTS.c.name)
         .subquery()
     )
-    totals = select(func.coalesce(func.sum(groups.c.events), 0), func.count())
-    events, rows = (await connection.execute(totals)).one()
-    return int(events), int(rows)
+    totals = select(
+        func.coalesce(func.sum(groups.c.events), 0).label("events"), func.count().label("rows")
+    )
+    row = await reader.one_or_none(totals)
+    assert row is not None  # an aggregate always has its one row
+    return int(row["events"]), int(row["rows"])
 
 
 def _expired(now: datetime) -> Sequence[ColumnElement[bool]]:
@@ -132,13 +132,12 @@ def _expired(now: datetime) -> Sequence[ColumnElement[bool]]:
     return [RECORDS.c.retained_until.is_not(None), RECORDS.c.retained_until < now]
 
 
-async def purge_records(session: AsyncSession, *, now: datetime) -> int:
+async def purge_records(uow: UnitOfWork, *, now: datetime) -> int:
     """Delete the expired consent records; how many went."""
-    result = await session.execute(delete(RECORDS).where(*_expired(now)).returning(RECORDS.c.id))
-    return len(result.all())
+    return await uow.execute(delete(RECORDS).where(*_expired(now)))
 
 
-async def count_expired_records(connection: AsyncConnection, *, now: datetime) -> int:
+async def count_expired_records(reader: Reader, *, now: datetime) -> int:
     """How many consent records `purge_records` would delete."""
     statement = select(func.count()).select_from(RECORDS).where(*_expired(now))
-    return int((await connection.execute(statement)).scalar_one())
+    return int(await reader.scalar(statement))

@@ -9,7 +9,7 @@ from starlette.responses import Response, StreamingResponse
 
 from consentry.auth import ADMIN_SCOPE, Caller, require_scope, subject_access, token_caller
 from consentry.consent.service import ensure_live
-from consentry.db import DatabaseDep, utcnow
+from consentry.db import DatabaseDep, UnitOfWorkDep, utcnow
 from consentry.errors import problem_responses
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.privacy import erasure, export
@@ -43,8 +43,8 @@ RequestId = Annotated[str, Path(max_length=36, pattern=r"^[0-9a-f-]{36}$")]
 async def post_erasure_request(
     body: ErasureCreate,
     request: Request,
-    database: DatabaseDep,
     caller: Annotated[Caller, Depends(token_caller)],
+    uow: UnitOfWorkDep,
 ) -> Response:
     """Ask for a subject's erasure: the privacy team, or the subject with its own JWT.
 
@@ -52,7 +52,7 @@ async def post_erasure_request(
     """
     settings = request.app.state.settings
     found, created = await erasure.request_erasure(
-        database,
+        uow,
         await pseudonyms_of(request),
         caller,
         body,
@@ -60,7 +60,8 @@ async def post_erasure_request(
         grace_days=settings.erasure_grace_days,
     )
     if created:
-        request.app.state.worker.wakeup.set()  # due at once unless a grace period applies
+        # Due at once unless a grace period applies; the worker looks once this commits.
+        uow.on_commit(request.app.state.worker.wakeup.set)
     return json_response(found, status_code=202 if created else 200, headers=NO_STORE)
 
 
@@ -79,9 +80,9 @@ async def list_erasure_requests(
 ) -> Response:
     """Erasure requests, newest first; `subject_id` finds completed ones too."""
     pseudonyms = await pseudonyms_of(request)
-    async with database.reader() as connection:
+    async with database.reader() as reader:
         page = await erasure.read_page(
-            connection,
+            reader,
             status=status,
             subject_hash=pseudonyms.of(subject_id) if subject_id is not None else None,
             limit=limit,
@@ -99,8 +100,8 @@ async def get_erasure_request(
     request_id: RequestId, caller: Admin, database: DatabaseDep
 ) -> Response:
     """One erasure request."""
-    async with database.reader() as connection:
-        found = await erasure.read_one(connection, request_id)
+    async with database.reader() as reader:
+        found = await erasure.read_one(reader, request_id)
     return json_response(found, headers=NO_STORE)
 
 
@@ -110,10 +111,10 @@ async def get_erasure_request(
     responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
 )
 async def cancel_erasure_request(
-    request_id: RequestId, caller: Admin, database: DatabaseDep
+    request_id: RequestId, caller: Admin, uow: UnitOfWorkDep
 ) -> Response:
     """Cancel an erasure that has not started (the account was restored)."""
-    return json_response(await erasure.cancel(database, request_id, caller), headers=NO_STORE)
+    return json_response(await erasure.cancel(uow, request_id, caller), headers=NO_STORE)
 
 
 subjects = APIRouter(prefix="/v1/subjects/{subject_id}", tags=["export"], route_class=JSONRoute)
@@ -128,15 +129,20 @@ ExportCaller = Annotated[Caller, Depends(subject_access(ADMIN_SCOPE, anonymous=F
     },
 )
 async def get_export(
-    subject_id: SubjectIdPath, request: Request, caller: ExportCaller, database: DatabaseDep
+    subject_id: SubjectIdPath,
+    request: Request,
+    caller: ExportCaller,
+    uow: UnitOfWorkDep,
+    database: DatabaseDep,
 ) -> StreamingResponse:
     """Everything stored about the subject as one JSON document, streamed as it is read.
 
     The export is written to the audit log before its first byte is sent.
     """
     pseudonyms = await pseudonyms_of(request)
-    await ensure_live(database, pseudonyms, subject_id)
-    await export.record_export(database, pseudonyms, caller, subject_id)
+    await ensure_live(uow, pseudonyms, subject_id)
+    # Committed when this function returns, before the first byte is sent.
+    await export.record_export(uow, pseudonyms, caller, subject_id)
     now = utcnow()
     body = export.stream_export(database, pseudonyms, request.app.state.policy, subject_id, now)
     filename = f"consentry-export-{now:%Y%m%dT%H%M%SZ}.json"

@@ -1,4 +1,8 @@
-"""The background worker: due erasures, and a retention pass every hour."""
+"""The background worker: due erasures, and a retention pass every hour.
+
+The worker is where the jobs' transactions begin: each step opens one unit of work and hands it
+to the service that does the step.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,16 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import asyncpg
-from sqlalchemy.exc import DBAPIError
-
 from consentry.db import Database, utcnow
+from consentry.errors import ServiceUnavailable
 from consentry.privacy import erasure
 from consentry.privacy.retention import RetentionReport, run_retention
-from consentry.pseudonyms import PseudonymSource
+from consentry.pseudonyms import Pseudonyms, PseudonymSource
 from consentry.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_UNREACHABLE = (OSError, DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+_UNREACHABLE = (ServiceUnavailable, OSError, TimeoutError)
 
 
 RETENTION_EVERY = timedelta(hours=1)
@@ -71,10 +73,30 @@ async def run_once(
 ) -> int:
     """One pass over the due erasures; how many completed. A database away ends the pass."""
     try:
-        return await erasure.run_due(database, await pseudonyms.get(), clock)
+        return await run_due_erasures(database, await pseudonyms.get(), clock)
     except _UNREACHABLE as exc:
         log.warning("worker pass stopped: database unavailable (%s)", type(exc).__name__)
         return 0
+
+
+async def run_due_erasures(
+    database: Database, pseudonyms: Pseudonyms, clock: Callable[[], datetime]
+) -> int:
+    """Erase every request that is due now, each in a transaction of its own; how many completed."""
+    completed = 0
+    while True:
+        async with database.unit_of_work() as uow:
+            claimed = await erasure.claim(uow, clock())
+        if claimed is None:
+            return completed
+        request_id, attempt = claimed
+        try:
+            async with database.unit_of_work() as uow:
+                if await erasure.erase(uow, pseudonyms, request_id, attempt, clock()):
+                    completed += 1
+        except Exception as exc:
+            async with database.unit_of_work() as uow:
+                await erasure.record_failure(uow, request_id, exc, clock())
 
 
 async def retain_if_due(
