@@ -115,6 +115,9 @@ _UNAVAILABLE = (
     asyncpg.InvalidCatalogNameError,
     asyncpg.QueryCanceledError,
     asyncpg.AdminShutdownError,
+    # A database without the schema cannot serve until it is migrated; SQLite says the same
+    # with an OperationalError ("no such table"), just below.
+    asyncpg.UndefinedTableError,
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
