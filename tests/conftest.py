@@ -17,7 +17,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
 from consentry import migrations
@@ -152,9 +152,9 @@ def settings(database_url: str) -> Settings:
 
 
 async def _empty_tables(app: FastAPI) -> None:
-    async with app.state.database.engine.begin() as connection:
+    async with app.state.database.unit_of_work() as uow:
         for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(text(f"DELETE FROM {table.name}"))
+            await uow.execute(delete(table))
 
 
 @pytest.fixture

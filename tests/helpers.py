@@ -63,8 +63,8 @@ def choice(
 
 async def make_key(app: FastAPI, name: str, *scopes: str) -> str:
     """Create an API key in the app's database; returns the key."""
-    async with app.state.database.sessions() as session, session.begin():
-        plaintext, _ = await create_key(session, name, scopes)
+    async with app.state.database.unit_of_work() as uow:
+        plaintext, _ = await create_key(uow, name, scopes)
     return plaintext
 
 

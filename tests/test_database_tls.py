@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from consentry.db import driver_dsn, open_database
+from consentry.db import dialect_of, driver_dsn, open_database
+from consentry.errors import ServiceUnavailable
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -29,16 +30,16 @@ def test_the_engines_ssl_keyword_is_the_drivers_sslmode() -> None:
 
 
 async def test_every_connection_takes_the_ssl_mode_of_the_url(database_url: str) -> None:
-    """The engine, the driver pool of the hot paths and the cache's listener alike."""
-    if not database_url.startswith("postgresql"):
+    """The pool and the cache's listener alike."""
+    if dialect_of(database_url) != "postgresql":
         pytest.skip("TLS is PostgreSQL's")
     database = await open_database(make_settings(_with_ssl(database_url, "disable")))
     try:
-        async with database.reader() as connection:
-            assert await connection.scalar(text(_USES_TLS)) is False
-        async with database.driver() as driver:
-            assert await driver.fetchval(_USES_TLS) is False
-        listener = await database.connect()
+        async with database.reader() as reader:
+            assert await reader.scalar(text(_USES_TLS)) is False
+        async with database.unit_of_work() as uow:
+            assert await uow.scalar(text(_USES_TLS)) is False
+        listener = await database.listener()
         try:
             assert await listener.fetchval(_USES_TLS) is False
         finally:
@@ -48,7 +49,7 @@ async def test_every_connection_takes_the_ssl_mode_of_the_url(database_url: str)
 
 
 async def test_a_required_tls_is_required_of_every_connection(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
+    if dialect_of(database_url) != "postgresql":
         pytest.skip("TLS is PostgreSQL's")
     probe = await asyncpg.connect(
         make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -61,11 +62,13 @@ async def test_a_required_tls_is_required_of_every_connection(database_url: str)
         pytest.skip("this server speaks TLS: refusing it cannot be shown here")
     database = await open_database(make_settings(_with_ssl(database_url, "require")))
     try:
+        # The seam answers 503 for it; what the driver met is the refused upgrade.
+        with pytest.raises(ServiceUnavailable) as refused:
+            async with database.reader() as reader:
+                await reader.scalar(text("SELECT 1"))
+        assert isinstance(refused.value.__context__, ConnectionError)
+        assert "rejected SSL upgrade" in str(refused.value.__context__)
         with pytest.raises(ConnectionError, match="rejected SSL upgrade"):
-            async with database.reader() as connection:
-                await connection.scalar(text("SELECT 1"))
-        with pytest.raises(ConnectionError, match="rejected SSL upgrade"):
-            async with database.driver() as driver:
-                await driver.fetchval("SELECT 1")
+            await database.listener()
     finally:
         await database.dispose()

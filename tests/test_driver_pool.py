@@ -1,4 +1,4 @@
-"""The driver pool on PostgreSQL hands out connections in the order they were asked for."""
+"""The pool on PostgreSQL hands out connections in the order they were asked for."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from consentry.db import open_database
+from consentry.db import dialect_of, open_database
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -18,13 +18,13 @@ async def test_a_waiting_request_is_not_overtaken_by_newcomers(database_url: str
     The pool's own queue lets them take it, and sends the request that was waiting to the
     back each time: that made a few consent writes wait hundreds of milliseconds.
     """
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the driver pool is PostgreSQL's")
+    if dialect_of(database_url) != "postgresql":
+        pytest.skip("the driver's pool is PostgreSQL's")
     database = await open_database(make_settings(database_url, database_pool_size=1))
     order: list[str] = []
 
     async def take(name: str) -> None:
-        async with database.driver():
+        async with database.reader():
             order.append(name)
 
     newcomers: list[asyncio.Task[None]] = []
@@ -34,7 +34,7 @@ async def test_a_waiting_request_is_not_overtaken_by_newcomers(database_url: str
         newcomers.extend(asyncio.create_task(take(f"newcomer-{i}")) for i in range(3))
 
     try:
-        async with database.driver():
+        async with database.reader():
             waiting = asyncio.create_task(take("waiting"))
             await asyncio.sleep(0.05)  # it is queued behind the connection held here
             asyncio.get_running_loop().call_soon(arrive)

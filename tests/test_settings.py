@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from consentry.db import dialect_of
 from consentry.settings import Settings
 
 STRONG = "k" * 16 + "Q2x9vB7nM4pL8rT6"
@@ -14,7 +15,7 @@ def test_defaults() -> None:
     settings = Settings()
     assert settings.database_url == "sqlite+aiosqlite:///./consentry.db"
     assert settings.env == "development"
-    assert settings.is_sqlite
+    assert dialect_of(settings.database_url) == "sqlite"
 
 
 def test_lists_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,6 +32,8 @@ from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
 from consentry.policy.routes import render_policy
 from consentry.policy.routes import router as policy_router
+from consentry.privacy.repository import OPEN as ERASURE_OPEN
+from consentry.privacy.repository import open_by_status
 from consentry.privacy.routes import router as erasure_router
 from consentry.privacy.routes import subjects as export_router
 from consentry.privacy.worker import Signals, run_worker
@@ -114,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.schema_head = head_revision()
     app.state.schema_revisions = known_revisions()
-    app.state.metrics = metrics = Metrics()
+    app.state.metrics = metrics = Metrics(ERASURE_OPEN, open_by_status)
     app.state.event_counts = EventCounts(metrics.events)
     # Hardening: per-credential rate limits (None when switched off), and the JSON depth limit.
     app.state.rate_limiter = rate_limiter(settings)

@@ -13,7 +13,7 @@ from fastapi.security import HTTPBearer
 from consentry.db import database_of
 from consentry.errors import Forbidden, Unauthorized, ValidationFailed
 from consentry.keys import repository as keys
-from consentry.keys.service import KEY_PREFIX, SCOPES, hash_key
+from consentry.keys.format import KEY_PREFIX, SCOPES, hash_key
 from consentry.ratelimit import limit, limit_address
 from consentry.subjects import is_anonymous, is_subject_id
 from consentry.tokens import TokenVerifier
@@ -97,11 +97,11 @@ async def _verify(request: Request) -> Caller | None:
     if admin_key is not None and hmac.compare_digest(token.encode(), admin_key.encode()):
         return Caller(kind="key", name="admin", scopes=frozenset(SCOPES))
     if token.startswith(KEY_PREFIX):
-        found = await keys.find_active(database_of(request), hash_key(token))
+        async with database_of(request).reader() as reader:
+            found = await keys.find_active(reader, hash_key(token))
         if found is None:
             raise Unauthorized("Unknown or revoked API key.")
-        name, scopes = found
-        return Caller(kind="key", name=name, scopes=frozenset(scopes))
+        return Caller(kind="key", name=found.name, scopes=found.scopes)
     verifier: TokenVerifier = state.token_verifier
     subject = await verifier.subject(token)
     return Caller(kind="user", name="subject", subject_id=subject)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import asyncpg
 import orjson
@@ -31,7 +31,8 @@ from sqlalchemy.engine import Dialect as SQLDialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
 from consentry.errors import ServiceUnavailable
@@ -118,6 +119,9 @@ _UNAVAILABLE = (
     asyncpg.InvalidCatalogNameError,
     asyncpg.QueryCanceledError,
     asyncpg.AdminShutdownError,
+    # A database without the schema cannot serve until it is migrated; SQLite says the same
+    # with an OperationalError ("no such table"), just below.
+    asyncpg.UndefinedTableError,
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
@@ -147,6 +151,9 @@ async def _translating() -> AsyncIterator[None]:
         translated = _translated(error)
         if translated is error:
             raise
+        if isinstance(translated, ServiceUnavailable):
+            # Its 503 says nothing of the cause; the operator's log must.
+            log.warning("database unavailable: %s", type(error).__name__)
         raise translated from None
 
 
@@ -175,7 +182,7 @@ class _PgStatement:
 
 
 def _compile_pg(statement: Executable) -> _PgStatement:
-    compiled = statement.compile(dialect=_PG)
+    compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=_PG))
     names = tuple(compiled.positiontup or ())
     processors = tuple(
         compiled.binds[name].type.dialect_impl(_PG).bind_processor(_PG) for name in names
@@ -228,7 +235,10 @@ class Reader:
     """
 
     def __init__(
-        self, dialect: Dialect, driver: asyncpg.Connection | None, connection: AsyncConnection | None
+        self,
+        dialect: Dialect,
+        driver: asyncpg.Connection | None,
+        connection: AsyncConnection | None,
     ) -> None:
         self.dialect: Dialect = dialect
         self._driver = driver
@@ -259,7 +269,8 @@ class Reader:
                 return rows
             assert self._connection is not None
             result = await self._connection.execute(_core_of(statement), params)
-            return list(result.mappings().all())
+            # Its keys are the column names: a RowMapping is a Row by this module's meaning.
+            return cast(list[Row], result.mappings().all())
 
     async def one_or_none(
         self, statement: Statement, params: Mapping[str, Any] | None = None
@@ -282,7 +293,7 @@ class Reader:
                 return _rowcount(status)
             assert self._connection is not None
             result = await self._connection.execute(_core_of(statement), params)
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            return int(result.rowcount)
 
     async def execute_many(self, statement: Statement, params: Sequence[Mapping[str, Any]]) -> None:
         """Run a statement once per set of parameters, in one call to the driver."""
@@ -315,7 +326,7 @@ class Reader:
             core = _core_of(statement).execution_options(yield_per=chunk)
             result = await self._connection.stream(core, params)
             async for row in result.mappings():
-                yield row
+                yield cast(Row, row)
 
 
 class UnitOfWork(Reader):
@@ -387,6 +398,7 @@ class Database:
             async with asyncio.timeout(self.timeout):
                 await self.turns.acquire()
         except TimeoutError:
+            log.warning("database unavailable: no pooled connection came free in time")
             raise ServiceUnavailable() from None
         try:
             async with _translating():

@@ -7,10 +7,10 @@ import hmac
 import secrets
 
 from fastapi import Request
-from sqlalchemy import String, select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from consentry.db import Base, Database, insert_ignoring_conflicts
+from consentry.db import Base, Database, Query, insert_ignoring_conflicts
 from consentry.settings import Settings
 
 _DEVELOPMENT_KEY = "pseudonym_key"
@@ -23,6 +23,9 @@ class ServiceSecret(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
+
+
+_SECRET = Query(select(ServiceSecret.value).where(ServiceSecret.name == bindparam("name")))
 
 
 class Pseudonyms:
@@ -58,17 +61,15 @@ class PseudonymSource:
         return self._loaded
 
     async def _development_key(self) -> str:
-        async with self._database.sessions() as session, session.begin():
+        async with self._database.unit_of_work() as uow:
             # Any number of processes may start at once: the first key written is everyone's.
-            await session.execute(
-                insert_ignoring_conflicts(self._database.engine.dialect.name, ServiceSecret).values(
+            await uow.execute(
+                insert_ignoring_conflicts(uow.dialect, ServiceSecret).values(
                     name=_DEVELOPMENT_KEY, value=secrets.token_hex(32)
                 )
             )
-            value = await session.scalar(
-                select(ServiceSecret.value).where(ServiceSecret.name == _DEVELOPMENT_KEY)
-            )
-        assert value is not None  # written above, or by whoever won the race
+            value = await uow.scalar(_SECRET, {"name": _DEVELOPMENT_KEY})
+        assert isinstance(value, str)  # written above, or by whoever won the race
         return value
 
 

@@ -156,11 +156,6 @@ class Settings(BaseSettings):
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
 
-    @property
-    def is_sqlite(self) -> bool:
-        """Whether the configured database is SQLite."""
-        return self.database_url.startswith("sqlite")
-
 
 def _is_weak(secret: str) -> bool:
     lowered = secret.strip().lower()

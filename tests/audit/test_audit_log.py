@@ -25,8 +25,8 @@ async def test_key_creation_and_revocation_are_recorded(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     await make_key(app, "ingest", "events:write")
-    async with app.state.database.sessions() as session, session.begin():
-        await revoke_key(session, "ingest")
+    async with app.state.database.unit_of_work() as uow:
+        await revoke_key(uow, "ingest")
     revoked, created = await _log(client)
     assert (created["action"], created["actor"], created["target"]) == (
         "key_created",
@@ -48,8 +48,8 @@ async def test_an_action_that_fails_leaves_no_row(app: FastAPI, client: httpx.As
 async def test_filters_and_pages(app: FastAPI, client: httpx.AsyncClient) -> None:
     for number in range(5):
         await make_key(app, f"key-{number}", "consent:read")
-    async with app.state.database.sessions() as session, session.begin():
-        await revoke_key(session, "key-0", actor="ops")
+    async with app.state.database.unit_of_work() as uow:
+        await revoke_key(uow, "key-0", actor="ops")
     assert [e["target"] for e in await _log(client, "?action=key_revoked")] == ["key-0"]
     assert [e["target"] for e in await _log(client, "?actor=ops")] == ["key-0"]
     assert len(await _log(client, "?since=2000-01-01T00:00:00Z")) == 6

@@ -37,8 +37,8 @@ def unsigned_token(header: dict[str, Any], claims: dict[str, Any]) -> str:
 async def make_revoked_key(app: FastAPI, name: str, *scopes: str) -> str:
     """An API key that existed and was revoked."""
     key = await make_key(app, name, *scopes)
-    async with app.state.database.sessions() as session, session.begin():
-        await revoke_key(session, name)
+    async with app.state.database.unit_of_work() as uow:
+        await revoke_key(uow, name)
     return key
 
 

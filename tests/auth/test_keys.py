@@ -27,9 +27,8 @@ async def _create(cli: Cli, name: str, *scopes: str) -> str:
 
 async def _rows(app: FastAPI) -> list[dict[str, Any]]:
     """Every column of every stored key."""
-    async with app.state.database.reader() as connection:
-        result = await connection.execute(select(ApiKey.__table__))
-        return [dict(row) for row in result.mappings()]
+    async with app.state.database.reader() as reader:
+        return [dict(row) for row in await reader.all(select(ApiKey.__table__))]
 
 
 async def _read_status(client: httpx.AsyncClient, key: str) -> int:

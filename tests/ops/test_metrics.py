@@ -123,12 +123,11 @@ async def test_a_pending_erasure_shows_in_depth_and_age(
     assert value(scraped, "consentry_erasure_queue_oldest_age_seconds") > 0
 
 
-async def test_pool_gauges_name_each_pool(settings: Settings, client: httpx.AsyncClient) -> None:
+async def test_pool_gauges_name_the_one_pool(client: httpx.AsyncClient) -> None:
     scraped = await scrape(client)
-    pools = {"engine"} if settings.is_sqlite else {"engine", "driver"}
-    for pool in pools:
-        assert ("consentry_database_connections_in_use", frozenset({("pool", pool)})) in scraped
-        assert value(scraped, "consentry_database_connections_max", pool=pool) >= 1
+    pools = {labels for name, labels in scraped if name == "consentry_database_connections_in_use"}
+    assert pools == {frozenset({("pool", "database")})}
+    assert value(scraped, "consentry_database_connections_max", pool="database") >= 1
 
 
 async def test_metrics_answer_while_the_database_is_away() -> None:

@@ -94,4 +94,4 @@ def test_a_single_worker_without_a_directory_keeps_its_metrics_in_memory(
             httpx.get(f"{base}/v1/subjects/{anon_id()}/consent")
         scraped = _scrape(base)
     assert value(scraped, "consentry_http_requests_total", **CONSENT) == 3
-    assert ("consentry_database_connections_in_use", frozenset({("pool", "engine")})) in scraped
+    assert ("consentry_database_connections_in_use", frozenset({("pool", "database")})) in scraped

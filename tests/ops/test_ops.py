@@ -59,8 +59,8 @@ async def test_readyz_stays_ready_on_a_newer_releases_schema(settings: Settings)
         assert (await client.get("/readyz")).status_code == 503
 
 
-async def test_readyz_fails_without_schema(tmp_path: Path) -> None:
-    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"))
+async def test_readyz_fails_without_schema(empty_database: str) -> None:
+    app = create_app(Settings(database_url=empty_database))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,

@@ -156,7 +156,9 @@ def test_the_access_line_follows_the_root_level_unless_turned_off(
     assert config["loggers"]["consentry.access"]["level"] == level
 
 
-async def test_the_database_warning_names_the_request(json_lines: Lines) -> None:
+# A read of the consent's own hot path, and one through the seam's plainest reader.
+@pytest.mark.parametrize("path", ["/v1/subjects/{subject}/consent", "/v1/providers"])
+async def test_the_database_warning_names_the_request(json_lines: Lines, path: str) -> None:
     app = create_app(
         Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", run_worker=False)
     )
@@ -164,7 +166,7 @@ async def test_the_database_warning_names_the_request(json_lines: Lines) -> None
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
     ):
-        response = await client.get(f"/v1/subjects/{anon_id()}/consent")
+        response = await client.get(path.format(subject=anon_id()))
     assert response.status_code == 503
     request_id = response.headers["x-request-id"]
     records = [json.loads(line) for line in json_lines.lines]

@@ -59,9 +59,9 @@ async def create(
 async def stored(app: FastAPI) -> dict[str, dict[str, Any]]:
     """Every row of the providers table by id, read in SQL."""
     query = text("SELECT id, name, category, updated_at FROM providers")
-    async with app.state.database.engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
-    return {row.id: dict(row._mapping) for row in rows}
+    async with app.state.database.reader() as reader:
+        rows = await reader.all(query)
+    return {row["id"]: dict(row) for row in rows}
 
 
 async def audit_rows(app: FastAPI) -> list[dict[str, Any]]:
@@ -77,6 +77,5 @@ async def audit_rows(app: FastAPI) -> list[dict[str, Any]]:
         .where(AuditEntry.action.startswith("provider_"))
         .order_by(AuditEntry.id)
     )
-    async with app.state.database.engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
-    return [dict(row._mapping) for row in rows]
+    async with app.state.database.reader() as reader:
+        return [dict(row) for row in await reader.all(query)]

@@ -151,8 +151,8 @@ async def test_items_are_whole_providers(client: httpx.AsyncClient) -> None:
 async def test_an_erased_subject_is_410(app: FastAPI, client: httpx.AsyncClient) -> None:
     await create(client, "hosting")
     pseudonyms = await app.state.pseudonyms.get()
-    async with app.state.database.engine.begin() as connection:
-        await connection.execute(
+    async with app.state.database.unit_of_work() as uow:
+        await uow.execute(
             insert(Tombstone).values(
                 subject_hash=pseudonyms.of(SUBJECT), erased_at=datetime.now(UTC)
             )

@@ -2,23 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import bindparam, insert, select
 
 from consentry.audit.models import AuditEntry
+from consentry.db import Query, Reader, UnitOfWork
 
 
-async def append(session: AsyncSession, entry: dict[str, Any]) -> None:
-    """Add one row in the session's transaction, so it commits or rolls back with its action."""
-    await session.execute(insert(AuditEntry).values(entry))
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One row of the log as stored (`id` is None until it is)."""
+
+    at: datetime
+    action: str
+    actor: str
+    subject_hash: str | None
+    target: str | None
+    details: dict[str, Any]
+    id: int | None = None
+
+
+_FIELDS = ("at", "action", "actor", "subject_hash", "target", "details")
+_APPEND = Query(insert(AuditEntry).values({name: bindparam(name) for name in _FIELDS}))
+_COLUMNS = (
+    AuditEntry.id,
+    AuditEntry.at,
+    AuditEntry.action,
+    AuditEntry.actor,
+    AuditEntry.subject_hash,
+    AuditEntry.target,
+    AuditEntry.details,
+)
+
+
+async def append(uow: UnitOfWork, entry: AuditRecord) -> None:
+    """Add one row in the unit of work, so it commits or rolls back with its action."""
+    await uow.execute(_APPEND, {name: getattr(entry, name) for name in _FIELDS})
 
 
 async def page(
-    connection: AsyncConnection,
+    reader: Reader,
     *,
     action: str | None,
     actor: str | None,
@@ -26,17 +52,9 @@ async def page(
     since: datetime | None,
     before_id: int | None,
     limit: int,
-) -> Sequence[Any]:
+) -> list[AuditRecord]:
     """Up to `limit` rows, newest first, filtered, older than `before_id` if given."""
-    query = select(
-        AuditEntry.id,
-        AuditEntry.at,
-        AuditEntry.action,
-        AuditEntry.actor,
-        AuditEntry.subject_hash,
-        AuditEntry.target,
-        AuditEntry.details,
-    )
+    query = select(*_COLUMNS)
     if action is not None:
         query = query.where(AuditEntry.action == action)
     if actor is not None:
@@ -48,4 +66,4 @@ async def page(
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     query = query.order_by(AuditEntry.id.desc()).limit(limit)
-    return (await connection.execute(query)).all()
+    return [AuditRecord(**row) for row in await reader.all(query)]

@@ -45,9 +45,9 @@ async def get_audit_log(
 ) -> Response:
     """Who did what, newest first. Subjects appear only as keyed hashes."""
     pseudonyms = await pseudonyms_of(request)
-    async with database.reader() as connection:
+    async with database.reader() as reader:
         page = await service.read(
-            connection,
+            reader,
             action=action,
             actor=actor,
             subject_hash=pseudonyms.of(subject_id) if subject_id is not None else None,

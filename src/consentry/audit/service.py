@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-
 from consentry.audit import repository
-from consentry.db import format_timestamp, utcnow
+from consentry.audit.repository import AuditRecord
+from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.pagination import decode_cursor, encode_cursor
 
 Action = Literal[
@@ -27,7 +26,7 @@ ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
 
 
 async def record(
-    session: AsyncSession,
+    uow: UnitOfWork,
     action: Action,
     actor: str,
     *,
@@ -37,20 +36,33 @@ async def record(
 ) -> None:
     """Write one row in the transaction of the action it records: both commit, or neither."""
     await repository.append(
-        session,
-        {
-            "at": utcnow(),
-            "action": action,
-            "actor": actor,
-            "subject_hash": subject_hash,
-            "target": target,
-            "details": details or {},
-        },
+        uow,
+        AuditRecord(
+            at=utcnow(),
+            action=action,
+            actor=actor,
+            subject_hash=subject_hash,
+            target=target,
+            details=details or {},
+        ),
     )
 
 
+def represent(entry: AuditRecord) -> dict[str, Any]:
+    """A stored row as the API shows it."""
+    return {
+        "id": entry.id,
+        "at": format_timestamp(entry.at),
+        "action": entry.action,
+        "actor": entry.actor,
+        "subject_hash": entry.subject_hash,
+        "target": entry.target,
+        "details": entry.details,
+    }
+
+
 async def read(
-    connection: AsyncConnection,
+    reader: Reader,
     *,
     action: str | None,
     actor: str | None,
@@ -62,7 +74,7 @@ async def read(
     """A page of the log, newest first."""
     before = decode_cursor(cursor, {"id": int})["id"] if cursor else None
     rows = await repository.page(
-        connection,
+        reader,
         action=action,
         actor=actor,
         subject_hash=subject_hash,
@@ -70,6 +82,6 @@ async def read(
         before_id=before,
         limit=limit + 1,
     )
-    items = [{**row._mapping, "at": format_timestamp(row.at)} for row in rows[:limit]]
+    items = [represent(row) for row in rows[:limit]]
     next_cursor = encode_cursor({"id": items[-1]["id"]}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}

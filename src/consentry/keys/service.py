@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Sequence
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from collections.abc import Iterable
+from typing import Any
 
 from consentry.audit import service as audit
-from consentry.db import utcnow
+from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.errors import Conflict, NotFound, ValidationFailed
 from consentry.keys import repository
-from consentry.keys.models import ApiKey
+from consentry.keys.format import KEY_PREFIX, SCOPES, hash_key
+from consentry.keys.repository import StoredKey
 
-KEY_PREFIX = "csk_"
-SCOPES = ("consent:read", "consent:write", "events:write", "privacy:admin")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def hash_key(key: str) -> str:
-    """The SHA-256 under which a key is stored and looked up."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 async def create_key(
-    session: AsyncSession, name: str, scopes: Iterable[str], *, actor: str = "cli"
-) -> tuple[str, ApiKey]:
+    uow: UnitOfWork, name: str, scopes: Iterable[str], *, actor: str = "cli"
+) -> tuple[str, StoredKey]:
     """Make a key, audited; the plaintext is returned once and never stored."""
     wanted = sorted(set(scopes))
     if not _NAME.fullmatch(name):
@@ -36,29 +28,40 @@ async def create_key(
     unknown = [s for s in wanted if s not in SCOPES]
     if not wanted or unknown:
         raise ValidationFailed(f"Scopes must be among {', '.join(SCOPES)}.")
-    if await repository.name_taken(session, name):
+    if await repository.name_taken(uow, name):
         raise Conflict(f"A key named {name!r} already exists.")
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(
+    key = StoredKey(
         id=str(uuid.uuid4()),
         name=name,
-        key_hash=hash_key(plaintext),
         prefix=plaintext[:10],
         scopes=wanted,
         created_at=utcnow(),
+        revoked_at=None,
     )
-    repository.add(session, key)
-    await audit.record(session, "key_created", actor, target=name, details={"scopes": wanted})
+    await repository.add(uow, key, hash_key(plaintext))
+    await audit.record(uow, "key_created", actor, target=name, details={"scopes": wanted})
     return plaintext, key
 
 
-async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
+async def list_keys(reader: Reader) -> list[StoredKey]:
     """Every key with its scopes and state, never the key itself."""
-    return await repository.list_all(session)
+    return await repository.list_all(reader)
 
 
-async def revoke_key(session: AsyncSession, name: str, *, actor: str = "cli") -> None:
+def represent(key: StoredKey) -> dict[str, Any]:
+    """A stored key as `consentry keys list --json` shows it."""
+    return {
+        "name": key.name,
+        "prefix": key.prefix,
+        "scopes": key.scopes,
+        "created_at": format_timestamp(key.created_at),
+        "revoked_at": format_timestamp(key.revoked_at) if key.revoked_at else None,
+    }
+
+
+async def revoke_key(uow: UnitOfWork, name: str, *, actor: str = "cli") -> None:
     """Revoke the named key at once, audited."""
-    if not await repository.revoke(session, name, utcnow()):
+    if not await repository.revoke(uow, name, utcnow()):
         raise NotFound(f"No active key named {name!r}.")
-    await audit.record(session, "key_revoked", actor, target=name)
+    await audit.record(uow, "key_revoked", actor, target=name)

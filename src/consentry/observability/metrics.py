@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -11,12 +12,14 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 
 from consentry.db import Database
 from consentry.observability import multiprocess
-from consentry.observability.queue import DatabaseProbe
+from consentry.observability.queue import DatabaseProbe, QueueDepthReader
 
 # Methods outside this set share one label, so that no client can invent new series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The consent read takes a millisecond or two; the export of a large history, seconds.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The label of the one pool's gauges (the label is kept so dashboards need no change).
+POOL = "database"
 # How often each process writes its pool gauges for the process that answers the scrape.
 POOL_SAMPLE_SECONDS = 1.0
 # The directory the workers share, as prometheus-client saw it when imported (just above):
@@ -27,7 +30,7 @@ SHARED_DIRECTORY = multiprocess.shared_directory()
 class Metrics:
     """The metrics of one process (shared with its sibling workers through prometheus files)."""
 
-    def __init__(self) -> None:
+    def __init__(self, erasure_statuses: Sequence[str], erasure_queue: QueueDepthReader) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "consentry_http_requests",
@@ -63,7 +66,7 @@ class Metrics:
             multiprocess_mode="liveall",
             registry=self.registry,
         )
-        self.probe = DatabaseProbe()
+        self.probe = DatabaseProbe(erasure_statuses, erasure_queue)
         self._probe_registry = CollectorRegistry(auto_describe=True)
         self._probe_registry.register(self.probe)
         # (method, route, status) -> the counter's and the histogram's children: labels() takes
@@ -82,16 +85,10 @@ class Metrics:
         children[1].observe(seconds)
 
     def sample_pools(self, database: Database) -> None:
-        """Set the pool gauges from the pools' own counts."""
-        if database.pool is not None:
-            self.pool_in_use.labels("driver").set(
-                database.pool.get_size() - database.pool.get_idle_size()
-            )
-            self.pool_max.labels("driver").set(database.pool.get_max_size())
-        engine_pool: Any = database.engine.pool
-        if hasattr(engine_pool, "checkedout"):
-            self.pool_in_use.labels("engine").set(engine_pool.checkedout())
-            self.pool_max.labels("engine").set(engine_pool.size())
+        """Set the pool gauges from the pool's own counts."""
+        in_use, most = database.connections()
+        self.pool_in_use.labels(POOL).set(in_use)
+        self.pool_max.labels(POOL).set(most)
 
     async def render(self, database: Database) -> bytes:
         """The Prometheus text of every metric, summed over the server's workers."""

@@ -1,19 +1,23 @@
-"""What only the database knows, read when scraped: the erasure queue, and whether it answers."""
+"""What only the database knows, read when scraped: the erasure queue, and whether it answers.
+
+The queue is read by a function the app hands in, so this module knows no domain.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from consentry.db import Database, utcnow
-from consentry.privacy import repository
-from consentry.privacy.repository import OPEN
+from consentry.db import Database, Reader, utcnow
+from consentry.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +27,26 @@ CACHE_SECONDS = 5.0
 QUERY_TIMEOUT_SECONDS = 3.0
 
 
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """The open erasure requests of one status: how many, and when the oldest was made."""
+
+    status: str
+    count: int
+    oldest: datetime
+
+
+# Reads the depth of each open status that has requests (one QueueDepth per such status).
+QueueDepthReader = Callable[[Reader], Awaitable[Sequence[QueueDepth]]]
+
+
 class DatabaseProbe(Collector):
     """The erasure queue's depth and oldest open request, cached for a few seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, statuses: Sequence[str], read_depth: QueueDepthReader) -> None:
+        # Every open status is reported, 0 when it has no request.
+        self._statuses = tuple(statuses)
+        self._read_depth = read_depth
         self._lock = asyncio.Lock()
         self._read_at: float | None = None
         self._up = False
@@ -39,16 +59,16 @@ class DatabaseProbe(Collector):
             if self._read_at is not None and time.monotonic() - self._read_at < CACHE_SECONDS:
                 return
             try:
-                async with asyncio.timeout(QUERY_TIMEOUT_SECONDS), database.reader() as connection:
-                    rows = await repository.open_by_status(connection)
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                async with asyncio.timeout(QUERY_TIMEOUT_SECONDS), database.reader() as reader:
+                    rows = await self._read_depth(reader)
+            except (ServiceUnavailable, SQLAlchemyError, OSError, TimeoutError) as exc:
                 log.warning("metrics: the database did not answer (%s)", type(exc).__name__)
                 self._up = False
             else:
                 now = utcnow()
                 self._up = True
-                self._depth = {status: count for status, count, _ in rows}
-                oldest = min((requested_at for _, _, requested_at in rows), default=None)
+                self._depth = {row.status: row.count for row in rows}
+                oldest = min((row.oldest for row in rows), default=None)
                 self._oldest_age = (now - oldest).total_seconds() if oldest else 0.0
             self._read_at = time.monotonic()
 
@@ -66,7 +86,7 @@ class DatabaseProbe(Collector):
             "Erasure requests not yet completed, by status.",
             labels=("status",),
         )
-        for status in OPEN:
+        for status in self._statuses:
             depth.add_metric((status,), self._depth.get(status, 0))
         yield depth
         yield GaugeMetricFamily(

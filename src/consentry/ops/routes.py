@@ -8,12 +8,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
-from consentry.db import DatabaseDep
+from consentry.db import DatabaseDep, Query
 from consentry.errors import ServiceUnavailable, problem_response, problem_responses
 from consentry.observability.metrics import Metrics
 from consentry.routing import NO_STORE, json_response
 
 router = APIRouter(tags=["operations"])
+
+_SCHEMA_REVISION = Query(text("SELECT version_num FROM alembic_version"))
 
 
 @router.get("/healthz", summary="Liveness")
@@ -28,9 +30,9 @@ async def readyz(request: Request, database: DatabaseDep) -> Response:
     expected: str | None = request.app.state.schema_head
     known: frozenset[str] = request.app.state.schema_revisions
     try:
-        async with database.reader() as connection:
-            current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
-    except (SQLAlchemyError, OSError):
+        async with database.reader() as reader:
+            current = await reader.scalar(_SCHEMA_REVISION)
+    except (ServiceUnavailable, SQLAlchemyError, OSError):
         return problem_response(ServiceUnavailable(), request.url.path)
     # Migrations keep the previous release working (they only add), so during a rolling
     # upgrade the old pods stay ready on the schema the new release's hook migrated to. A

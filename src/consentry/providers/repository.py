@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import ColumnElement, bindparam, delete, select, update
 
-from consentry.db import insert_ignoring_conflicts
+from consentry.db import Dialect, Query, Reader, Row, UnitOfWork, insert_ignoring_conflicts
 from consentry.providers.models import Provider
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProvider:
+    """A provider as stored."""
+
+    id: str
+    name: str
+    kind: str
+    purpose: str
+    data_shared: list[str]
+    category: str
+    countries: list[str]
+    transfer_mechanism: str | None
+    opt_out_url: str | None
+    created_at: datetime
+    updated_at: datetime
+
 
 # A provider as clients see it.
 COLUMNS = (
@@ -25,59 +44,74 @@ COLUMNS = (
     Provider.created_at,
     Provider.updated_at,
 )
+_NAMES = tuple(column.key for column in COLUMNS)
+
+_GET = Query(select(*COLUMNS).where(Provider.id == bindparam("id")))
+_LOCK = Query(select(*COLUMNS).where(Provider.id == bindparam("id")).with_for_update())
+_REMOVE = Query(delete(Provider).where(Provider.id == bindparam("id")))
 
 
-def _ordered_id(dialect_name: str) -> ColumnElement[str]:
+def _insert(dialect: Dialect) -> Query:
+    values: dict[str, Any] = {name: bindparam(name) for name in _NAMES}
+    return Query(insert_ignoring_conflicts(dialect, Provider).values(values).returning(Provider.id))
+
+
+# ON CONFLICT is spelled alike, but each dialect's insert construct is its own.
+_INSERT: dict[Dialect, Query] = {dialect: _insert(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def _ordered_id(dialect: Dialect) -> ColumnElement[str]:
     """The id as the list orders and compares it: byte by byte."""
     # PostgreSQL's locale would sort hyphens its own way (SQLite compares bytes); in "C" the order,
     # and a cursor's place in it, is the same on every database.
-    return Provider.id.collate("C") if dialect_name == "postgresql" else Provider.id.expression
+    return Provider.id.collate("C") if dialect == "postgresql" else Provider.id.expression
+
+
+def _stored(row: Row) -> StoredProvider:
+    return StoredProvider(**row)
 
 
 async def page(
-    connection: AsyncConnection,
+    reader: Reader,
     *,
     after: str | None,
     categories: Collection[str] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[StoredProvider]:
     """Up to `limit` providers ordered by id, after `after`, in `categories` if given."""
-    ordered_id = _ordered_id(connection.dialect.name)
+    ordered_id = _ordered_id(reader.dialect)
     query = select(*COLUMNS)
     if categories is not None:
         query = query.where(Provider.category.in_(categories))
     if after is not None:
         query = query.where(ordered_id > after)
-    rows = await connection.execute(query.order_by(ordered_id).limit(limit))
-    return [dict(row._mapping) for row in rows]
+    rows = await reader.all(query.order_by(ordered_id).limit(limit))
+    return [_stored(row) for row in rows]
 
 
-async def get(connection: AsyncConnection, provider_id: str) -> dict[str, Any] | None:
+async def get(reader: Reader, provider_id: str) -> StoredProvider | None:
     """The provider with this id, or None."""
-    row = (await connection.execute(select(*COLUMNS).where(Provider.id == provider_id))).first()
-    return dict(row._mapping) if row is not None else None
+    row = await reader.one_or_none(_GET, {"id": provider_id})
+    return None if row is None else _stored(row)
 
 
-async def lock(session: AsyncSession, provider_id: str) -> dict[str, Any] | None:
+async def lock(uow: UnitOfWork, provider_id: str) -> StoredProvider | None:
     """The provider with this id, locked until the transaction ends (PostgreSQL), or None."""
-    query = select(*COLUMNS).where(Provider.id == provider_id).with_for_update()
-    row = (await session.execute(query)).first()
-    return dict(row._mapping) if row is not None else None
+    row = await uow.one_or_none(_LOCK, {"id": provider_id})
+    return None if row is None else _stored(row)
 
 
-async def insert(session: AsyncSession, values: dict[str, Any]) -> bool:
+async def insert(uow: UnitOfWork, provider: StoredProvider) -> bool:
     """Insert a provider; False, inserting nothing, when its id is taken (even concurrently)."""
-    dialect_name = session.get_bind().dialect.name
-    statement = insert_ignoring_conflicts(dialect_name, Provider).values(values)
-    inserted = await session.scalar(statement.returning(Provider.id))
-    return inserted is not None
+    values = {name: getattr(provider, name) for name in _NAMES}
+    return await uow.scalar(_INSERT[uow.dialect], values) is not None
 
 
-async def update_fields(session: AsyncSession, provider_id: str, values: dict[str, Any]) -> None:
+async def update_fields(uow: UnitOfWork, provider_id: str, values: dict[str, Any]) -> None:
     """Set some columns of a provider."""
-    await session.execute(update(Provider).where(Provider.id == provider_id).values(values))
+    await uow.execute(update(Provider).where(Provider.id == provider_id).values(values))
 
 
-async def remove(session: AsyncSession, provider_id: str) -> None:
+async def remove(uow: UnitOfWork, provider_id: str) -> None:
     """Delete a provider."""
-    await session.execute(delete(Provider).where(Provider.id == provider_id))
+    await uow.execute(_REMOVE, {"id": provider_id})

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from consentry.auth import ADMIN_SCOPE, Caller, require_scope, subject_access
 from consentry.consent.facts import request_facts
 from consentry.consent.schemas import REGION_DESCRIPTION, REGION_PATTERN
-from consentry.db import DatabaseDep
+from consentry.db import DatabaseDep, UnitOfWorkDep
 from consentry.errors import problem_responses
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.providers import service
@@ -61,8 +61,8 @@ async def list_providers(
     database: DatabaseDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Response:
     """Every third party that receives data, ordered by id; public."""
-    async with database.reader() as connection:
-        page = await service.read_page(connection, limit=limit, cursor=cursor)
+    async with database.reader() as reader:
+        page = await service.read_page(reader, limit=limit, cursor=cursor)
     return json_response(page, headers=_PUBLIC)
 
 
@@ -72,12 +72,9 @@ async def list_providers(
     response_model=ProviderRead,
     responses=problem_responses(*_WRITE_ERRORS, 409),
 )
-async def create_provider(
-    provider: ProviderCreate, caller: Admin, database: DatabaseDep
-) -> Response:
+async def create_provider(provider: ProviderCreate, caller: Admin, uow: UnitOfWorkDep) -> Response:
     """Add a provider; 409 when its id is taken. Audited."""
-    async with database.sessions() as session, session.begin():
-        created = await service.create(session, provider, caller.name)
+    created = await service.create(uow, provider, caller.name)
     return _created(created)
 
 
@@ -88,8 +85,8 @@ async def create_provider(
 )
 async def get_provider(provider_id: ProviderIdPath, database: DatabaseDep) -> Response:
     """One provider; public."""
-    async with database.reader() as connection:
-        provider = await service.read_one(connection, provider_id)
+    async with database.reader() as reader:
+        provider = await service.read_one(reader, provider_id)
     return json_response(provider, headers=_PUBLIC)
 
 
@@ -102,11 +99,10 @@ async def get_provider(provider_id: ProviderIdPath, database: DatabaseDep) -> Re
     },
 )
 async def put_provider(
-    provider_id: ProviderIdPath, provider: ProviderReplace, caller: Admin, database: DatabaseDep
+    provider_id: ProviderIdPath, provider: ProviderReplace, caller: Admin, uow: UnitOfWorkDep
 ) -> Response:
     """Replace a provider's description (200), or create it (201). Audited when it changes."""
-    async with database.sessions() as session, session.begin():
-        stored, created = await service.replace(session, provider_id, provider, caller.name)
+    stored, created = await service.replace(uow, provider_id, provider, caller.name)
     return _created(stored) if created else json_response(stored)
 
 
@@ -117,11 +113,10 @@ async def put_provider(
     responses=problem_responses(401, 403, 404, 422, 429, 503),
 )
 async def delete_provider(
-    provider_id: ProviderIdPath, caller: Admin, database: DatabaseDep
+    provider_id: ProviderIdPath, caller: Admin, uow: UnitOfWorkDep
 ) -> Response:
     """Remove a provider; 404 when there is none. Audited."""
-    async with database.sessions() as session, session.begin():
-        await service.delete(session, provider_id, caller.name)
+    await service.delete(uow, provider_id, caller.name)
     return Response(status_code=204)
 
 

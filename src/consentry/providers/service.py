@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace as replaced
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.audit import service as audit
 from consentry.consent import service as consent
 from consentry.consent.cache import ConsentCache
 from consentry.consent.service import RequestFacts
-from consentry.db import Database, format_timestamp, utcnow
+from consentry.db import Database, Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.errors import Conflict, NotFound, ValidationFailed
 from consentry.pagination import decode_cursor, encode_cursor, invalid_cursor
 from consentry.policy import REQUIRED_CATEGORY, Policy
 from consentry.providers import repository
+from consentry.providers.repository import StoredProvider
 from consentry.providers.schemas import (
     EDITABLE_FIELDS,
     ProviderCreate,
@@ -25,18 +25,26 @@ from consentry.providers.schemas import (
 from consentry.pseudonyms import Pseudonyms
 
 
-def represent(stored: Mapping[str, Any]) -> dict[str, Any]:
+def represent(stored: StoredProvider) -> dict[str, Any]:
     """A stored provider as the API shows it."""
     return {
-        **stored,
-        "created_at": format_timestamp(stored["created_at"]),
-        "updated_at": format_timestamp(stored["updated_at"]),
+        "id": stored.id,
+        "name": stored.name,
+        "kind": stored.kind,
+        "purpose": stored.purpose,
+        "data_shared": stored.data_shared,
+        "category": stored.category,
+        "countries": stored.countries,
+        "transfer_mechanism": stored.transfer_mechanism,
+        "opt_out_url": stored.opt_out_url,
+        "created_at": format_timestamp(stored.created_at),
+        "updated_at": format_timestamp(stored.updated_at),
     }
 
 
-def _described(stored: Mapping[str, Any]) -> dict[str, Any]:
+def _described(stored: StoredProvider) -> dict[str, Any]:
     """What the audit log keeps of a provider: its id and every editable field."""
-    return {"id": stored["id"], **{field: stored[field] for field in EDITABLE_FIELDS}}
+    return {"id": stored.id, **{field: getattr(stored, field) for field in EDITABLE_FIELDS}}
 
 
 def _after(cursor: str | None) -> str | None:
@@ -51,7 +59,7 @@ def _after(cursor: str | None) -> str | None:
 
 
 async def read_page(
-    connection: AsyncConnection,
+    reader: Reader,
     *,
     limit: int,
     cursor: str | None,
@@ -59,31 +67,31 @@ async def read_page(
 ) -> dict[str, Any]:
     """A page of providers ordered by id, only those of `categories` if given."""
     rows = await repository.page(
-        connection, after=_after(cursor), categories=categories, limit=limit + 1
+        reader, after=_after(cursor), categories=categories, limit=limit + 1
     )
     items = [represent(row) for row in rows[:limit]]
     next_cursor = encode_cursor({"after": items[-1]["id"]}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
 
 
-async def read_one(connection: AsyncConnection, provider_id: str) -> dict[str, Any]:
+async def read_one(reader: Reader, provider_id: str) -> dict[str, Any]:
     """One provider; NotFound when no provider has that id."""
-    stored = await repository.get(connection, provider_id)
+    stored = await repository.get(reader, provider_id)
     if stored is None:
         raise NotFound("No provider has that id.")
     return represent(stored)
 
 
-async def create(session: AsyncSession, provider: ProviderCreate, actor: str) -> dict[str, Any]:
+async def create(uow: UnitOfWork, provider: ProviderCreate, actor: str) -> dict[str, Any]:
     """Add a provider and its audit row; Conflict when the id is taken."""
-    created = await _insert(session, provider.id, provider, actor)
+    created = await _insert(uow, provider.id, provider, actor)
     if created is None:
         raise Conflict(f"A provider with id {provider.id!r} exists already.")
     return created
 
 
 async def replace(
-    session: AsyncSession, provider_id: str, provider: ProviderReplace, actor: str
+    uow: UnitOfWork, provider_id: str, provider: ProviderReplace, actor: str
 ) -> tuple[dict[str, Any], bool]:
     """Replace a provider's description, or create it; the provider and whether it was created.
 
@@ -97,20 +105,20 @@ async def replace(
             ],
         )
     # A concurrent request may create or delete it between the two steps: try again then.
-    while (current := await repository.lock(session, provider_id)) is None:
-        if (created := await _insert(session, provider_id, provider, actor)) is not None:
+    while (current := await repository.lock(uow, provider_id)) is None:
+        if (created := await _insert(uow, provider_id, provider, actor)) is not None:
             return created, True
-    return await _change(session, current, provider, actor), False
+    return await _change(uow, current, provider, actor), False
 
 
-async def delete(session: AsyncSession, provider_id: str, actor: str) -> None:
+async def delete(uow: UnitOfWork, provider_id: str, actor: str) -> None:
     """Remove a provider and record what it was; NotFound when no provider has that id."""
-    current = await repository.lock(session, provider_id)
+    current = await repository.lock(uow, provider_id)
     if current is None:
         raise NotFound("No provider has that id.")
-    await repository.remove(session, provider_id)
+    await repository.remove(uow, provider_id)
     await audit.record(
-        session,
+        uow,
         "provider_deleted",
         actor,
         target=provider_id,
@@ -119,45 +127,46 @@ async def delete(session: AsyncSession, provider_id: str, actor: str) -> None:
 
 
 async def _insert(
-    session: AsyncSession,
+    uow: UnitOfWork,
     provider_id: str,
     provider: ProviderCreate | ProviderReplace,
     actor: str,
 ) -> dict[str, Any] | None:
     """Insert the provider and its audit row; None, writing nothing, when the id is taken."""
     now = utcnow()
-    stored = {
-        "id": provider_id,
+    stored = StoredProvider(
+        id=provider_id,
         **provider.model_dump(include=set(EDITABLE_FIELDS)),
-        "created_at": now,
-        "updated_at": now,
-    }
-    if not await repository.insert(session, stored):
+        created_at=now,
+        updated_at=now,
+    )
+    if not await repository.insert(uow, stored):
         return None
     details = {"after": _described(stored)}
-    await audit.record(session, "provider_created", actor, target=provider_id, details=details)
+    await audit.record(uow, "provider_created", actor, target=provider_id, details=details)
     return represent(stored)
 
 
 async def _change(
-    session: AsyncSession, current: dict[str, Any], provider: ProviderReplace, actor: str
+    uow: UnitOfWork, current: StoredProvider, provider: ProviderReplace, actor: str
 ) -> dict[str, Any]:
     """Write the fields that differ, and an audit row naming each one's value before and after."""
     wanted = provider.model_dump(include=set(EDITABLE_FIELDS))
-    changed = [field for field in EDITABLE_FIELDS if current[field] != wanted[field]]
+    changed = [field for field in EDITABLE_FIELDS if getattr(current, field) != wanted[field]]
     if not changed:
         return represent(current)
     values = {field: wanted[field] for field in changed}
     now = utcnow()
-    await repository.update_fields(session, current["id"], {**values, "updated_at": now})
+    await repository.update_fields(uow, current.id, {**values, "updated_at": now})
+    before = {field: getattr(current, field) for field in changed}
     await audit.record(
-        session,
+        uow,
         "provider_changed",
         actor,
-        target=current["id"],
-        details={"before": {field: current[field] for field in changed}, "after": values},
+        target=current.id,
+        details={"before": before, "after": values},
     )
-    return represent({**current, **values, "updated_at": now})
+    return represent(replaced(current, **values, updated_at=now))
 
 
 def granted_categories(state: Mapping[str, Any]) -> list[str]:
@@ -180,5 +189,5 @@ async def read_for_subject(
     """A page of the providers the subject's consent lets data reach now (its defaults if none)."""
     state = await consent.read_consent(database, cache, pseudonyms, policy, subject_id, facts)
     categories = granted_categories(state)
-    async with database.reader() as connection:
-        return await read_page(connection, limit=limit, cursor=cursor, categories=categories)
+    async with database.reader() as reader:
+        return await read_page(reader, limit=limit, cursor=cursor, categories=categories)
