@@ -110,7 +110,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         _list_keys(settings, as_json=args.json)
     else:
         name = args.name or args.name_option
-        _in_session(settings, lambda session: keys.revoke_key(session, name))
+        _in_unit_of_work(settings, lambda uow: keys.revoke_key(uow, name))
         print(f"revoked {name}")
     return 0
 

@@ -6,7 +6,9 @@ import hashlib
 import hmac
 import secrets
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -77,3 +79,8 @@ async def pseudonyms_of(request: Request) -> Pseudonyms:
     """The app's pseudonyms."""
     source: PseudonymSource = request.app.state.pseudonyms
     return await source.get()
+
+
+# Declared before a route's unit of work, so that the first request of a development process,
+# which may have to write the key, does so before its own transaction holds the database.
+PseudonymsDep = Annotated[Pseudonyms, Depends(pseudonyms_of)]

@@ -77,8 +77,8 @@ async def stored_ids(client: httpx.AsyncClient, subject: str) -> set[str]:
 
 async def count_rows(app: FastAPI) -> int:
     """Rows in the events table, counted in SQL."""
-    async with app.state.database.engine.connect() as connection:
-        count: int = (await connection.execute(text("SELECT count(*) FROM events"))).scalar_one()
+    async with app.state.database.reader() as reader:
+        count: int = await reader.scalar(text("SELECT count(*) FROM events"))
     return count
 
 

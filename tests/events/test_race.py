@@ -18,10 +18,10 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from consentry.auth import Caller
-from consentry.consent.repository import ConsentStore, consent_store
 from consentry.consent.schemas import ConsentUpdate
-from consentry.consent.service import RequestFacts, record_choice
-from consentry.events.repository import batch_store
+from consentry.consent.service import ConsentChange, RequestFacts, record_choice
+from consentry.db import UnitOfWork
+from consentry.events.repository import share_gates
 from tests.events.support import MS, count_rows, ingest, new_subject, now, post, record, since
 from tests.helpers import admin, choice, event
 
@@ -31,19 +31,23 @@ pytestmark = pytest.mark.anyio
 STILL_WAITING = 0.3
 
 
-async def _withdraw(app: FastAPI, store: ConsentStore, subject: str) -> dict[str, Any]:
-    """Withdraw performance in `store`'s transaction the way the PUT route does."""
+async def _withdraw(app: FastAPI, uow: UnitOfWork, subject: str) -> dict[str, Any]:
+    """Withdraw performance in `uow`'s transaction the way the PUT route does."""
     update = ConsentUpdate.model_validate(choice(performance=False))
-    return await record_choice(
-        store,
-        app.state.policy,
-        subject,
-        (await app.state.pseudonyms.get()).of(subject),
-        update,
-        cast(Mapping[str, bool], update.categories),  # a TypedDict of booleans
-        Caller(kind="user", name="subject", subject_id=subject),
-        RequestFacts(region=None, gpc=False, ip=None, user_agent=None),
+    change = ConsentChange(
+        choice=update,
+        categories=cast(Mapping[str, bool], update.categories),  # a TypedDict of booleans
+        caller=Caller(kind="user", name="subject", subject_id=subject),
+        facts=RequestFacts(region=None, gpc=False, ip=None, user_agent=None),
         if_match=None,
+    )
+    return await record_choice(
+        uow,
+        app.state.policy,
+        await app.state.pseudonyms.get(),
+        app.state.consent_cache,
+        subject,
+        change,
     )
 
 
@@ -56,8 +60,8 @@ async def test_a_batch_waits_for_a_withdrawal_in_progress_and_is_refused_by_it(
     assert [r["status"] for r in (await ingest(client, [control]))["results"]] == ["accepted"]
 
     tracked = event(subject, "performance", now())
-    async with consent_store(app.state.database) as store:  # commits when the block ends
-        withdrawn = await _withdraw(app, store, subject)
+    async with app.state.database.unit_of_work() as uow:  # commits when the block ends
+        withdrawn = await _withdraw(app, uow, subject)
         assert withdrawn["categories"]["performance"]["granted"] is False
         batch = asyncio.create_task(post(client, [tracked]))
         await asyncio.sleep(STILL_WAITING)
@@ -80,8 +84,8 @@ async def test_a_withdrawal_waits_for_a_batch_that_has_read_the_grant(
     """The other half: a withdrawal cannot commit between a batch's read and its insert."""
     subject = new_subject()
     await record(client, subject, performance=True)
-    async with batch_store(app.state.database) as store:
-        gates = await store.gates([subject], [(await app.state.pseudonyms.get()).of(subject)])
+    async with app.state.database.unit_of_work() as uow:
+        gates = await share_gates(uow, [subject], [(await app.state.pseudonyms.get()).of(subject)])
         assert "performance" in gates[subject].granted_since
         withdrawal = asyncio.create_task(
             client.put(
@@ -134,7 +138,7 @@ async def test_a_batch_outlasts_three_concurrent_writers_of_its_events(
     for it and then meets a conflict; between attempts a consent-row lock holds the batch back
     until the next writer is in place. Every step waits for a lock state, never for a time.
     """
-    if app.state.database.pool is None:
+    if app.state.database.dialect == "sqlite":
         pytest.skip("SQLite runs one writer at a time: a batch never meets a conflict")
     subject = new_subject()
     await record(client, subject)  # a consent row, which each attempt of the batch share-locks

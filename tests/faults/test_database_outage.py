@@ -245,8 +245,8 @@ async def test_a_request_that_waits_too_long_for_a_connection_answers_503(pg_url
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with (
             httpx.AsyncClient(transport=transport, base_url="http://test") as client,
-            app.state.database.engine.connect() as held,  # the pool's only connection
+            app.state.database.reader() as held,  # the pool's only connection
         ):
-            await held.execute(text("SELECT 1"))
+            await held.scalar(text("SELECT 1"))
             response = await client.get("/v1/audit-log", headers=admin())
     assert_unavailable(response)

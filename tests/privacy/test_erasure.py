@@ -62,10 +62,10 @@ async def _learner_with_data(client: httpx.AsyncClient, subject: str = SUBJECT) 
 async def _dump(app: FastAPI) -> str:
     """Every row of every table, as text."""
     rows: list[str] = []
-    async with app.state.database.engine.connect() as connection:
+    async with app.state.database.reader() as reader:
         for table in Base.metadata.sorted_tables:
-            for row in await connection.execute(select(table)):
-                rows.append(f"{table.name}: {tuple(row)!r}")
+            for row in await reader.all(select(table)):
+                rows.append(f"{table.name}: {tuple(row.values())!r}")
     return "\n".join(rows)
 
 
@@ -258,6 +258,6 @@ async def test_the_service_erases_by_itself_within_seconds(
                     if found.json()["status"] == "completed":
                         break
                     await asyncio.sleep(0.05)
-        async with app.state.database.engine.begin() as connection:
+        async with app.state.database.unit_of_work() as uow:
             for table in reversed(Base.metadata.sorted_tables):
-                await connection.execute(text(f"DELETE FROM {table.name}"))
+                await uow.execute(text(f"DELETE FROM {table.name}"))

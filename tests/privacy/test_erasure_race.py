@@ -43,8 +43,8 @@ async def test_a_writer_arriving_during_an_erasure_waits_and_finds_the_tombstone
     assert put.status_code == 200
     pseudonyms = await app.state.pseudonyms.get()
     now = datetime.now(UTC)
-    async with app.state.database.sessions() as session, session.begin():
-        await repository.lock_subject_for_erasure(session, SUBJECT)
+    async with app.state.database.unit_of_work() as uow:
+        await repository.lock_subject_for_erasure(uow, SUBJECT)
         if writer == "event batch":
             body = {"events": [event(SUBJECT, "necessary")]}
             call = client.post("/v1/events", json=body, headers=admin())
@@ -55,7 +55,7 @@ async def test_a_writer_arriving_during_an_erasure_waits_and_finds_the_tombstone
         # Without the lock the writer would have committed by now, before the erasure.
         assert not task.done()
         await repository.erase_subject(
-            session, SUBJECT, pseudonyms.of(SUBJECT), now, now + timedelta(days=90)
+            uow, SUBJECT, pseudonyms.of(SUBJECT), now, now + timedelta(days=90)
         )
     response = await task
     if writer == "event batch":

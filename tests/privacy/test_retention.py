@@ -49,24 +49,24 @@ async def _store(app: FastAPI, *events: Stored) -> None:
         }
         for category, name, occurred_at in events
     ]
-    async with app.state.database.engine.begin() as connection:
-        await connection.execute(insert(Event), rows)
+    async with app.state.database.unit_of_work() as uow:
+        await uow.execute_many(insert(Event), rows)
 
 
 async def _events(app: FastAPI) -> Counter[Stored]:
     """Every stored event as (category, name, occurred_at in UTC)."""
     query = select(Event.category, Event.name, Event.occurred_at)
-    async with app.state.database.reader() as connection:
-        rows = await connection.execute(query)
-        return Counter((c, n, t.astimezone(UTC)) for c, n, t in rows)
+    async with app.state.database.reader() as reader:
+        rows = await reader.all(query)
+    return Counter((r["category"], r["name"], r["occurred_at"].astimezone(UTC)) for r in rows)
 
 
 async def _aggregates(app: FastAPI) -> dict[tuple[date, str, str], int]:
     """Every aggregate row."""
     query = select(EventAggregate.day, EventAggregate.category, EventAggregate.name)
-    async with app.state.database.reader() as connection:
-        rows = await connection.execute(query.add_columns(EventAggregate.count))
-        return {(day, category, name): count for day, category, name, count in rows}
+    async with app.state.database.reader() as reader:
+        rows = await reader.all(query.add_columns(EventAggregate.count))
+    return {(r["day"], r["category"], r["name"]): r["count"] for r in rows}
 
 
 async def _store_record(app: FastAPI, retained_until: datetime | None) -> str:
@@ -92,15 +92,15 @@ async def _store_record(app: FastAPI, retained_until: datetime | None) -> str:
         "prev_hash": None,
         "retained_until": retained_until,
     }
-    async with app.state.database.engine.begin() as connection:
-        await connection.execute(insert(ConsentRecord), [row])
+    async with app.state.database.unit_of_work() as uow:
+        await uow.execute(insert(ConsentRecord), row)
     return record_id
 
 
 async def _records(app: FastAPI) -> set[str]:
     """The ids of every stored consent record."""
-    async with app.state.database.reader() as connection:
-        return set((await connection.execute(select(ConsentRecord.id))).scalars())
+    async with app.state.database.reader() as reader:
+        return {row["id"] for row in await reader.all(select(ConsentRecord.id))}
 
 
 async def _snapshot(app: FastAPI) -> tuple[Counter[Stored], dict[Any, int], set[str]]:
@@ -263,9 +263,9 @@ async def test_dry_run_changes_nothing_and_predicts_the_real_run(app: FastAPI) -
         ("performance", "page.viewed", CUTOFF),
     )
     # Counts already there from an earlier pass: the rows are touched again, not new.
-    async with app.state.database.engine.begin() as connection:
+    async with app.state.database.unit_of_work() as uow:
         row = {"day": date(2025, 3, 1), "category": "performance", "name": "page.viewed"}
-        await connection.execute(insert(EventAggregate), [{**row, "count": 7}])
+        await uow.execute(insert(EventAggregate), {**row, "count": 7})
     await _store_record(app, NOW - timedelta(seconds=1))
     await _store_record(app, NOW)
     before = await _snapshot(app)

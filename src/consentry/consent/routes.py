@@ -25,7 +25,7 @@ from consentry.errors import ValidationFailed, problem_responses
 from consentry.etags import NOT_MODIFIED, none_match
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.policy import Policy
-from consentry.pseudonyms import pseudonyms_of
+from consentry.pseudonyms import PseudonymsDep, pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SUBJECT_ID_DESCRIPTION, SUBJECT_ID_PATTERN, SubjectIdPath
 
@@ -127,6 +127,7 @@ async def get_consent(request: Request) -> Response:
 
 async def _record(
     request: Request,
+    pseudonyms: PseudonymsDep,
     uow: UnitOfWorkDep,
     subject_id: str,
     choice: ConsentUpdate | ConsentPatch,
@@ -144,7 +145,7 @@ async def _record(
     state = await service.record_choice(
         uow,
         _policy(request),
-        await pseudonyms_of(request),
+        pseudonyms,
         request.app.state.consent_cache,
         subject_id,
         change,
@@ -158,11 +159,12 @@ async def put_consent(
     choice: ConsentUpdate,
     request: Request,
     caller: WriteCaller,
+    pseudonyms: PseudonymsDep,
     uow: UnitOfWorkDep,
     if_match: IfMatch = None,
 ) -> Response:
     """Record the subject's choice for every optional category."""
-    return await _record(request, uow, subject_id, choice, caller, if_match)
+    return await _record(request, pseudonyms, uow, subject_id, choice, caller, if_match)
 
 
 @router.patch("/consent", response_model=ConsentRead)
@@ -171,11 +173,12 @@ async def patch_consent(
     choice: ConsentPatch,
     request: Request,
     caller: WriteCaller,
+    pseudonyms: PseudonymsDep,
     uow: UnitOfWorkDep,
     if_match: IfMatch = None,
 ) -> Response:
     """Record the subject's choice for some categories; the others keep their value."""
-    return await _record(request, uow, subject_id, choice, caller, if_match)
+    return await _record(request, pseudonyms, uow, subject_id, choice, caller, if_match)
 
 
 @router.get("/consent/history", response_model=ConsentHistoryPage)
@@ -188,7 +191,8 @@ async def get_history(
     cursor: Cursor = None,
 ) -> Response:
     """The subject's recorded changes, newest first, each chained to the one before."""
+    pseudonyms = await pseudonyms_of(request)
     async with database.reader() as reader:
-        await service.ensure_live(reader, await pseudonyms_of(request), subject_id)
+        await service.ensure_live(reader, pseudonyms, subject_id)
         page = await service.read_history(reader, subject_id, limit, cursor)
     return json_response(page, headers=NO_STORE)

@@ -19,7 +19,7 @@ from consentry.events.schemas import (
     StoredEventPage,
 )
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
-from consentry.pseudonyms import pseudonyms_of
+from consentry.pseudonyms import PseudonymsDep, pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SubjectIdPath
 from consentry.timestamps import Timestamp
@@ -46,7 +46,11 @@ EventReader = Annotated[Caller, Depends(subject_access("privacy:admin", anonymou
     responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
 )
 async def post_events(
-    batch: EventBatch, request: Request, caller: EventWriter, uow: UnitOfWorkDep
+    batch: EventBatch,
+    request: Request,
+    caller: EventWriter,
+    pseudonyms: PseudonymsDep,
+    uow: UnitOfWorkDep,
 ) -> Response:
     """Keep each event its subject's consent allows; one result per event, in order.
 
@@ -54,7 +58,7 @@ async def post_events(
     """
     result = await service.ingest(
         uow,
-        await pseudonyms_of(request),
+        pseudonyms,
         request.app.state.event_counts,
         batch.events,
         batch.sent_at,
@@ -82,8 +86,9 @@ async def get_events(
     cursor: Cursor = None,
 ) -> Response:
     """The subject's stored events, newest first."""
+    pseudonyms = await pseudonyms_of(request)
     async with database.reader() as reader:
-        await consent_service.ensure_live(reader, await pseudonyms_of(request), subject_id)
+        await consent_service.ensure_live(reader, pseudonyms, subject_id)
         page = await service.read_events(
             reader,
             subject_id,

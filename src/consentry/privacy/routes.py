@@ -14,7 +14,7 @@ from consentry.errors import problem_responses
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.privacy import erasure, export
 from consentry.privacy.schemas import ErasureCreate, ErasurePage, ErasureRead, Status
-from consentry.pseudonyms import pseudonyms_of
+from consentry.pseudonyms import PseudonymsDep, pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SUBJECT_ID_PATTERN, SubjectIdPath
 
@@ -44,6 +44,7 @@ async def post_erasure_request(
     body: ErasureCreate,
     request: Request,
     caller: Annotated[Caller, Depends(token_caller)],
+    pseudonyms: PseudonymsDep,
     uow: UnitOfWorkDep,
 ) -> Response:
     """Ask for a subject's erasure: the privacy team, or the subject with its own JWT.
@@ -53,7 +54,7 @@ async def post_erasure_request(
     settings = request.app.state.settings
     found, created = await erasure.request_erasure(
         uow,
-        await pseudonyms_of(request),
+        pseudonyms,
         caller,
         body,
         now=utcnow(),
@@ -132,6 +133,7 @@ async def get_export(
     subject_id: SubjectIdPath,
     request: Request,
     caller: ExportCaller,
+    pseudonyms: PseudonymsDep,
     uow: UnitOfWorkDep,
     database: DatabaseDep,
 ) -> StreamingResponse:
@@ -139,7 +141,6 @@ async def get_export(
 
     The export is written to the audit log before its first byte is sent.
     """
-    pseudonyms = await pseudonyms_of(request)
     await ensure_live(uow, pseudonyms, subject_id)
     # Committed when this function returns, before the first byte is sent.
     await export.record_export(uow, pseudonyms, caller, subject_id)

@@ -1,0 +1,75 @@
+"""Every request that writes begins exactly one transaction, and a failed one changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.helpers import admin, choice, user_token
+
+pytestmark = pytest.mark.anyio
+
+
+def _event(subject_id: str) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "subject_id": subject_id,
+        "category": "necessary",
+        "name": "lesson.viewed",
+        "occurred_at": "2026-11-28T12:00:00Z",
+    }
+
+
+def _provider(provider_id: str) -> dict[str, Any]:
+    return {
+        "id": provider_id,
+        "name": "Video delivery",
+        "kind": "technology",
+        "purpose": "Streams course videos.",
+        "data_shared": ["ip_address"],
+        "category": "necessary",
+        "countries": ["US"],
+        "transfer_mechanism": "SCC",
+        "opt_out_url": None,
+    }
+
+
+async def _transactions_of(app: FastAPI, client: httpx.AsyncClient, *request: Any) -> int:
+    method, url, kwargs = request
+    before = app.state.database.transactions
+    response = await client.request(method, url, **kwargs)
+    assert response.status_code < 300, response.text
+    return int(app.state.database.transactions - before)
+
+
+async def test_each_write_begins_one_transaction(app: FastAPI, client: httpx.AsyncClient) -> None:
+    learner = "u-" + uuid.uuid4().hex
+    own = {"Authorization": f"Bearer {user_token(learner)}"}
+    writes = [
+        ("PUT", f"/v1/subjects/{learner}/consent", {"json": choice(True), "headers": admin()}),
+        ("PATCH", f"/v1/subjects/{learner}/consent", {"json": {**choice(), "categories": {"functional": True}}, "headers": own}),
+        ("POST", "/v1/events", {"json": {"events": [_event(learner)]}, "headers": admin()}),
+        ("POST", "/v1/providers", {"json": _provider("video-" + learner[2:10]), "headers": admin()}),
+        ("POST", "/v1/erasure-requests", {"json": {"subject_id": learner}, "headers": admin()}),
+    ]
+    for write in writes:
+        assert await _transactions_of(app, client, *write) == 1, write[:2]
+
+
+async def test_a_refused_write_rolls_back(app: FastAPI, client: httpx.AsyncClient) -> None:
+    learner = "u-" + uuid.uuid4().hex
+    url = f"/v1/subjects/{learner}/consent"
+    stale_tag = '"r0-0000000000000000"'
+    refused = await client.put(
+        url, json=choice(True), headers={**admin(), "If-Match": stale_tag}
+    )
+    # The lock placeholder the write took is gone with its transaction.
+    assert refused.status_code == 412
+    history = await client.get(f"{url}/history", headers=admin())
+    assert history.json()["items"] == []
+    state = await client.get(url, headers=admin())
+    assert state.json()["revision"] == 0
