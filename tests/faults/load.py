@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from consentry.db import create_database
+from consentry.db import open_database
 from consentry.keys.service import create_key
 from tests.conftest import _asyncpg_dsn, make_settings
 from tests.helpers import bearer, rfc3339
@@ -138,10 +138,10 @@ def batch(ids: list[str], subject: str | None = None) -> dict[str, Any]:
 
 async def create_events_key(database_url: str) -> str:
     """A new API key with `events:write` only."""
-    database = create_database(make_settings(database_url))
+    database = await open_database(make_settings(database_url))
     try:
-        async with database.sessions() as session, session.begin():
-            plaintext, _ = await create_key(session, "event-load", ["events:write"])
+        async with database.unit_of_work() as uow:
+            plaintext, _ = await create_key(uow, "event-load", ["events:write"])
     finally:
         await database.dispose()
     return plaintext
