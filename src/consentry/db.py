@@ -181,14 +181,29 @@ class _PgStatement:
         return values
 
 
-def _compile_pg(statement: Executable) -> _PgStatement:
+def _compile_pg(statement: Executable, *, once: bool = False) -> _PgStatement:
     compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=_PG))
-    names = tuple(compiled.positiontup or ())
+    if not compiled.post_compile_params:
+        names = tuple(compiled.positiontup or ())
+        processors = tuple(
+            compiled.binds[name].type.dialect_impl(_PG).bind_processor(_PG) for name in names
+        )
+        defaults = tuple(compiled.params.get(name) for name in names)
+        return _PgStatement(str(compiled), names, defaults, processors)
+    if once:
+        # Its lists would be fixed at their first values: such a statement is built per call.
+        raise ValueError("a statement built once cannot hold IN of a list of values")
+    # `column.in_(values)` is one parameter per value, rendered once the values are known: the
+    # expanded state is the SQL asyncpg runs, with each value's parameter named after its list's.
+    expanded = compiled.construct_expanded_state()
+    lists = {item: name for name, items in expanded.parameter_expansion.items() for item in items}
+    names = tuple(expanded.positiontup or ())
     processors = tuple(
-        compiled.binds[name].type.dialect_impl(_PG).bind_processor(_PG) for name in names
+        compiled.binds[lists.get(name, name)].type.dialect_impl(_PG).bind_processor(_PG)
+        for name in names
     )
-    defaults = tuple(compiled.params.get(name) for name in names)
-    return _PgStatement(str(compiled), names, defaults, processors)
+    defaults = tuple(expanded.parameters.get(name) for name in names)
+    return _PgStatement(expanded.statement, names, defaults, processors)
 
 
 class Query:
@@ -203,7 +218,7 @@ class Query:
     def pg(self) -> _PgStatement:
         """The statement compiled for asyncpg (on first use)."""
         if self._pg is None:
-            self._pg = _compile_pg(self.statement)
+            self._pg = _compile_pg(self.statement, once=True)
         return self._pg
 
 

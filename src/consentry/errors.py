@@ -257,7 +257,8 @@ async def _handle_dbapi(request: Request, exc: Exception) -> Response:
 
 
 async def _handle_driver(request: Request, exc: Exception) -> Response:
-    # The hot paths talk to asyncpg directly, so its errors arrive without SQLAlchemy's wrapper.
+    # The seam (db.py) turns the driver's errors into ServiceUnavailable itself; this handler and
+    # the ones of SQLAlchemy's errors are the net for a statement run outside it.
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError) or (
         isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
