@@ -47,13 +47,22 @@ async def _transactions_of(app: FastAPI, client: httpx.AsyncClient, *request: An
 
 
 async def test_each_write_begins_one_transaction(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await app.state.pseudonyms.get()  # a development key is made once, in its own transaction
     learner = "u-" + uuid.uuid4().hex
     own = {"Authorization": f"Bearer {user_token(learner)}"}
     writes = [
         ("PUT", f"/v1/subjects/{learner}/consent", {"json": choice(True), "headers": admin()}),
-        ("PATCH", f"/v1/subjects/{learner}/consent", {"json": {**choice(), "categories": {"functional": True}}, "headers": own}),
+        (
+            "PATCH",
+            f"/v1/subjects/{learner}/consent",
+            {"json": {**choice(), "categories": {"functional": True}}, "headers": own},
+        ),
         ("POST", "/v1/events", {"json": {"events": [_event(learner)]}, "headers": admin()}),
-        ("POST", "/v1/providers", {"json": _provider("video-" + learner[2:10]), "headers": admin()}),
+        (
+            "POST",
+            "/v1/providers",
+            {"json": _provider("video-" + learner[2:10]), "headers": admin()},
+        ),
         ("POST", "/v1/erasure-requests", {"json": {"subject_id": learner}, "headers": admin()}),
     ]
     for write in writes:
@@ -64,12 +73,19 @@ async def test_a_refused_write_rolls_back(app: FastAPI, client: httpx.AsyncClien
     learner = "u-" + uuid.uuid4().hex
     url = f"/v1/subjects/{learner}/consent"
     stale_tag = '"r0-0000000000000000"'
-    refused = await client.put(
-        url, json=choice(True), headers={**admin(), "If-Match": stale_tag}
-    )
+    refused = await client.put(url, json=choice(True), headers={**admin(), "If-Match": stale_tag})
     # The lock placeholder the write took is gone with its transaction.
     assert refused.status_code == 412
     history = await client.get(f"{url}/history", headers=admin())
     assert history.json()["items"] == []
     state = await client.get(url, headers=admin())
     assert state.json()["revision"] == 0
+
+
+async def test_a_body_refused_by_validation_begins_no_transaction(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    before = app.state.database.transactions
+    refused = await client.post("/v1/providers", json={"id": "x"}, headers=admin())
+    assert refused.status_code == 422
+    assert app.state.database.transactions == before

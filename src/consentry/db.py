@@ -190,12 +190,14 @@ def _compile_pg(statement: Executable, *, once: bool = False) -> _PgStatement:
         )
         defaults = tuple(compiled.params.get(name) for name in names)
         return _PgStatement(str(compiled), names, defaults, processors)
-    if once:
-        # Its lists would be fixed at their first values: such a statement is built per call.
-        raise ValueError("a statement built once cannot hold IN of a list of values")
+    if once and any(param.value is None for param in compiled.post_compile_params):
+        # A list given per call would be fixed at its first values: such a statement is built
+        # per call. A constant list (`status IN ('pending', ...)`) is expanded once, here.
+        raise ValueError("a statement built once cannot take a list of values per call")
     # `column.in_(values)` is one parameter per value, rendered once the values are known: the
     # expanded state is the SQL asyncpg runs, with each value's parameter named after its list's.
-    expanded = compiled.construct_expanded_state()
+    # Values of the other parameters come per call; None stands in for them here.
+    expanded = compiled.construct_expanded_state(params=dict(compiled.params))
     lists = {item: name for name, items in expanded.parameter_expansion.items() for item in items}
     names = tuple(expanded.positiontup or ())
     processors = tuple(
@@ -252,29 +254,19 @@ class Reader:
     def __init__(
         self,
         dialect: Dialect,
-        driver: asyncpg.Connection | None,
-        connection: AsyncConnection | None,
+        driver: asyncpg.Connection | None = None,
+        connection: AsyncConnection | None = None,
     ) -> None:
         self.dialect: Dialect = dialect
         self._driver = driver
         self._connection = connection
 
-    @property
-    def driver(self) -> asyncpg.Connection:
-        """The asyncpg connection, for what only PostgreSQL does (COPY, arrays, advisory locks)."""
-        if self._driver is None:
-            raise RuntimeError("the raw driver is PostgreSQL's only")
-        return self._driver
-
-    @property
-    def connection(self) -> AsyncConnection:
-        """The SQLAlchemy connection, for what only SQLite needs."""
-        if self._connection is None:
-            raise RuntimeError("the SQLAlchemy connection is SQLite's only")
-        return self._connection
+    async def _ready(self) -> None:
+        """Make sure there is a connection to run on (a unit of work begins on first use)."""
 
     async def all(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
         """Every row of a query."""
+        await self._ready()
         async with _translating():
             if self._driver is not None:
                 compiled = _pg_of(statement)
@@ -301,6 +293,7 @@ class Reader:
 
     async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement; the number of rows it changed."""
+        await self._ready()
         async with _translating():
             if self._driver is not None:
                 compiled = _pg_of(statement)
@@ -314,6 +307,7 @@ class Reader:
         """Run a statement once per set of parameters, in one call to the driver."""
         if not params:
             return
+        await self._ready()
         async with _translating():
             if self._driver is not None:
                 compiled = _pg_of(statement)
@@ -328,6 +322,7 @@ class Reader:
         self, statement: Statement, params: Mapping[str, Any] | None = None, *, chunk: int = 1000
     ) -> AsyncIterator[Row]:
         """The rows of a query, fetched `chunk` at a time (inside a transaction or snapshot)."""
+        await self._ready()
         async with _translating():
             if self._driver is not None:
                 compiled = _pg_of(statement)
@@ -341,7 +336,35 @@ class Reader:
             core = _core_of(statement).execution_options(yield_per=chunk)
             result = await self._connection.stream(core, params)
             async for row in result.mappings():
-                yield cast(Row, row)
+                yield row
+
+    # PostgreSQL's own statements, for what only it does (arrays, COPY, NOTIFY, advisory locks):
+    # a repository calls these only where `dialect` is "postgresql".
+
+    async def _pg(self) -> asyncpg.Connection:
+        await self._ready()
+        if self._driver is None:
+            raise RuntimeError("PostgreSQL's own statements run on PostgreSQL only")
+        return self._driver
+
+    async def pg_rows(self, sql: str, *args: Any) -> list[Row]:
+        """The rows of a PostgreSQL statement with `$n` parameters."""
+        driver = await self._pg()
+        async with _translating():
+            rows: list[Row] = await driver.fetch(sql, *args)
+            return rows
+
+    async def pg_execute(self, sql: str, *args: Any) -> None:
+        """Run a PostgreSQL statement with `$n` parameters."""
+        driver = await self._pg()
+        async with _translating():
+            await driver.execute(sql, *args)
+
+    async def pg_copy(self, table: str, columns: Sequence[str], rows: Sequence[Any]) -> None:
+        """COPY rows straight into a table, with no statement per row."""
+        driver = await self._pg()
+        async with _translating():
+            await driver.copy_records_to_table(table, records=rows, columns=columns)
 
 
 class UnitOfWork(Reader):
@@ -349,14 +372,57 @@ class UnitOfWork(Reader):
 
     Requests that write get one from `UnitOfWorkDep`; the worker and the CLI open one with
     `Database.unit_of_work()`. Services take it as their first argument and never begin or
-    commit.
+    commit. It begins on its first statement, so a request refused before it reaches the
+    database (a body that fails validation, say) never holds a connection or a lock.
     """
 
-    def __init__(
-        self, dialect: Dialect, driver: asyncpg.Connection | None, connection: AsyncConnection | None
-    ) -> None:
-        super().__init__(dialect, driver, connection)
+    def __init__(self, database: Database) -> None:
+        super().__init__(database.dialect)
+        self._database = database
+        self._stack = contextlib.AsyncExitStack()
+        self._transaction: Any = None
         self.committed: list[Callable[[], None]] = []
+
+    @property
+    def begun(self) -> bool:
+        """Whether a statement has run, and so a transaction is open."""
+        return self._driver is not None or self._connection is not None
+
+    async def _ready(self) -> None:
+        if self.begun:
+            return
+        database = self._database
+        database.transactions += 1
+        if database.pool is not None:
+            driver = await self._stack.enter_async_context(database._pooled())
+            transaction = driver.transaction()
+            async with _translating():
+                await transaction.start()
+            self._transaction, self._driver = transaction, driver
+            return
+        assert database.engine is not None
+        # The "begin" hook below makes it BEGIN IMMEDIATE: writers queue for SQLite's lock.
+        async with _translating():
+            self._connection = await self._stack.enter_async_context(database.engine.begin())
+
+    async def _end(self, failed: bool) -> None:
+        """Commit (or, after an error, roll back) what was begun, and give the connection back."""
+        try:
+            if self._transaction is not None:
+                if failed:
+                    # A connection the database dropped cannot roll back; the pool discards it.
+                    with contextlib.suppress(Exception):
+                        await self._transaction.rollback()
+                else:
+                    async with _translating():
+                        await self._transaction.commit()
+        finally:
+            if failed:
+                with contextlib.suppress(Exception):
+                    await self._stack.__aexit__(RuntimeError, RuntimeError("rolled back"), None)
+            else:
+                async with _translating():
+                    await self._stack.aclose()
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction has committed (never if it rolls back)."""
@@ -365,6 +431,7 @@ class UnitOfWork(Reader):
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """A part of the transaction that can fail alone: rolled back to its start on error."""
+        await self._ready()
         async with _translating():
             if self._driver is not None:
                 async with self._driver.transaction():
@@ -430,38 +497,23 @@ class Database:
         """A pooled connection without a transaction: one round trip per read."""
         if self.pool is not None:
             async with self._pooled() as driver:
-                yield Reader("postgresql", driver, None)
+                yield Reader("postgresql", driver=driver)
             return
         assert self.engine is not None
         async with _translating(), self.engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            yield Reader("sqlite", None, autocommit)
+            yield Reader("sqlite", connection=autocommit)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """One transaction, committed when the block ends without error, else rolled back."""
-        self.transactions += 1
-        if self.pool is not None:
-            async with self._pooled() as driver:
-                transaction = driver.transaction()
-                async with _translating():
-                    await transaction.start()
-                uow = UnitOfWork("postgresql", driver, None)
-                try:
-                    yield uow
-                except BaseException:
-                    # A connection the database dropped cannot roll back; the pool discards it.
-                    with contextlib.suppress(Exception):
-                        await transaction.rollback()
-                    raise
-                async with _translating():
-                    await transaction.commit()
-        else:
-            assert self.engine is not None
-            # The "begin" hook below makes it BEGIN IMMEDIATE: writers queue for SQLite's lock.
-            async with _translating(), self.engine.begin() as connection:
-                uow = UnitOfWork("sqlite", None, connection)
-                yield uow
+        uow = UnitOfWork(self)
+        try:
+            yield uow
+        except BaseException:
+            await uow._end(failed=True)
+            raise
+        await uow._end(failed=False)
         for callback in uow.committed:
             callback()
 
@@ -474,7 +526,7 @@ class Database:
                 async with _translating():
                     await transaction.start()
                 try:
-                    yield Reader("postgresql", driver, None)
+                    yield Reader("postgresql", driver=driver)
                 finally:
                     with contextlib.suppress(Exception):
                         await transaction.rollback()
@@ -485,7 +537,7 @@ class Database:
             # A deferred transaction by hand: SQLite's WAL keeps this reader's snapshot to the end.
             await autocommit.exec_driver_sql("BEGIN")
             try:
-                yield Reader("sqlite", None, autocommit)
+                yield Reader("sqlite", connection=autocommit)
             finally:
                 await autocommit.exec_driver_sql("COMMIT")
 

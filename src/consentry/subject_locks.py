@@ -30,10 +30,10 @@ async def share(uow: UnitOfWork, subject_ids: Iterable[str]) -> None:
     """Keep erasure of these subjects out until the transaction ends (buckets in order)."""
     if uow.dialect == "postgresql":
         buckets = sorted({bucket(subject_id) for subject_id in subject_ids})
-        await uow.driver.execute(_SHARE, LOCK_SPACE, buckets)
+        await uow.pg_execute(_SHARE, LOCK_SPACE, buckets)
 
 
 async def take(uow: UnitOfWork, subject_id: str) -> None:
     """Wait until no writer holds the subject's bucket, then keep them all out."""
     if uow.dialect == "postgresql":
-        await uow.driver.execute(_TAKE, LOCK_SPACE, bucket(subject_id))
+        await uow.pg_execute(_TAKE, LOCK_SPACE, bucket(subject_id))

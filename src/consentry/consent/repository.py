@@ -196,7 +196,7 @@ async def record_change(
 ) -> None:
     """Append `record` to the subject's history and make `state` its current consent."""
     if uow.dialect == "postgresql":
-        await uow.driver.execute(
+        await uow.pg_execute(
             _RECORD_PG,
             record.id,
             subject_id,

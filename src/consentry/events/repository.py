@@ -78,7 +78,7 @@ async def share_gates(uow: UnitOfWork, subjects: list[str], hashes: list[str]) -
     await subject_locks.share(uow, subjects)
     gates: dict[str, Gate] = {}
     if uow.dialect == "postgresql":
-        for row in await uow.driver.fetch(_SHARE_GATES_PG, subjects, hashes):
+        for row in await uow.pg_rows(_SHARE_GATES_PG, subjects, hashes):
             if row["erased"]:
                 gates[row[0]] = ERASED
             elif row[0] not in gates:  # a tombstone wins, whatever order the rows come in
@@ -117,7 +117,7 @@ async def store(uow: UnitOfWork, rows: list[Row]) -> set[Key]:
     if uow.dialect == "postgresql":
         try:
             async with uow.savepoint():
-                await uow.driver.copy_records_to_table("events", records=rows, columns=COLUMNS)
+                await uow.pg_copy("events", COLUMNS, rows)
         except UniqueViolation:
             return await _insert_new(uow, rows)
         return {(row[0], row[1]) for row in rows}
@@ -142,7 +142,7 @@ async def _insert_new(uow: UnitOfWork, rows: list[Row]) -> set[Key]:
     """Insert the rows not stored yet, waiting out concurrent writers; the keys inserted."""
     if uow.dialect == "postgresql":
         columns = [list(column) for column in zip(*rows, strict=True)]
-        inserted = await uow.driver.fetch(_INSERT_NEW_PG, *columns)
+        inserted = await uow.pg_rows(_INSERT_NEW_PG, *columns)
         return {(row[0], row[1]) for row in inserted}
     # The lone writer holds the lock: nothing can be stored between this check and the insert.
     keys = [(row[0], row[1]) for row in rows]

@@ -189,5 +189,5 @@ async def erase_subject(
     )
     if uow.dialect == "postgresql":
         # Every replica's read cache drops the subject when this commits.
-        await uow.driver.execute(_NOTIFY_PG, CHANGES_CHANNEL, subject_id)
+        await uow.pg_execute(_NOTIFY_PG, CHANGES_CHANNEL, subject_id)
     return {"events": events, "consent_states": states, "consent_records": records}
