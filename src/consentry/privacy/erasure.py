@@ -16,6 +16,7 @@ from consentry.db import Database, format_timestamp
 from consentry.errors import Conflict, Forbidden, NotFound
 from consentry.pagination import decode_time_cursor, encode_time_cursor
 from consentry.privacy import repository
+from consentry.privacy.models import CANCELLED
 from consentry.privacy.schemas import ErasureCreate
 from consentry.pseudonyms import Pseudonyms
 
@@ -62,24 +63,27 @@ async def request_erasure(
     if not (caller.is_admin or caller.acts_for(body.subject_id)):
         raise Forbidden("Only the privacy team or the subject itself may ask for its erasure.")
     subject_hash = pseudonyms.of(body.subject_id)
+    request_id = str(uuid.uuid4())
+    values: dict[str, Any] = {
+        "id": request_id,
+        "subject_id": body.subject_id,
+        "subject_hash": subject_hash,
+        "status": "pending",
+        "reason": body.reason,
+        "requested_by": caller.name,
+        "requested_at": now,
+        "due_by": now + DUE_IN,
+        "run_after": now + timedelta(days=grace_days),
+        "attempts": 0,
+    }
     async with database.sessions() as session, session.begin():
-        standing = await repository.find_standing(session, subject_hash)
-        if standing is not None:
-            return represent(standing._mapping), False
-        request_id = str(uuid.uuid4())
-        values: dict[str, Any] = {
-            "id": request_id,
-            "subject_id": body.subject_id,
-            "subject_hash": subject_hash,
-            "status": "pending",
-            "reason": body.reason,
-            "requested_by": caller.name,
-            "requested_at": now,
-            "due_by": now + DUE_IN,
-            "run_after": now + timedelta(days=grace_days),
-            "attempts": 0,
-        }
-        await repository.add(session, values)
+        # The database keeps one standing request per subject. An insert that loses the race
+        # finds the winner's request on the next read (each statement sees what has committed
+        # before it), or, if that one was cancelled in between, inserts after all.
+        while not await repository.add_unless_standing(session, values):
+            standing = await repository.find_standing(session, subject_hash)
+            if standing is not None:
+                return represent(standing._mapping), False
         await audit.record(
             session,
             "erasure_requested",
@@ -99,11 +103,11 @@ async def cancel(database: Database, request_id: str, caller: Caller) -> dict[st
         row = await repository.get(session, request_id, lock=True)
         if row is None:
             raise NotFound("No such erasure request.")
-        if row.status == "cancelled":
+        if row.status == CANCELLED:
             return represent(row._mapping)
         if row.status != "pending" or row.attempts:
             raise Conflict(f"The erasure is {row.status} and can no longer be cancelled.")
-        await repository.set_fields(session, request_id, {"status": "cancelled"})
+        await repository.set_fields(session, request_id, {"status": CANCELLED})
         await audit.record(
             session,
             "erasure_cancelled",
@@ -111,7 +115,7 @@ async def cancel(database: Database, request_id: str, caller: Caller) -> dict[st
             subject_hash=row.subject_hash,
             target=request_id,
         )
-    return represent({**row._mapping, "status": "cancelled"})
+    return represent({**row._mapping, "status": CANCELLED})
 
 
 async def read_one(connection: AsyncConnection, request_id: str) -> dict[str, Any]:
@@ -179,12 +183,18 @@ async def _erase(
         # Another worker took over after this one's lease ran out: leave it to that one.
         if row is None or row.status != "running" or row.attempts != attempt:
             return False
-        subject_id = row.subject_id
-        await repository.lock_subject_for_erasure(session, subject_id)
         until = now + KEEP_RECORDS_FOR
-        deleted = await repository.erase_subject(
-            session, subject_id, pseudonyms.of(subject_id), now, until
-        )
+        details: dict[str, Any] = {"attempt": attempt}
+        if row.subject_id is None:
+            # Only an erasure clears the id (of every request of the subject): the subject is
+            # erased already, and there is nothing left to remove. Done, not failed forever.
+            deleted = dict.fromkeys(repository.ERASED_KINDS, 0)
+            details["already_erased"] = True
+        else:
+            await repository.lock_subject_for_erasure(session, row.subject_id)
+            deleted = await repository.erase_subject(
+                session, row.subject_id, pseudonyms.of(row.subject_id), now, until
+            )
         await repository.set_fields(
             session,
             request_id,
@@ -202,7 +212,7 @@ async def _erase(
             WORKER,
             subject_hash=row.subject_hash,
             target=request_id,
-            details={"deleted": deleted, "attempt": attempt},
+            details={"deleted": deleted, **details},
         )
     return True
 

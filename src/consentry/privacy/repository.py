@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, tuple_, update
+from sqlalchemy import delete, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
@@ -17,11 +17,11 @@ from consentry.consent.repository import (
 )
 from consentry.db import insert_ignoring_conflicts
 from consentry.events.models import Event
-from consentry.privacy.models import ErasureRequest
+from consentry.privacy.models import CANCELLED, ErasureRequest
 
 OPEN = ("pending", "running", "failed")
-# Statuses a new request for the same subject answers with instead of making another.
-STANDING = (*OPEN, "completed")
+# What an erasure counts, per kind; a request whose subject was already erased removes none.
+ERASED_KINDS = ("events", "consent_states", "consent_records")
 
 
 def _columns() -> tuple[Any, ...]:
@@ -32,16 +32,25 @@ async def find_standing(session: AsyncSession, subject_hash: str) -> Any | None:
     """The subject's open or completed request, if any."""
     query = (
         select(*_columns())
-        .where(ErasureRequest.subject_hash == subject_hash, ErasureRequest.status.in_(STANDING))
+        .where(ErasureRequest.subject_hash == subject_hash, ErasureRequest.status != CANCELLED)
         .order_by(ErasureRequest.requested_at.desc())
         .limit(1)
     )
     return (await session.execute(query)).one_or_none()
 
 
-async def add(session: AsyncSession, values: dict[str, Any]) -> None:
-    """Store a new request."""
-    await session.execute(insert(ErasureRequest).values(values))
+async def add_unless_standing(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Store a new request unless its subject has a standing one (even uncommitted); if stored.
+
+    A concurrent request's insert waits for the other to commit (PostgreSQL), then does nothing.
+    """
+    dialect = session.get_bind().dialect.name
+    statement = (
+        insert_ignoring_conflicts(dialect, ErasureRequest)
+        .values(values)
+        .returning(ErasureRequest.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
 
 
 async def get(
@@ -152,11 +161,8 @@ async def erase_subject(
             text("SELECT pg_notify(:channel, :subject)"),
             {"channel": CHANGES_CHANNEL, "subject": subject_id},
         )
-    return {
-        "events": _count(events),
-        "consent_states": _count(states),
-        "consent_records": _count(records),
-    }
+    counts = (_count(events), _count(states), _count(records))
+    return dict(zip(ERASED_KINDS, counts, strict=True))
 
 
 def _count(result: Any) -> int:
