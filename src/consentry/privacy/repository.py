@@ -131,8 +131,9 @@ async def erase_subject(
 ) -> dict[str, int]:
     """Remove the subject's events and consent, pseudonymise its history, leave a tombstone.
 
-    The consent history stays, as legal proof, with the keyed hash for the subject, no address
-    and no user agent, until `until`. The chain still verifies: its hash never covered those.
+    The consent history stays, as legal proof, with the keyed hash in place of the subject (in a
+    column of its own, which no subject route reads), no address and no user agent, until
+    `until`. The chain still verifies: its hash never covered those.
     """
     events = await session.execute(delete(Event).where(Event.subject_id == subject_id))
     states = await session.execute(
@@ -141,7 +142,13 @@ async def erase_subject(
     records = await session.execute(
         update(ConsentRecord)
         .where(ConsentRecord.subject_id == subject_id)
-        .values(subject_id=subject_hash, ip=None, user_agent=None, retained_until=until)
+        .values(
+            subject_id=None,
+            subject_hash=subject_hash,
+            ip=None,
+            user_agent=None,
+            retained_until=until,
+        )
     )
     dialect = session.get_bind().dialect.name
     await session.execute(
