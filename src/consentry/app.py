@@ -105,6 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=_lifespan,
         redoc_url=None,
+        # Starlette would answer `/v1/policy/` with a redirect to an absolute URL built from the
+        # request's Host header, which a client chooses: such paths are not found instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.policy = policy
