@@ -104,7 +104,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=_lifespan,
+        # The docs pages are the web router's, served from the service's own files.
+        docs_url=None,
         redoc_url=None,
+        # Starlette would answer `/v1/policy/` with a redirect to an absolute URL built from the
+        # request's Host header, which a client chooses: such paths are not found instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.policy = policy
@@ -131,8 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(erasure_router)
     app.include_router(export_router)
     app.include_router(ops_router)
-    # The frontend's consent.js, banner and preference center, and the /privacy page.
-    app.include_router(build_web_router())
+    # The frontend's consent.js, banner and preference center, the /privacy page, the API docs.
+    app.include_router(build_web_router(docs=settings.docs_enabled))
     # Hardening: bodies refused past their limit before any route (the event intake is the one
     # route with a limit of its own).
     app.add_middleware(BodyLimit, limits=body_limits(events_router.routes))

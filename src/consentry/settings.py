@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     # one line per request at INFO unless turned off (the metrics count requests anyway).
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
+    # The API docs pages (/docs, /redoc): unset means on, except in production.
+    docs: bool | None = None
 
     _split_lists = field_validator(
         "opt_out_regions", "trusted_proxies", "cors_origins", mode="before"
@@ -136,6 +138,12 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("docs", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        # `CONSENTRY_DOCS=` (as a chart or compose file leaves it) means the default, not an error.
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> Settings:
         if self.env != "production":
@@ -155,6 +163,11 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether `/docs` and `/redoc` are served."""
+        return self.docs if self.docs is not None else self.env != "production"
 
     @property
     def is_sqlite(self) -> bool:
