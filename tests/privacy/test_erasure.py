@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, text
 
 from consentry.consent.service import read_history
+from consentry.pagination import Cursors
 from consentry.privacy import repository
 from consentry.privacy.worker import run_once
 from consentry.tables import Base
@@ -100,7 +101,7 @@ async def test_the_pseudonymised_history_still_verifies(
     await work(app)
     subject_hash = (await app.state.pseudonyms.get()).of(SUBJECT)
     async with app.state.database.reader() as connection:
-        history = (await read_history(connection, subject_hash, 10, None))["items"]
+        history = (await read_history(connection, subject_hash, 10, None, Cursors(b"key")))["items"]
     assert len(history) == 2
     assert all(record["ip"] is None and record["user_agent"] is None for record in history)
     verify_chain(history)
