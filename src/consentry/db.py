@@ -31,6 +31,11 @@ from consentry.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# aiosqlite logs every call with its arguments at DEBUG, the statement's values among them; like
+# SQLAlchemy for its own loggers, it stays quieter unless configured otherwise on purpose.
+if logging.getLogger("aiosqlite").level == logging.NOTSET:
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -152,7 +157,9 @@ def create_database(settings: Settings) -> Database:
     """Build the engine for `CONSENTRY_DATABASE_URL`."""
     # No pre-ping: it would add a round trip to every checkout on the hot paths. A connection
     # found dead raises a disconnect error, which invalidates the pool and answers 503 once.
-    kwargs: dict[str, Any] = {"pool_recycle": 1800}
+    # hide_parameters: an error's text would otherwise carry the statement's bound values
+    # (subject ids, addresses, user agents) into whatever logs or reports it.
+    kwargs: dict[str, Any] = {"pool_recycle": 1800, "hide_parameters": True}
     if settings.is_sqlite:
         kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
     else:

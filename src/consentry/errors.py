@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from consentry.observability.logs import describe_exception
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -269,7 +271,14 @@ async def _handle_driver(request: Request, exc: Exception) -> Response:
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     # The route's template, not the path: paths carry subject ids, which stay out of logs.
     route = getattr(request.scope.get("route"), "path", "an unknown route")
-    log.exception("unhandled error on %s %s", request.method, route)
+    # Without exc_info, so no handler can print the message: it may hold the statement's
+    # values or the request's data (see describe_exception).
+    log.error(
+        "unhandled error on %s %s",
+        request.method,
+        route,
+        extra={"exception": describe_exception(exc)},
+    )
     return problem_response(ConsentryError("An unexpected error occurred."), request.url.path)
 
 

@@ -9,7 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from consentry.audit import repository
 from consentry.db import format_timestamp, utcnow
-from consentry.pagination import decode_cursor, encode_cursor
+from consentry.pagination import Cursors
+
+# The list its cursors belong to: one issued for another list is refused here.
+_LIST = "audit_log"
 
 Action = Literal[
     "export",
@@ -58,9 +61,10 @@ async def read(
     since: datetime | None,
     limit: int,
     cursor: str | None,
+    cursors: Cursors,
 ) -> dict[str, Any]:
     """A page of the log, newest first."""
-    before = decode_cursor(cursor, {"id": int})["id"] if cursor else None
+    before = cursors.decode(_LIST, cursor, {"id": int})["id"] if cursor else None
     rows = await repository.page(
         connection,
         action=action,
@@ -71,5 +75,5 @@ async def read(
         limit=limit + 1,
     )
     items = [{**row._mapping, "at": format_timestamp(row.at)} for row in rows[:limit]]
-    next_cursor = encode_cursor({"id": items[-1]["id"]}) if len(rows) > limit else None
+    next_cursor = cursors.encode(_LIST, {"id": items[-1]["id"]}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}

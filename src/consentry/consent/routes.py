@@ -186,7 +186,8 @@ async def get_history(
     cursor: Cursor = None,
 ) -> Response:
     """The subject's recorded changes, newest first, each chained to the one before."""
-    await service.ensure_live(database, await pseudonyms_of(request), subject_id)
+    pseudonyms = await pseudonyms_of(request)
+    await service.ensure_live(database, pseudonyms, subject_id)
     async with database.reader() as connection:
-        page = await service.read_history(connection, subject_id, limit, cursor)
+        page = await service.read_history(connection, subject_id, limit, cursor, pseudonyms.cursors)
     return json_response(page, headers=NO_STORE)

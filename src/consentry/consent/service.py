@@ -25,7 +25,7 @@ from consentry.errors import (
     UnknownPolicyVersion,
 )
 from consentry.etags import matches, names_version, strong_etag
-from consentry.pagination import decode_cursor, encode_cursor
+from consentry.pagination import Cursors
 from consentry.policy import (
     CATEGORIES,
     REQUIRED_CATEGORY,
@@ -34,6 +34,9 @@ from consentry.policy import (
     normalize_region,
 )
 from consentry.pseudonyms import Pseudonyms
+
+# The list its cursors belong to: one issued for another list is refused here.
+_HISTORY = "consent_history"
 
 
 @dataclass(frozen=True)
@@ -254,10 +257,10 @@ def _next_state(
 
 
 async def read_history(
-    connection: AsyncConnection, subject_id: str, limit: int, cursor: str | None
+    connection: AsyncConnection, subject_id: str, limit: int, cursor: str | None, cursors: Cursors
 ) -> dict[str, Any]:
     """A page of the subject's history, newest first."""
-    before = decode_cursor(cursor, {"seq": int})["seq"] if cursor else None
+    before = cursors.decode(_HISTORY, cursor, {"seq": int})["seq"] if cursor else None
     rows = await repository.history(connection, subject_id, before, limit + 1)
     page = rows[:limit]
     items = []
@@ -266,7 +269,7 @@ async def read_history(
         del item["seq"]
         item["recorded_at"] = format_timestamp(item["recorded_at"])
         items.append(item)
-    next_cursor = encode_cursor({"seq": page[-1].seq}) if len(rows) > limit else None
+    next_cursor = cursors.encode(_HISTORY, {"seq": page[-1].seq}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
 
 

@@ -82,7 +82,8 @@ async def get_events(
     cursor: Cursor = None,
 ) -> Response:
     """The subject's stored events, newest first."""
-    await consent_service.ensure_live(database, await pseudonyms_of(request), subject_id)
+    pseudonyms = await pseudonyms_of(request)
+    await consent_service.ensure_live(database, pseudonyms, subject_id)
     async with database.reader() as connection:
         page = await service.read_events(
             connection,
@@ -92,5 +93,6 @@ async def get_events(
             until=until,
             limit=limit,
             cursor=cursor,
+            cursors=pseudonyms.cursors,
         )
     return json_response(page, headers=NO_STORE)

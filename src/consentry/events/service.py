@@ -19,7 +19,7 @@ from consentry.events import repository
 from consentry.events.counters import EventCounts
 from consentry.events.repository import DuplicateEvent, Key, Row
 from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
-from consentry.pagination import decode_time_cursor, encode_time_cursor
+from consentry.pagination import Cursors
 from consentry.policy import CATEGORIES, REQUIRED_CATEGORY
 from consentry.pseudonyms import Pseudonyms
 from consentry.routing import nests_deeper
@@ -32,6 +32,8 @@ _CATEGORIES = frozenset(CATEGORIES)
 _EVENT_OBJECT_LEVEL = 3
 # The optimistic copy, the insert that skips stored events, and room for a deadlock retry.
 _ATTEMPTS = 3
+# The list its cursors belong to: one issued for another list is refused here.
+_LIST = "events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +249,10 @@ async def read_events(
     until: datetime | None,
     limit: int,
     cursor: str | None,
+    cursors: Cursors,
 ) -> dict[str, Any]:
     """A page of the subject's stored events, newest first."""
-    before = decode_time_cursor(cursor) if cursor is not None else None
+    before = cursors.decode_time(_LIST, cursor) if cursor is not None else None
     rows = await repository.page(
         connection,
         subject_id,
@@ -270,5 +273,5 @@ async def read_events(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_time_cursor(last["occurred_at"], last["event_id"])
+        next_cursor = cursors.encode_time(_LIST, last["occurred_at"], last["event_id"])
     return {"items": items, "next_cursor": next_cursor}

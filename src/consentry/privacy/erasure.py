@@ -14,7 +14,7 @@ from consentry.audit import service as audit
 from consentry.auth import Caller
 from consentry.db import Database, format_timestamp
 from consentry.errors import Conflict, Forbidden, NotFound
-from consentry.pagination import decode_time_cursor, encode_time_cursor
+from consentry.pagination import Cursors
 from consentry.privacy import repository
 from consentry.privacy.models import CANCELLED
 from consentry.privacy.schemas import ErasureCreate
@@ -28,6 +28,8 @@ KEEP_RECORDS_FOR = timedelta(days=90)
 LEASE = timedelta(minutes=5)
 _FIRST_RETRY = timedelta(seconds=30)
 _LAST_RETRY = timedelta(hours=1)
+# The list its cursors belong to: one issued for another list is refused here.
+_LIST = "erasure_requests"
 WORKER = "worker"
 
 
@@ -133,16 +135,17 @@ async def read_page(
     subject_hash: str | None,
     limit: int,
     cursor: str | None,
+    cursors: Cursors,
 ) -> dict[str, Any]:
     """A page of requests, newest first."""
-    before = decode_time_cursor(cursor) if cursor is not None else None
+    before = cursors.decode_time(_LIST, cursor) if cursor is not None else None
     rows = await repository.page(
         connection, status=status, subject_hash=subject_hash, before=before, limit=limit + 1
     )
     items = [represent(row._mapping) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_time_cursor(items[-1]["requested_at"], items[-1]["id"])
+        next_cursor = cursors.encode_time(_LIST, items[-1]["requested_at"], items[-1]["id"])
     return {"items": items, "next_cursor": next_cursor}
 
 

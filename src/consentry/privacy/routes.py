@@ -86,6 +86,7 @@ async def list_erasure_requests(
             subject_hash=pseudonyms.of(subject_id) if subject_id is not None else None,
             limit=limit,
             cursor=cursor,
+            cursors=pseudonyms.cursors,
         )
     return json_response(page, headers=NO_STORE)
 
