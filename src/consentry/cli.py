@@ -213,15 +213,24 @@ def _list_keys(settings: Settings, *, as_json: bool) -> None:
             "scopes": key.scopes,
             "created_at": format_timestamp(key.created_at),
             "revoked_at": format_timestamp(key.revoked_at) if key.revoked_at else None,
+            "reserved_name": keys.is_reserved(key.name),
         }
         for key in _in_session(settings, keys.list_keys)
     ]
+    for row in rows:
+        if row["reserved_name"] and not row["revoked_at"]:
+            print(
+                f"consentry: the key {row['name']!r} has a reserved name: its writes cannot be "
+                "told from that actor's; create a key under another name and revoke this one",
+                file=sys.stderr,
+            )
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        print(f"{row['name']}\t{row['prefix']}...\t{' '.join(row['scopes'])}\t{state}")
+        flag = "\treserved name" if row["reserved_name"] else ""
+        print(f"{row['name']}\t{row['prefix']}...\t{' '.join(row['scopes'])}\t{state}{flag}")
 
 
 def _run_retention(settings: Settings, *, dry_run: bool) -> None:
