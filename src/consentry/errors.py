@@ -104,6 +104,10 @@ class UnknownPolicyVersion(ConsentryError):
     status, code = 422, "unknown_policy_version"
 
 
+class HeadersTooLarge(ConsentryError):
+    status, code = 431, "request_header_fields_too_large"
+
+
 class RateLimited(ConsentryError):
     status, code = 429, "rate_limited"
 
@@ -136,6 +140,16 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def problem_response(error: ConsentryError, instance: str | None = None) -> Response:
     """Render an error as problem+json."""
+    return Response(
+        problem_body(error, instance),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=error.headers,
+    )
+
+
+def problem_body(error: ConsentryError, instance: str | None = None) -> bytes:
+    """The problem+json document of an error."""
     body: dict[str, Any] = {
         "type": _TYPE_BASE + error.code,
         "title": HTTPStatus(error.status).phrase,
@@ -147,9 +161,7 @@ def problem_response(error: ConsentryError, instance: str | None = None) -> Resp
         body["instance"] = instance
     if error.errors is not None:
         body["errors"] = error.errors
-    return Response(
-        orjson.dumps(body), status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers
-    )
+    return orjson.dumps(body)
 
 
 def validation_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:

@@ -19,6 +19,16 @@ from consentry.keys.models import ApiKey
 KEY_PREFIX = "csk_"
 SCOPES = ("consent:read", "consent:write", "events:write", "privacy:admin")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Names of the actors other than keys in the consent history and the audit log: a key named so
+# would write records indistinguishable from the learner's own choice or the service's own work.
+RESERVED_NAMES = ("admin", "subject", "worker", "cli")
+RESERVED_PREFIX = "system:"
+
+
+def is_reserved(name: str) -> bool:
+    """Whether a key name is an actor's name, in any case: a reader would not tell them apart."""
+    folded = name.lower()
+    return folded in RESERVED_NAMES or folded.startswith(RESERVED_PREFIX)
 
 
 def hash_key(key: str) -> str:
@@ -31,6 +41,11 @@ async def create_key(
 ) -> tuple[str, ApiKey]:
     """Make a key, audited; the plaintext is returned once and never stored."""
     wanted = sorted(set(scopes))
+    if is_reserved(name):
+        raise ValidationFailed(
+            f"The key name {name!r} is reserved: {', '.join(RESERVED_NAMES)} and "
+            f"{RESERVED_PREFIX}* name actors in the consent history and the audit log."
+        )
     if not _NAME.fullmatch(name):
         raise ValidationFailed("A key name is 1-64 letters, digits, '.', '_' or '-'.")
     unknown = [s for s in wanted if s not in SCOPES]
