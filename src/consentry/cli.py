@@ -136,6 +136,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
 def _run_uvicorn(args: argparse.Namespace, settings: Settings, log_config: dict[str, Any]) -> None:
     import uvicorn
 
+    from consentry.protocols import PROTOCOLS
+
     # uvicorn drains the requests under way on SIGTERM or SIGINT, shuts the app down, then
     # raises the signal again, which would end the process as killed by it. A stop that was
     # asked for and completed is a success, as for `consentry worker`.
@@ -156,7 +158,8 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings, log_config: dict[
         # service logs its own, with the route template (consentry.observability.middleware).
         access_log=False,
         # Hardening: what one process takes on before it refuses (503) or drops connections.
-        http=settings.server_http,
+        # uvicorn's own protocol, which also cuts off a client that stops reading its response.
+        http=PROTOCOLS[settings.server_http],
         limit_concurrency=settings.server_limit_concurrency,
         backlog=settings.server_backlog,
         timeout_keep_alive=settings.server_keep_alive_seconds,

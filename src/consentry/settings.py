@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     server_backlog: int = Field(default=2048, ge=1)
     server_keep_alive_seconds: int = Field(default=5, ge=1)
     server_max_incomplete_event_bytes: int = Field(default=16 * 1024, ge=1024)
+    # A client that takes nothing of a response for this long is cut off: its unread bytes
+    # would otherwise hold the connection, and the request's task, for ever.
+    server_send_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Observability: one JSON object per log line, or readable text on a developer's terminal;
