@@ -77,6 +77,13 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # Exports: how many run at once per process and per subject, how much of a document is read
+    # ahead of a slow client, and how long one may hold its database connection.
+    export_concurrency: int = Field(default=4, ge=1, le=200)
+    export_per_subject: int = Field(default=2, ge=1, le=200)
+    export_buffer_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    export_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+
     # Hardening: rate limits per credential (per process), JSON depth, response headers, and
     # the limits of the HTTP server itself.
     rate_limit_enabled: bool = True
