@@ -32,6 +32,7 @@ from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
 from consentry.policy.routes import render_policy
 from consentry.policy.routes import router as policy_router
+from consentry.privacy.export_slots import ExportSlots
 from consentry.privacy.routes import router as erasure_router
 from consentry.privacy.routes import subjects as export_router
 from consentry.privacy.worker import Signals, run_worker
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Hardening: per-credential rate limits (None when switched off), and the JSON depth limit.
     app.state.rate_limiter = rate_limiter(settings)
     app.state.max_json_depth = settings.max_json_depth
+    app.state.export_slots = ExportSlots(settings.export_concurrency, settings.export_per_subject)
 
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)

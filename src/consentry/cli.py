@@ -166,14 +166,14 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings, log_config: dict[
 
 
 def _http_protocol(parser: str) -> str:
-    """What uvicorn runs for `CONSENTRY_SERVER_HTTP`: every choice bounds request heads.
+    """What uvicorn runs for `CONSENTRY_SERVER_HTTP`: each bounds heads and stalled sends.
 
     `auto` picks httptools when it is installed, as uvicorn's `auto` does, else h11.
     """
+    # By name: each worker process imports it for itself (and only httptools' needs httptools).
     if parser == "h11" or (parser == "auto" and find_spec("httptools") is None):
-        return "h11"
-    # By name: each worker process imports it for itself (and only it needs httptools).
-    return "consentry.serving:HeadLimitedHttpTools"
+        return "consentry.serving:GuardedH11Protocol"
+    return "consentry.serving:GuardedHttpToolsProtocol"
 
 
 def _stopped(signal_number: int, frame: FrameType | None) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from consentry.errors import ServiceUnavailable
 from consentry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,26 @@ class Database:
     async def driver(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection of the driver pool (PostgreSQL only), handed out first come first served."""
         assert self.pool is not None
-        async with self.turns, self.pool.acquire() as connection:
-            yield connection
+        await self._take_turn()
+        try:
+            # A turn guarantees a connection: there are as many turns as the pool holds.
+            async with self.pool.acquire() as connection:
+                yield connection
+        finally:
+            self.turns.release()
+
+    async def _take_turn(self) -> None:
+        """A turn at the driver pool, waiting at most the database timeout for one."""
+        if not self.turns.locked():
+            await self.turns.acquire()  # at once: no timer on the hot path's usual case
+            return
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.turns.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "No database connection came free in time; try again shortly."
+            ) from None
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         """One row from the driver pool (PostgreSQL only)."""

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # Exports: how many run at once per process and per subject, how much of a document is read
+    # ahead of a slow client, and how long one may hold its database connection.
+    export_concurrency: int = Field(default=4, ge=1, le=200)
+    export_per_subject: int = Field(default=2, ge=1, le=200)
+    export_buffer_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    export_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+
     # Hardening: rate limits per credential (per process), JSON depth, response headers, and
     # the limits of the HTTP server itself.
     rate_limit_enabled: bool = True
@@ -94,6 +101,9 @@ class Settings(BaseSettings):
     server_backlog: int = Field(default=2048, ge=1)
     server_keep_alive_seconds: int = Field(default=5, ge=1)
     server_max_incomplete_event_bytes: int = Field(default=16 * 1024, ge=1024)
+    # A client that takes nothing of a response for this long is cut off: its unread bytes
+    # would otherwise hold the connection, and the request's task, for ever.
+    server_send_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Observability: one JSON object per log line, or readable text on a developer's terminal;

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from consentry.auth import ADMIN_SCOPE, Caller, require_scope, subject_access, token_caller
 from consentry.consent.service import ensure_live
@@ -16,6 +16,7 @@ from consentry.privacy import erasure, export
 from consentry.privacy.schemas import ErasureCreate, ErasurePage, ErasureRead, Status
 from consentry.pseudonyms import pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
+from consentry.streaming import ReadAheadResponse
 from consentry.subjects import SUBJECT_ID_PATTERN, SubjectIdPath
 
 router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"], route_class=JSONRoute)
@@ -123,19 +124,30 @@ ExportCaller = Annotated[Caller, Depends(subject_access(ADMIN_SCOPE, anonymous=F
 )
 async def get_export(
     subject_id: SubjectIdPath, request: Request, caller: ExportCaller, database: DatabaseDep
-) -> StreamingResponse:
+) -> ReadAheadResponse:
     """Everything stored about the subject as one JSON document, streamed as it is read.
 
-    The export is written to the audit log before its first byte is sent.
+    The export is written to the audit log before its first byte is sent. Past the exports
+    allowed at once for one subject: 429; past those of the process: 503.
     """
-    pseudonyms = await pseudonyms_of(request)
-    await ensure_live(database, pseudonyms, subject_id)
-    await export.record_export(database, pseudonyms, caller, subject_id)
+    settings = request.app.state.settings
+    # Before any database work: a refusal costs nothing, and waits for nothing.
+    release = request.app.state.export_slots.take(subject_id)
+    try:
+        pseudonyms = await pseudonyms_of(request)
+        await ensure_live(database, pseudonyms, subject_id)
+        await export.record_export(database, pseudonyms, caller, subject_id)
+    except BaseException:
+        release()
+        raise
     now = utcnow()
     body = export.stream_export(database, pseudonyms, request.app.state.policy, subject_id, now)
     filename = f"consentry-export-{now:%Y%m%dT%H%M%SZ}.json"
-    return StreamingResponse(
+    return ReadAheadResponse(
         body,
+        buffer_bytes=settings.export_buffer_bytes,
+        deadline_seconds=settings.export_timeout_seconds,
+        on_close=release,
         media_type="application/json",
         headers={
             **NO_STORE,
