@@ -213,3 +213,21 @@ async def test_limits_can_be_switched_off(app: FastAPI) -> None:
     async with _client(app) as client:
         for _ in range(BURST * 5):
             assert (await client.get(f"/v1/subjects/{anon_id()}/consent")).status_code == 200
+
+
+def test_a_refund_gives_back_one_request_and_never_more_than_the_burst() -> None:
+    clock = Clock()
+    limiter = _limiter(clock)
+    for _ in range(5):
+        limiter.hit("key", "svc")
+    _refused(lambda: limiter.hit("key", "svc"))
+    limiter.refund("key", "svc")
+    limiter.hit("key", "svc")
+    _refused(lambda: limiter.hit("key", "svc"))
+    for _ in range(20):
+        limiter.refund("key", "svc")
+    for _ in range(5):
+        limiter.hit("key", "svc")
+    _refused(lambda: limiter.hit("key", "svc"))
+    limiter.refund("key", "unseen")  # a caller never counted has nothing to give back
+    assert len(limiter) == 1

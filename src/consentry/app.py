@@ -34,6 +34,7 @@ from consentry.policy.routes import render_policy
 from consentry.policy.routes import router as policy_router
 from consentry.privacy.repository import OPEN as ERASURE_OPEN
 from consentry.privacy.repository import open_by_status
+from consentry.privacy.export_slots import ExportSlots
 from consentry.privacy.routes import router as erasure_router
 from consentry.privacy.routes import subjects as export_router
 from consentry.privacy.worker import Signals, run_worker
@@ -106,7 +107,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=_lifespan,
+        # The docs pages are the web router's, served from the service's own files.
+        docs_url=None,
         redoc_url=None,
+        # Starlette would answer `/v1/policy/` with a redirect to an absolute URL built from the
+        # request's Host header, which a client chooses: such paths are not found instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.policy = policy
@@ -121,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Hardening: per-credential rate limits (None when switched off), and the JSON depth limit.
     app.state.rate_limiter = rate_limiter(settings)
     app.state.max_json_depth = settings.max_json_depth
+    app.state.export_slots = ExportSlots(settings.export_concurrency, settings.export_per_subject)
 
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
@@ -133,8 +140,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(erasure_router)
     app.include_router(export_router)
     app.include_router(ops_router)
-    # The frontend's consent.js, banner and preference center, and the /privacy page.
-    app.include_router(build_web_router())
+    # The frontend's consent.js, banner and preference center, the /privacy page, the API docs.
+    app.include_router(build_web_router(docs=settings.docs_enabled))
     # Hardening: bodies refused past their limit before any route (the event intake is the one
     # route with a limit of its own).
     app.add_middleware(BodyLimit, limits=body_limits(events_router.routes))

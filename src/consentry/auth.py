@@ -7,18 +7,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Request, Security
+from fastapi import Request, Security
 from fastapi.security import HTTPBearer
 
 from consentry.db import database_of
 from consentry.errors import Forbidden, Unauthorized, ValidationFailed
 from consentry.keys import repository as keys
 from consentry.keys.format import KEY_PREFIX, SCOPES, hash_key
-from consentry.ratelimit import limit, limit_address
+from consentry.ratelimit import limit, limit_address, refund_address
 from consentry.subjects import is_anonymous, is_subject_id
 from consentry.tokens import TokenVerifier
 
 ADMIN_SCOPE = "privacy:admin"
+# Longer tokens are refused before they are read: a JWT from an identity provider is about 1 KiB
+# (a few with many claims reach 4 KiB), an API key 47 bytes.
+MAX_TOKEN_BYTES = 8 * 1024
+# Spaces around the token that a header may carry, beside the scheme.
+_MAX_PADDING = 64
+# Where a request keeps what was decided about its caller, so that it is decided once.
+_CALLER = "consentry.caller"
+_ADMITTED = "consentry.admitted"
+_GATES: set[object] = set()
 
 
 class _DocumentedBearer(HTTPBearer):
@@ -59,59 +68,91 @@ class Caller:
 
 
 def _bearer_token(request: Request) -> str | None:
-    headers = request.headers.getlist("authorization")
-    if not headers:
+    """The token of the one `Authorization: Bearer` header, refused unread past MAX_TOKEN_BYTES."""
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    values = [value for name, value in headers if name == b"authorization"]
+    if not values:
         return None
-    if len(headers) > 1:
+    if len(values) > 1:
         raise Unauthorized("Send one Authorization header.")
-    header = headers[0]
-    scheme, _, token = header.partition(" ")
+    raw = values[0]
+    # Measured before anything else reads the header: decoding, splitting, hashing or parsing
+    # megabytes of it would hold the event loop, and every other request with it.
+    if len(raw) > MAX_TOKEN_BYTES + _MAX_PADDING:
+        raise _too_long()
+    scheme, _, token = raw.decode("latin-1").partition(" ")
     token = token.strip()
+    if len(token) > MAX_TOKEN_BYTES:
+        raise _too_long()
     if scheme.lower() != "bearer" or not token or " " in token:
         raise Unauthorized("Use 'Authorization: Bearer <token>'.")
     return token
 
 
+def _too_long() -> Unauthorized:
+    return Unauthorized(f"The bearer token may hold at most {MAX_TOKEN_BYTES} bytes.")
+
+
 async def _authenticate(request: Request) -> Caller | None:
     """The caller a token proves, counted against its rate limit; None without a token.
 
-    A refused token counts against the client's address instead, so guessing is limited too.
+    Once per request, whoever asks first. A refused token counts against the client's address,
+    so guessing is limited too, and it is counted before the token is checked: an address past
+    its limit gets 429 without costing a key lookup or a signature check.
     """
+    if _CALLER in request.scope:
+        known: Caller | None = request.scope[_CALLER]
+        return known
     try:
-        caller = await _verify(request)
+        token = _bearer_token(request)
     except Unauthorized:
         limit_address(request)
         raise
+    caller = None if token is None else await _check(request, token)
     if caller is not None:
         # Keys by name (the admin key as "admin"), user tokens by subject: one bucket each.
         limit(request, "user" if caller.kind == "user" else "key", caller.subject_id or caller.name)
+    request.scope[_CALLER] = caller
     return caller
 
 
-async def _verify(request: Request) -> Caller | None:
-    token = _bearer_token(request)
-    if token is None:
-        return None
+async def _check(request: Request, token: str) -> Caller:
+    """The caller `token` proves; the address is charged while it is checked, and refunded."""
+    caller = _known(request, token)
+    if caller is not None:
+        return caller
+    limit_address(request)
+    try:
+        caller = await _verify(request, token)
+    except BaseException as error:
+        if not isinstance(error, Unauthorized):
+            refund_address(request)  # an outage or a cancelled request refused nothing
+        raise
+    refund_address(request)
+    return caller
+
+
+def _known(request: Request, token: str) -> Caller | None:
+    """The caller of a token that costs nothing to check: the admin key, or a JWT seen just now."""
     state = request.app.state
     admin_key: str | None = state.settings.admin_key
     if admin_key is not None and hmac.compare_digest(token.encode(), admin_key.encode()):
         return Caller(kind="key", name="admin", scopes=frozenset(SCOPES))
+    verifier: TokenVerifier = state.token_verifier
+    subject = None if token.startswith(KEY_PREFIX) else verifier.known(token)
+    return None if subject is None else Caller(kind="user", name="subject", subject_id=subject)
+
+
+async def _verify(request: Request, token: str) -> Caller:
     if token.startswith(KEY_PREFIX):
         async with database_of(request).reader() as reader:
             found = await keys.find_active(reader, hash_key(token))
         if found is None:
             raise Unauthorized("Unknown or revoked API key.")
         return Caller(kind="key", name=found.name, scopes=found.scopes)
-    verifier: TokenVerifier = state.token_verifier
+    verifier: TokenVerifier = request.app.state.token_verifier
     subject = await verifier.subject(token)
     return Caller(kind="user", name="subject", subject_id=subject)
-
-
-async def optional_caller(
-    request: Request, _doc: Annotated[object, Security(_bearer_doc)] = None
-) -> Caller | None:
-    """The caller if a token was sent; a malformed or invalid token is always refused."""
-    return await _authenticate(request)
 
 
 def _no_token(request: Request) -> Unauthorized:
@@ -120,28 +161,53 @@ def _no_token(request: Request) -> Unauthorized:
     return Unauthorized(token_sent=False)
 
 
-async def token_caller(
-    request: Request, caller: Annotated[Caller | None, Depends(optional_caller)]
-) -> Caller:
-    """Any caller that sent a valid token; what it may do is the route's to decide."""
+def _gate(check: Callable[[Request], Awaitable[Caller]]) -> Callable[..., Awaitable[Caller]]:
+    """`check` as a route's access dependency, decided once per request.
+
+    JSON routes run it before reading the body (routing.JSONRoute), and FastAPI runs it again as
+    a dependency, which then returns what was decided.
+    """
+
+    async def dependency(
+        request: Request, _doc: Annotated[object, Security(_bearer_doc)] = None
+    ) -> Caller:
+        admitted: dict[object, Caller] = request.scope.setdefault(_ADMITTED, {})
+        if dependency not in admitted:
+            admitted[dependency] = await check(request)
+        return admitted[dependency]
+
+    _GATES.add(dependency)
+    return dependency
+
+
+def is_gate(call: object) -> bool:
+    """Whether a dependency decides who may call its route (one made by `_gate`)."""
+    return call in _GATES
+
+
+async def _any_token(request: Request) -> Caller:
+    caller = await _authenticate(request)
     if caller is None:
         raise _no_token(request)
     return caller
 
 
+# Any caller that sent a valid token; what it may do is the route's to decide.
+token_caller = _gate(_any_token)
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency that admits only API keys holding `scope`."""
 
-    async def dependency(
-        request: Request, caller: Annotated[Caller | None, Depends(optional_caller)]
-    ) -> Caller:
+    async def check(request: Request) -> Caller:
+        caller = await _authenticate(request)
         if caller is None:
             raise _no_token(request)
         if not caller.has(scope):
             raise Forbidden(f"This needs the {scope} scope.")
         return caller
 
-    return dependency
+    return _gate(check)
 
 
 async def subject_caller(request: Request, scope: str, *, anonymous: bool) -> Caller:
@@ -177,9 +243,7 @@ async def subject_caller(request: Request, scope: str, *, anonymous: bool) -> Ca
 def subject_access(scope: str, *, anonymous: bool) -> Callable[..., Awaitable[Caller]]:
     """`subject_caller` as a dependency."""
 
-    async def dependency(
-        request: Request, _doc: Annotated[object, Security(_bearer_doc)] = None
-    ) -> Caller:
+    async def check(request: Request) -> Caller:
         return await subject_caller(request, scope, anonymous=anonymous)
 
-    return dependency
+    return _gate(check)

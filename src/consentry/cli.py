@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from importlib.util import find_spec
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -155,12 +156,23 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings, log_config: dict[
         # service logs its own, with the route template (consentry.observability.middleware).
         access_log=False,
         # Hardening: what one process takes on before it refuses (503) or drops connections.
-        http=settings.server_http,
+        http=_http_protocol(settings.server_http),
         limit_concurrency=settings.server_limit_concurrency,
         backlog=settings.server_backlog,
         timeout_keep_alive=settings.server_keep_alive_seconds,
         h11_max_incomplete_event_size=settings.server_max_incomplete_event_bytes,
     )
+
+
+def _http_protocol(parser: str) -> str:
+    """What uvicorn runs for `CONSENTRY_SERVER_HTTP`: each bounds heads and stalled sends.
+
+    `auto` picks httptools when it is installed, as uvicorn's `auto` does, else h11.
+    """
+    # By name: each worker process imports it for itself (and only httptools' needs httptools).
+    if parser == "h11" or (parser == "auto" and find_spec("httptools") is None):
+        return "consentry.serving:GuardedH11Protocol"
+    return "consentry.serving:GuardedHttpToolsProtocol"
 
 
 def _stopped(signal_number: int, frame: FrameType | None) -> None:
@@ -214,15 +226,24 @@ def _list_keys(settings: Settings, *, as_json: bool) -> None:
             "scopes": key.scopes,
             "created_at": format_timestamp(key.created_at),
             "revoked_at": format_timestamp(key.revoked_at) if key.revoked_at else None,
+            "reserved_name": keys.is_reserved(key.name),
         }
         for key in _in_unit_of_work(settings, keys.list_keys)
     ]
+    for row in rows:
+        if row["reserved_name"] and not row["revoked_at"]:
+            print(
+                f"consentry: the key {row['name']!r} has a reserved name: its writes cannot be "
+                "told from that actor's; create a key under another name and revoke this one",
+                file=sys.stderr,
+            )
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        print(f"{row['name']}\t{row['prefix']}...\t{' '.join(row['scopes'])}\t{state}")
+        flag = "\treserved name" if row["reserved_name"] else ""
+        print(f"{row['name']}\t{row['prefix']}...\t{' '.join(row['scopes'])}\t{state}{flag}")
 
 
 def _run_retention(settings: Settings, *, dry_run: bool) -> None:

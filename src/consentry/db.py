@@ -44,6 +44,11 @@ Dialect = Literal["postgresql", "sqlite"]
 # A row of a result: a mapping of column name to value, whichever the driver.
 Row = Mapping[str, Any]
 
+# aiosqlite logs every call with its arguments at DEBUG, the statement's values among them; like
+# SQLAlchemy for its own loggers, it stays quieter unless configured otherwise on purpose.
+if logging.getLogger("aiosqlite").level == logging.NOTSET:
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -382,6 +387,7 @@ class UnitOfWork(Reader):
         self._stack = contextlib.AsyncExitStack()
         self._transaction: Any = None
         self.committed: list[Callable[[], None]] = []
+        self.rolled_back: list[Callable[[], None]] = []
 
     @property
     def begun(self) -> bool:
@@ -427,6 +433,10 @@ class UnitOfWork(Reader):
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction has committed (never if it rolls back)."""
         self.committed.append(callback)
+
+    def on_rollback(self, callback: Callable[[], None]) -> None:
+        """Run `callback` if the unit of work fails, its commit included."""
+        self.rolled_back.append(callback)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -476,21 +486,35 @@ class Database:
     async def _pooled(self) -> AsyncIterator[asyncpg.Connection]:
         """A driver connection, first come first served; 503 past the timeout."""
         assert self.pool is not None
+        await self._take_turn()
+        try:
+            # A turn guarantees a connection: there are as many turns as the pool holds.
+            async with _translating():
+                connection = await self.pool.acquire()
+        except BaseException:
+            self.turns.release()
+            raise
+        try:
+            yield connection
+        finally:
+            try:
+                await self.pool.release(connection)
+            finally:
+                self.turns.release()
+
+    async def _take_turn(self) -> None:
+        """A turn at the driver pool, waiting at most the database timeout for one."""
+        if not self.turns.locked():
+            await self.turns.acquire()  # at once: no timer on the hot path's usual case
+            return
         try:
             async with asyncio.timeout(self.timeout):
                 await self.turns.acquire()
         except TimeoutError:
             log.warning("database unavailable: no pooled connection came free in time")
-            raise ServiceUnavailable() from None
-        try:
-            async with _translating():
-                connection = await self.pool.acquire(timeout=self.timeout)
-        finally:
-            self.turns.release()
-        try:
-            yield connection
-        finally:
-            await self.pool.release(connection)
+            raise ServiceUnavailable(
+                "No database connection came free in time; try again shortly."
+            ) from None
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Reader]:
@@ -509,11 +533,16 @@ class Database:
         """One transaction, committed when the block ends without error, else rolled back."""
         uow = UnitOfWork(self)
         try:
-            yield uow
+            try:
+                yield uow
+            except BaseException:
+                await uow._end(failed=True)
+                raise
+            await uow._end(failed=False)
         except BaseException:
-            await uow._end(failed=True)
+            for callback in uow.rolled_back:
+                callback()
             raise
-        await uow._end(failed=False)
         for callback in uow.committed:
             callback()
 

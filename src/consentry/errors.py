@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from consentry.observability.logs import describe_exception
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -102,6 +104,10 @@ class UnknownPolicyVersion(ConsentryError):
     status, code = 422, "unknown_policy_version"
 
 
+class HeadersTooLarge(ConsentryError):
+    status, code = 431, "request_header_fields_too_large"
+
+
 class RateLimited(ConsentryError):
     status, code = 429, "rate_limited"
 
@@ -134,6 +140,16 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def problem_response(error: ConsentryError, instance: str | None = None) -> Response:
     """Render an error as problem+json."""
+    return Response(
+        problem_body(error, instance),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=error.headers,
+    )
+
+
+def problem_body(error: ConsentryError, instance: str | None = None) -> bytes:
+    """The problem+json document of an error."""
     body: dict[str, Any] = {
         "type": _TYPE_BASE + error.code,
         "title": HTTPStatus(error.status).phrase,
@@ -145,9 +161,7 @@ def problem_response(error: ConsentryError, instance: str | None = None) -> Resp
         body["instance"] = instance
     if error.errors is not None:
         body["errors"] = error.errors
-    return Response(
-        orjson.dumps(body), status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers
-    )
+    return orjson.dumps(body)
 
 
 def validation_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:
@@ -270,7 +284,14 @@ async def _handle_driver(request: Request, exc: Exception) -> Response:
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     # The route's template, not the path: paths carry subject ids, which stay out of logs.
     route = getattr(request.scope.get("route"), "path", "an unknown route")
-    log.exception("unhandled error on %s %s", request.method, route)
+    # Without exc_info, so no handler can print the message: it may hold the statement's
+    # values or the request's data (see describe_exception).
+    log.error(
+        "unhandled error on %s %s",
+        request.method,
+        route,
+        extra={"exception": describe_exception(exc)},
+    )
     return problem_response(ConsentryError("An unexpected error occurred."), request.url.path)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,9 +12,12 @@ from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from consentry.db import Base, Database, Query, insert_ignoring_conflicts
+from consentry.pagination import Cursors
 from consentry.settings import Settings
 
 _DEVELOPMENT_KEY = "pseudonym_key"
+# What the cursor-signing key is derived for: a label, so the key is no pseudonym of anything.
+_CURSOR_KEY_LABEL = b"consentry/cursor-signing/v1"
 
 
 class ServiceSecret(Base):
@@ -35,6 +37,10 @@ class Pseudonyms:
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        # Derived from the pseudonym key, so every replica that shares it signs alike; one-way,
+        # so a cursor's signature tells nothing of the key that names subjects.
+        cursor_key = hmac.new(key, _CURSOR_KEY_LABEL, hashlib.sha256).digest()
+        self.cursors = Cursors(cursor_key)
 
     def of(self, subject_id: str) -> str:
         """The subject's keyed hash, 64 hex digits; the same id always gives the same hash."""
@@ -84,3 +90,11 @@ async def pseudonyms_of(request: Request) -> Pseudonyms:
 # Declared before a route's unit of work, so that the first request of a development process,
 # which may have to write the key, does so before its own transaction holds the database.
 PseudonymsDep = Annotated[Pseudonyms, Depends(pseudonyms_of)]
+
+
+async def cursors_of(request: Request) -> Cursors:
+    """The app's cursors, signed with a key derived from the pseudonym key."""
+    return (await pseudonyms_of(request)).cursors
+
+
+CursorsDep = Annotated[Cursors, Depends(cursors_of)]

@@ -73,6 +73,15 @@ class RateLimiter:
         if len(table) > self._capacity:
             table.popitem(last=False)
 
+    def refund(self, kind: Kind, name: str) -> None:
+        """Take back one request counted by `hit`, as if it had not been made."""
+        interval, _ = self._rates[kind]
+        key = (kind, name)
+        empty_at = self._empty_at.get(key)
+        if empty_at is not None:
+            # Never below now: a refund restores at most the burst the caller had.
+            self._empty_at[key] = max(empty_at - interval, self._clock())
+
     def __len__(self) -> int:
         return len(self._empty_at)
 
@@ -99,6 +108,13 @@ def limit_address(request: Request) -> None:
     limiter: RateLimiter | None = request.app.state.rate_limiter
     if limiter is not None:
         limiter.hit("address", address_name(request))
+
+
+def refund_address(request: Request) -> None:
+    """Take back a count of `limit_address`: the request proved a valid credential after all."""
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is not None:
+        limiter.refund("address", address_name(request))
 
 
 def rate_limiter(settings: Settings) -> RateLimiter | None:

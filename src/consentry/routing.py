@@ -13,11 +13,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentry.auth import is_gate
 from consentry.errors import (
     ConsentryError,
     MalformedRequest,
     PayloadTooLarge,
-    Unauthorized,
     UnsupportedMediaType,
     problem_response,
 )
@@ -73,13 +73,15 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 
 
 class JSONRoute(APIRoute):
-    """A route whose JSON body is checked for media type and size, then parsed with orjson."""
+    """A route whose JSON body is checked for media type and size, then parsed with orjson.
+
+    Who may call it is decided first: the route's access dependency (auth.is_gate) runs before a
+    byte of the body is read, so a request without a valid token, or with one that may not call
+    the route, never makes the service read and parse a body.
+    """
 
     # Bytes a body may hold; None takes the service's `max_body_bytes`.
     body_limit: int | None = None
-    # Whether every caller needs a token: then a request without one is refused before its
-    # body is read, so an anonymous sender cannot make the service read and parse it.
-    token_required = False
     # Whether the parsed body is walked for its nesting depth here; a route that turns this off
     # checks the depth of what it reads itself.
     walks_depth = True
@@ -88,11 +90,16 @@ class JSONRoute(APIRoute):
         handler = super().get_route_handler()
         if self.body_field is None:
             return handler
+        gates = [
+            dependency.call
+            for dependency in self.dependant.dependencies
+            if dependency.call is not None and is_gate(dependency.call)
+        ]
 
         async def handle(request: Request) -> Response:
             if request.method in _BODY_METHODS:
-                if self.token_required and "authorization" not in request.headers:
-                    raise Unauthorized(token_sent=False)
+                for gate in gates:
+                    await gate(request)
                 limit = self.body_limit or request.app.state.max_body_bytes
                 await _prepare_json(request, limit, walks_depth=self.walks_depth)
             return await handler(request)

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # Exports: how many run at once per process and per subject, how much of a document is read
+    # ahead of a slow client, and how long one may hold its database connection.
+    export_concurrency: int = Field(default=4, ge=1, le=200)
+    export_per_subject: int = Field(default=2, ge=1, le=200)
+    export_buffer_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    export_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+
     # Hardening: rate limits per credential (per process), JSON depth, response headers, and
     # the limits of the HTTP server itself.
     rate_limit_enabled: bool = True
@@ -94,12 +101,17 @@ class Settings(BaseSettings):
     server_backlog: int = Field(default=2048, ge=1)
     server_keep_alive_seconds: int = Field(default=5, ge=1)
     server_max_incomplete_event_bytes: int = Field(default=16 * 1024, ge=1024)
+    # A client that takes nothing of a response for this long is cut off: its unread bytes
+    # would otherwise hold the connection, and the request's task, for ever.
+    server_send_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Observability: one JSON object per log line, or readable text on a developer's terminal;
     # one line per request at INFO unless turned off (the metrics count requests anyway).
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
+    # The API docs pages (/docs, /redoc): unset means on, except in production.
+    docs: bool | None = None
 
     _split_lists = field_validator(
         "opt_out_regions", "trusted_proxies", "cors_origins", mode="before"
@@ -136,6 +148,12 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("docs", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        # `CONSENTRY_DOCS=` (as a chart or compose file leaves it) means the default, not an error.
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> Settings:
         if self.env != "production":
@@ -155,6 +173,11 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether `/docs` and `/redoc` are served."""
+        return self.docs if self.docs is not None else self.env != "production"
 
 
 def _is_weak(secret: str) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 
 def _rfc3339_only(value: Any) -> Any:
@@ -16,4 +17,14 @@ def _rfc3339_only(value: Any) -> Any:
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+def in_utc(moment: datetime) -> datetime:
+    """`moment` in UTC; ValueError when that falls outside the years 1-9999."""
+    # 0001-01-01T00:00:00+14:00 is a valid text whose UTC lies before year 1: Python cannot
+    # represent it, and every statement binding it would fail with an OverflowError.
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall within the years 1-9999 once converted to UTC") from None
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(in_utc)]

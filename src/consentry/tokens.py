@@ -112,14 +112,22 @@ class TokenVerifier:
         if self._issuer:
             self._required.append("iss")
 
+    def known(self, token: str) -> str | None:
+        """The `sub` of a token verified moments ago and still valid, without checking it again."""
+        remembered = self._verified.get(token)
+        if remembered is None:
+            return None
+        subject, until, generation = remembered
+        if time.time() < until and generation == self._generation():
+            return subject
+        del self._verified[token]
+        return None
+
     async def subject(self, token: str) -> str:
         """The `sub` of a valid token; Unauthorized for anything else."""
-        remembered = self._verified.get(token)
-        if remembered is not None:
-            subject, until, generation = remembered
-            if time.time() < until and generation == self._generation():
-                return subject
-            del self._verified[token]
+        known = self.known(token)
+        if known is not None:
+            return known
         # The generation before verifying: a fetch while this token waited makes it stale.
         generation = self._generation()
         subject, expires = await self._verify(token)

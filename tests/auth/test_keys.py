@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -154,3 +156,72 @@ async def test_duplicate_name_is_refused(cli: Cli, app: FastAPI, client: httpx.A
     [row] = await _rows(app)
     assert row["scopes"] == ["consent:read"]
     assert await _read_status(client, first) == 200
+
+
+RESERVED = ["admin", "subject", "worker", "cli", "Admin", "SUBJECT", "Worker", "CLI"]
+SYSTEM = ["system:retention", "System:worker", "SYSTEM:", "system:"]
+
+
+@pytest.mark.parametrize("name", RESERVED + SYSTEM)
+async def test_reserved_names_are_refused(cli: Cli, app: FastAPI, name: str) -> None:
+    run = await cli("keys", "create", "--name", name, "--scope", "consent:read")
+
+    assert run.code == 1
+    assert run.out == ""
+    assert "reserved" in run.err
+    assert repr(name) in run.err
+    assert await _rows(app) == []
+    # Nothing was stored, so nothing is listed.
+    assert (await cli("keys", "list")).out == ""
+
+
+@pytest.mark.parametrize("name", ["admins", "subject-sync", "cli-tools", "my-worker", "systems"])
+async def test_names_that_only_contain_a_reserved_word_are_allowed(cli: Cli, name: str) -> None:
+    assert (await _create(cli, name, "consent:read")).startswith("csk_")
+
+
+async def _insert_key(app: FastAPI, name: str, *scopes: str) -> str:
+    """A key stored directly, as one made before names were reserved would be."""
+    key = "csk_" + hashlib.sha256(name.encode()).hexdigest()
+    async with app.state.database.sessions() as session, session.begin():
+        session.add(
+            ApiKey(
+                id=str(uuid.uuid4()),
+                name=name,
+                key_hash=hashlib.sha256(key.encode()).hexdigest(),
+                prefix=key[:10],
+                scopes=list(scopes),
+                created_at=datetime.now(UTC),
+            )
+        )
+    return key
+
+
+async def test_existing_keys_with_reserved_names_keep_working_and_are_flagged(
+    cli: Cli, app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    old = await _insert_key(app, "subject", "consent:read", "consent:write")
+    system = await _insert_key(app, "system:import", "consent:read")
+    await _create(cli, "frontend", "consent:read")
+
+    assert await _read_status(client, old) == 200
+    assert await _read_status(client, system) == 200
+    write = await client.put("/v1/subjects/learner-1/consent", json=choice(), headers=bearer(old))
+    assert write.status_code == 200, write.text
+
+    table = await cli("keys", "list")
+    as_json = await cli("keys", "list", "--json")
+
+    assert table.code == 0 and as_json.code == 0
+    lines = {line.split("\t")[0]: line for line in table.out.splitlines()}
+    assert lines["subject"].endswith("\tactive\treserved name")
+    assert lines["system:import"].endswith("\tactive\treserved name")
+    assert lines["frontend"].endswith("\tactive")
+    assert "'subject'" in table.err and "'system:import'" in table.err
+    listed = {entry["name"]: entry for entry in json.loads(as_json.out)}
+    assert listed["subject"]["reserved_name"] is True
+    assert listed["system:import"]["reserved_name"] is True
+    assert listed["frontend"]["reserved_name"] is False
+    # Still revocable by its name.
+    assert (await cli("keys", "revoke", "subject")).code == 0
+    assert await _read_status(client, old) == 401

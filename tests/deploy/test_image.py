@@ -156,3 +156,29 @@ def test_migrate_runs_from_the_installed_wheel_outside_the_source_tree(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"database schema at {migrations.head_revision()}"
+
+
+def test_the_wheel_carries_the_api_docs_files_and_their_licences(
+    unpacked_wheel: Path, tmp_path: Path
+) -> None:
+    source = ROOT / "src/consentry/web/static"
+    shipped = unpacked_wheel / "consentry/web/static"
+    written = {p.relative_to(source) for p in source.rglob("*") if p.is_file()}
+    assert {p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file()} == written
+    for name in ("swagger-ui/LICENSE", "swagger-ui/NOTICE", "redoc/LICENSE"):
+        assert (shipped / "vendor" / name).is_file(), name
+    # The installed package builds its docs routes from its own files, outside the source tree.
+    program = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import consentry.web.routes as r;"
+        "assert r.__file__.startswith(sys.argv[1]), r.__file__;"
+        "r.build_router(docs=True)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(unpacked_wheel)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

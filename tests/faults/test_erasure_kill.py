@@ -88,7 +88,7 @@ async def _state(connection: asyncpg.Connection, subject: str, subject_hash: str
     )
     records = await connection.fetch(
         "SELECT ip, user_agent, retained_until FROM consent_records"
-        " WHERE subject_id IN ($1, $2) ORDER BY seq",
+        " WHERE subject_id = $1 OR subject_hash = $2 ORDER BY seq",
         subject,
         subject_hash,
     )

@@ -12,12 +12,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
-from consentry.consent.service import read_history
 from consentry.privacy import repository
 from consentry.privacy.worker import run_once
 from consentry.tables import Base
 from tests.conftest import make_settings
-from tests.consent.test_history import verify_chain
 from tests.events.support import ingest, outcomes
 from tests.helpers import admin, bearer, choice, event, make_key, user_token
 from tests.test_errors import assert_problem
@@ -90,20 +88,6 @@ async def test_an_erasure_leaves_no_trace_of_the_subject(
     assert done["deleted"] == {"events": 4, "consent_states": 1, "consent_records": 2}
     completed_at = datetime.fromisoformat(done["completed_at"])
     assert datetime.fromisoformat(done["retained_until"]) == completed_at + timedelta(days=90)
-
-
-async def test_the_pseudonymised_history_still_verifies(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
-    await _learner_with_data(client)
-    await _request(client)
-    await work(app)
-    subject_hash = (await app.state.pseudonyms.get()).of(SUBJECT)
-    async with app.state.database.reader() as connection:
-        history = (await read_history(connection, subject_hash, 10, None))["items"]
-    assert len(history) == 2
-    assert all(record["ip"] is None and record["user_agent"] is None for record in history)
-    verify_chain(history)
 
 
 async def test_an_erased_subject_answers_410_and_its_events_are_refused(

@@ -74,7 +74,9 @@ async def _store_record(app: FastAPI, retained_until: datetime | None) -> str:
     record_id = str(uuid.uuid4())
     row: dict[str, Any] = {
         "id": record_id,
-        "subject_id": uuid.uuid4().hex * 2,
+        # Erasure moves the subject's keyed hash out of `subject_id`.
+        "subject_id": None if retained_until else uuid.uuid4().hex,
+        "subject_hash": uuid.uuid4().hex * 2 if retained_until else None,
         "seq": 1,
         "recorded_at": NOW - timedelta(days=200),
         "categories": {"necessary": True, "performance": False},

@@ -17,6 +17,7 @@ from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.pseudonyms import pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SUBJECT_ID_PATTERN
+from consentry.text import StorableText
 from consentry.timestamps import Timestamp
 
 router = APIRouter(tags=["audit"], route_class=JSONRoute)
@@ -34,7 +35,7 @@ async def get_audit_log(
     caller: Admin,
     database: DatabaseDep,
     action: Annotated[Action | None, Query()] = None,
-    actor: Annotated[str | None, Query(max_length=64)] = None,
+    actor: Annotated[StorableText | None, Query(max_length=64)] = None,
     subject_id: Annotated[
         str | None,
         Query(max_length=256, pattern=SUBJECT_ID_PATTERN, description="Hashed before the search."),
@@ -54,5 +55,6 @@ async def get_audit_log(
             since=since,
             limit=limit,
             cursor=cursor,
+            cursors=pseudonyms.cursors,
         )
     return json_response(page, headers=NO_STORE)

@@ -8,7 +8,10 @@ from typing import Any, Literal
 from consentry.audit import repository
 from consentry.audit.repository import AuditRecord
 from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
-from consentry.pagination import decode_cursor, encode_cursor
+from consentry.pagination import Cursors
+
+# The list its cursors belong to: one issued for another list is refused here.
+_LIST = "audit_log"
 
 Action = Literal[
     "export",
@@ -70,9 +73,10 @@ async def read(
     since: datetime | None,
     limit: int,
     cursor: str | None,
+    cursors: Cursors,
 ) -> dict[str, Any]:
     """A page of the log, newest first."""
-    before = decode_cursor(cursor, {"id": int})["id"] if cursor else None
+    before = cursors.decode(_LIST, cursor, {"id": int})["id"] if cursor else None
     rows = await repository.page(
         reader,
         action=action,
@@ -83,5 +87,5 @@ async def read(
         limit=limit + 1,
     )
     items = [represent(row) for row in rows[:limit]]
-    next_cursor = encode_cursor({"id": items[-1]["id"]}) if len(rows) > limit else None
+    next_cursor = cursors.encode(_LIST, {"id": items[-1]["id"]}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}

@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from consentry.db import Base, JSONDocument, UTCDateTime
+
+KEPT_OR_NAMED = (
+    "(subject_id IS NULL) <> (subject_hash IS NULL)"
+    " AND (subject_hash IS NULL) = (retained_until IS NULL)"
+)
 
 
 class ConsentState(Base):
@@ -34,11 +39,18 @@ class ConsentRecord(Base):
     """One recorded change, chained to the previous one by `prev_hash`."""
 
     __tablename__ = "consent_records"
-    # One record per position in a subject's chain: two writers can never fork it.
-    __table_args__ = (UniqueConstraint("subject_id", "seq"),)
+    __table_args__ = (
+        # One record per position in a subject's chain: two writers can never fork it.
+        UniqueConstraint("subject_id", "seq"),
+        # A record names its subject; once erased, only the subject's keyed hash, until a date.
+        CheckConstraint(KEPT_OR_NAMED, name="kept_or_named"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    subject_id: Mapped[str] = mapped_column(String(256))
+    # NULL once erased: the keyed hash is not a subject id, so no subject route can reach the
+    # kept history through it (a hash is a well-formed subject id of another subject).
+    subject_id: Mapped[str | None] = mapped_column(String(256))
+    subject_hash: Mapped[str | None] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(Integer)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     categories: Mapped[dict[str, bool]] = mapped_column(JSONDocument)
@@ -54,7 +66,7 @@ class ConsentRecord(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str | None] = mapped_column(String(64))
-    # Set by erasure, which replaces `subject_id` with its keyed hash: kept as proof until then.
+    # Set by erasure, which moves the subject into `subject_hash`: kept as proof until then.
     retained_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -194,5 +194,5 @@ async def get_history(
     pseudonyms = await pseudonyms_of(request)
     async with database.reader() as reader:
         await service.ensure_live(reader, pseudonyms, subject_id)
-        page = await service.read_history(reader, subject_id, limit, cursor)
+        page = await service.read_history(reader, subject_id, limit, cursor, pseudonyms.cursors)
     return json_response(page, headers=NO_STORE)

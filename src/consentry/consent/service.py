@@ -24,7 +24,7 @@ from consentry.errors import (
     UnknownPolicyVersion,
 )
 from consentry.etags import matches, names_version, strong_etag
-from consentry.pagination import decode_cursor, encode_cursor
+from consentry.pagination import Cursors
 from consentry.policy import (
     CATEGORIES,
     REQUIRED_CATEGORY,
@@ -33,6 +33,9 @@ from consentry.policy import (
     normalize_region,
 )
 from consentry.pseudonyms import Pseudonyms
+
+# The list its cursors belong to: one issued for another list is refused here.
+_HISTORY = "consent_history"
 
 
 @dataclass(frozen=True)
@@ -270,13 +273,13 @@ def represent_record(record: StoredRecord) -> dict[str, Any]:
 
 
 async def read_history(
-    reader: Reader, subject_id: str, limit: int, cursor: str | None
+    reader: Reader, subject_id: str, limit: int, cursor: str | None, cursors: Cursors
 ) -> dict[str, Any]:
     """A page of the subject's history, newest first."""
-    before = decode_cursor(cursor, {"seq": int})["seq"] if cursor else None
+    before = cursors.decode(_HISTORY, cursor, {"seq": int})["seq"] if cursor else None
     records = await repository.history(reader, subject_id, before, limit + 1)
     page = records[:limit]
-    next_cursor = encode_cursor({"seq": page[-1].seq}) if len(records) > limit else None
+    next_cursor = cursors.encode(_HISTORY, {"seq": page[-1].seq}) if len(records) > limit else None
     return {"items": [represent_record(r) for r in page], "next_cursor": next_cursor}
 
 

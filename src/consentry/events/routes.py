@@ -29,7 +29,6 @@ class EventsRoute(JSONRoute):
     """Batches may be larger than other bodies (up to 1 MiB), and only keys may send them."""
 
     body_limit = MAX_BATCH_BYTES
-    token_required = True
     # Each event's free-form objects are checked for depth on their own (see service.validate).
     walks_depth = False
 
@@ -97,5 +96,6 @@ async def get_events(
             until=until,
             limit=limit,
             cursor=cursor,
+            cursors=pseudonyms.cursors,
         )
     return json_response(page, headers=NO_STORE)

@@ -16,7 +16,7 @@ from consentry.events import repository
 from consentry.events.counters import EventCounts
 from consentry.events.repository import Key, Row
 from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
-from consentry.pagination import decode_time_cursor, encode_time_cursor
+from consentry.pagination import Cursors
 from consentry.policy import CATEGORIES, REQUIRED_CATEGORY
 from consentry.pseudonyms import Pseudonyms
 from consentry.routing import nests_deeper
@@ -27,6 +27,8 @@ _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _CATEGORIES = frozenset(CATEGORIES)
 # The body, the `events` list and the event itself hold an event's `properties` and `context`.
 _EVENT_OBJECT_LEVEL = 3
+# The list its cursors belong to: one issued for another list is refused here.
+_LIST = "events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +228,10 @@ async def read_events(
     until: datetime | None,
     limit: int,
     cursor: str | None,
+    cursors: Cursors,
 ) -> dict[str, Any]:
     """A page of the subject's stored events, newest first."""
-    before = decode_time_cursor(cursor) if cursor is not None else None
+    before = cursors.decode_time(_LIST, cursor) if cursor is not None else None
     rows = await repository.page(
         reader,
         subject_id,
@@ -249,5 +252,5 @@ async def read_events(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_time_cursor(last["occurred_at"], last["event_id"])
+        next_cursor = cursors.encode_time(_LIST, last["occurred_at"], last["event_id"])
     return {"items": items, "next_cursor": next_cursor}

@@ -16,6 +16,16 @@ from consentry.keys.format import KEY_PREFIX, SCOPES, hash_key
 from consentry.keys.repository import StoredKey
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Names of the actors other than keys in the consent history and the audit log: a key named so
+# would write records indistinguishable from the learner's own choice or the service's own work.
+RESERVED_NAMES = ("admin", "subject", "worker", "cli")
+RESERVED_PREFIX = "system:"
+
+
+def is_reserved(name: str) -> bool:
+    """Whether a key name is an actor's name, in any case: a reader would not tell them apart."""
+    folded = name.lower()
+    return folded in RESERVED_NAMES or folded.startswith(RESERVED_PREFIX)
 
 
 async def create_key(
@@ -23,6 +33,11 @@ async def create_key(
 ) -> tuple[str, StoredKey]:
     """Make a key, audited; the plaintext is returned once and never stored."""
     wanted = sorted(set(scopes))
+    if is_reserved(name):
+        raise ValidationFailed(
+            f"The key name {name!r} is reserved: {', '.join(RESERVED_NAMES)} and "
+            f"{RESERVED_PREFIX}* name actors in the consent history and the audit log."
+        )
     if not _NAME.fullmatch(name):
         raise ValidationFailed("A key name is 1-64 letters, digits, '.', '_' or '-'.")
     unknown = [s for s in wanted if s not in SCOPES]

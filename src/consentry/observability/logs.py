@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from itertools import islice
+from types import TracebackType
 from typing import Any, Literal
 
 import orjson
@@ -79,7 +81,45 @@ class InfoRecords:
         self.logger.handle(record)
 
 
-class JSONFormatter(logging.Formatter):
+def describe_exception(exc: BaseException) -> str:
+    """An exception's chain: each class, its SQLSTATE and where it was raised, never a message.
+
+    Messages hold data: SQLAlchemy's carry the statement's bound parameters, PostgreSQL's name
+    the values they refuse ("Key (subject_id)=(...) already exists"), and any exception may
+    quote its input. The classes and the stack say where to look without repeating any of it.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        suppressed = current.__suppress_context__
+        current = current.__cause__ or (None if suppressed else current.__context__)
+    parts = []
+    for link in reversed(chain):
+        frames = "".join(traceback.format_list(traceback.extract_tb(link.__traceback__)))
+        kind = type(link)
+        sqlstate = getattr(link, "sqlstate", None)
+        state = f" (SQLSTATE {sqlstate})" if isinstance(sqlstate, str) else ""
+        parts.append(
+            f"Traceback (most recent call last):\n{frames}{kind.__module__}.{kind.__qualname__}"
+            f"{state} [message withheld]"
+        )
+    return "\n\nThe above led to:\n\n".join(parts)
+
+
+class _WithheldMessages(logging.Formatter):
+    """Exceptions logged by anyone (uvicorn, SQLAlchemy's pool, a library) appear without text."""
+
+    def formatException(
+        self,
+        ei: tuple[type[BaseException], BaseException, TracebackType | None]
+        | tuple[None, None, None],
+    ) -> str:
+        exc = ei[1]
+        return describe_exception(exc) if exc is not None else ""
+
+
+class JSONFormatter(_WithheldMessages):
     """time (UTC, ISO 8601), level, logger, message, request_id, then the record's extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -97,7 +137,7 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_WithheldMessages):
     """The same content as one readable line, for a developer's terminal."""
 
     def format(self, record: logging.LogRecord) -> str:

@@ -12,8 +12,9 @@ from consentry.audit import service as audit
 from consentry.auth import Caller
 from consentry.db import Reader, UnitOfWork, format_timestamp
 from consentry.errors import Conflict, Forbidden, NotFound
-from consentry.pagination import decode_time_cursor, encode_time_cursor
+from consentry.pagination import Cursors
 from consentry.privacy import repository
+from consentry.privacy.models import CANCELLED
 from consentry.privacy.repository import StoredErasure
 from consentry.privacy.schemas import ErasureCreate
 from consentry.pseudonyms import Pseudonyms
@@ -26,6 +27,8 @@ KEEP_RECORDS_FOR = timedelta(days=90)
 LEASE = timedelta(minutes=5)
 _FIRST_RETRY = timedelta(seconds=30)
 _LAST_RETRY = timedelta(hours=1)
+# The list its cursors belong to: one issued for another list is refused here.
+_LIST = "erasure_requests"
 WORKER = "worker"
 
 
@@ -61,9 +64,6 @@ async def request_erasure(
     if not (caller.is_admin or caller.acts_for(body.subject_id)):
         raise Forbidden("Only the privacy team or the subject itself may ask for its erasure.")
     subject_hash = pseudonyms.of(body.subject_id)
-    standing = await repository.find_standing(uow, subject_hash)
-    if standing is not None:
-        return represent(standing), False
     request = StoredErasure(
         id=str(uuid.uuid4()),
         subject_id=body.subject_id,
@@ -80,7 +80,13 @@ async def request_erasure(
         deleted=None,
         retained_until=None,
     )
-    await repository.add(uow, request)
+    # The database keeps one standing request per subject. An insert that loses the race finds
+    # the winner's request on the next read (each statement sees what has committed before it),
+    # or, if that one was cancelled in between, inserts after all.
+    while not await repository.add_unless_standing(uow, request):
+        standing = await repository.find_standing(uow, subject_hash)
+        if standing is not None:
+            return represent(standing), False
     await audit.record(
         uow,
         "erasure_requested",
@@ -97,11 +103,11 @@ async def cancel(uow: UnitOfWork, request_id: str, caller: Caller) -> dict[str, 
     request = await repository.get_locked(uow, request_id)
     if request is None:
         raise NotFound("No such erasure request.")
-    if request.status == "cancelled":
+    if request.status == CANCELLED:
         return represent(request)
     if request.status != "pending" or request.attempts:
         raise Conflict(f"The erasure is {request.status} and can no longer be cancelled.")
-    await repository.set_fields(uow, request_id, {"status": "cancelled"})
+    await repository.set_fields(uow, request_id, {"status": CANCELLED})
     await audit.record(
         uow,
         "erasure_cancelled",
@@ -109,7 +115,7 @@ async def cancel(uow: UnitOfWork, request_id: str, caller: Caller) -> dict[str, 
         subject_hash=request.subject_hash,
         target=request_id,
     )
-    return represent(replace(request, status="cancelled"))
+    return represent(replace(request, status=CANCELLED))
 
 
 async def read_one(reader: Reader, request_id: str) -> dict[str, Any]:
@@ -127,16 +133,17 @@ async def read_page(
     subject_hash: str | None,
     limit: int,
     cursor: str | None,
+    cursors: Cursors,
 ) -> dict[str, Any]:
     """A page of requests, newest first."""
-    before = decode_time_cursor(cursor) if cursor is not None else None
+    before = cursors.decode_time(_LIST, cursor) if cursor is not None else None
     requests = await repository.page(
         reader, status=status, subject_hash=subject_hash, before=before, limit=limit + 1
     )
     items = [represent(request) for request in requests[:limit]]
     next_cursor = None
     if len(requests) > limit:
-        next_cursor = encode_time_cursor(items[-1]["requested_at"], items[-1]["id"])
+        next_cursor = cursors.encode_time(_LIST, items[-1]["requested_at"], items[-1]["id"])
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -160,13 +167,18 @@ async def erase(
     # Another worker took over after this one's lease ran out: leave it to that one.
     if request is None or request.status != "running" or request.attempts != attempt:
         return False
-    subject_id = request.subject_id
-    assert subject_id is not None  # cleared only by the erasure that completes
-    await repository.lock_subject_for_erasure(uow, subject_id)
     until = now + KEEP_RECORDS_FOR
-    deleted = await repository.erase_subject(
-        uow, subject_id, pseudonyms.of(subject_id), now, until
-    )
+    details: dict[str, Any] = {"attempt": attempt}
+    if request.subject_id is None:
+        # Only an erasure clears the id (of every request of the subject): the subject is
+        # erased already, and there is nothing left to remove. Done, not failed forever.
+        deleted = dict.fromkeys(repository.ERASED_KINDS, 0)
+        details["already_erased"] = True
+    else:
+        await repository.lock_subject_for_erasure(uow, request.subject_id)
+        deleted = await repository.erase_subject(
+            uow, request.subject_id, pseudonyms.of(request.subject_id), now, until
+        )
     await repository.set_fields(
         uow,
         request_id,
@@ -184,7 +196,7 @@ async def erase(
         WORKER,
         subject_hash=request.subject_hash,
         target=request_id,
-        details={"deleted": deleted, "attempt": attempt},
+        details={"deleted": deleted, **details},
     )
     return True
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from consentry.pseudonyms import Pseudonyms
 
 _NO_FACTS = RequestFacts(region=None, gpc=False, ip=None, user_agent=None)
 _TIMES = ("recorded_at", "occurred_at", "received_at")
+_PIECE_BYTES = 64 * 1024
 
 
 async def record_export(
@@ -35,8 +36,12 @@ async def stream_export(
     policy: Policy,
     subject_id: str,
     exported_at: datetime,
-) -> AsyncIterator[bytes]:
-    """The document, piece by piece, from one read-only snapshot; never whole in memory."""
+) -> AsyncGenerator[bytes, None]:
+    """The document, piece by piece, from one read-only snapshot; never whole in memory.
+
+    The route reads it ahead of the client (consentry.streaming), so the snapshot ends as soon
+    as the database has delivered it, or at the export's deadline.
+    """
     async with database.snapshot() as snapshot:
         stored = await repository.state(snapshot, subject_id)
         consent = represent(policy, subject_id, stored, _NO_FACTS)
@@ -67,8 +72,9 @@ async def stream_export(
 
 
 async def _array(rows: AsyncIterator[Any]) -> AsyncIterator[bytes]:
-    """JSON array items, a few hundred rows to a piece."""
+    """JSON array items, a few hundred rows or some 64 KiB to a piece, whichever comes first."""
     pieces: list[bytes] = []
+    size = 0
     first = True
     async for stored in rows:
         row = dict(stored)
@@ -78,10 +84,14 @@ async def _array(rows: AsyncIterator[Any]) -> AsyncIterator[bytes]:
         for name in _TIMES:
             if isinstance(row.get(name), datetime):
                 row[name] = format_timestamp(row[name])
-        pieces.append((b"" if first else b",") + orjson.dumps(row))
+        piece = (b"" if first else b",") + orjson.dumps(row)
+        pieces.append(piece)
+        size += len(piece)
         first = False
-        if len(pieces) >= 500:
+        # Bounded in bytes too: the read-ahead buffer counts whole pieces.
+        if len(pieces) >= 500 or size >= _PIECE_BYTES:
             yield b"".join(pieces)
             pieces.clear()
+            size = 0
     if pieces:
         yield b"".join(pieces)

@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from consentry.db import Base, JSONDocument, UTCDateTime
+
+# Every request but a cancelled one stands: a new request for its subject gets it back, and
+# the unique index below holds at most one per subject.
+CANCELLED = "cancelled"
+STANDING = f"status <> '{CANCELLED}'"
 
 
 class ErasureRequest(Base):
@@ -17,6 +22,15 @@ class ErasureRequest(Base):
     __tablename__ = "erasure_requests"
     __table_args__ = (
         Index("ix_erasure_requests_subject_hash", "subject_hash"),
+        # One open or completed request per subject, however many arrive at once: a second
+        # insert conflicts here (repository.add_unless_standing). Cancelled ones never count.
+        Index(
+            "uq_erasure_requests_standing_subject_hash",
+            "subject_hash",
+            unique=True,
+            postgresql_where=text(STANDING),
+            sqlite_where=text(STANDING),
+        ),
         # The worker's query: open requests whose time has come.
         Index("ix_erasure_requests_status_run_after", "status", "run_after"),
     )

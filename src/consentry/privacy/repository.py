@@ -6,18 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 
 from consentry import subject_locks
 from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
 from consentry.consent.repository import CHANGES_CHANNEL
 from consentry.db import Query, Reader, UnitOfWork, insert_ignoring_conflicts
 from consentry.events.models import Event
-from consentry.privacy.models import ErasureRequest
+from consentry.privacy.models import CANCELLED, ErasureRequest
 
 OPEN = ("pending", "running", "failed")
-# Statuses a new request for the same subject answers with instead of making another.
-STANDING = (*OPEN, "completed")
+# What an erasure counts, per kind; a request whose subject was already erased removes none.
+ERASED_KINDS = ("events", "consent_states", "consent_records")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ _FIND_STANDING = Query(
     select(*_COLUMNS)
     .where(
         ErasureRequest.subject_hash == bindparam("subject_hash"),
-        ErasureRequest.status.in_(STANDING),
+        ErasureRequest.status != CANCELLED,
     )
     .order_by(ErasureRequest.requested_at.desc())
     .limit(1)
@@ -72,9 +72,21 @@ async def find_standing(uow: Reader, subject_hash: str) -> StoredErasure | None:
     return _stored(await uow.one_or_none(_FIND_STANDING, {"subject_hash": subject_hash}))
 
 
-async def add(uow: UnitOfWork, request: StoredErasure) -> None:
-    """Store a new request."""
-    await uow.execute(insert(ErasureRequest).values(vars(request)))
+_ADD_UNLESS_STANDING = {
+    dialect: Query(
+        insert_ignoring_conflicts(dialect, ErasureRequest).returning(ErasureRequest.id)
+    )
+    for dialect in ("postgresql", "sqlite")
+}
+
+
+async def add_unless_standing(uow: UnitOfWork, request: StoredErasure) -> bool:
+    """Store a new request unless its subject has a standing one (even uncommitted); if stored.
+
+    A concurrent request's insert waits for the other to commit (PostgreSQL), then does nothing.
+    """
+    stored = await uow.scalar(_ADD_UNLESS_STANDING[uow.dialect], vars(request))
+    return stored is not None
 
 
 _GET = Query(select(*_COLUMNS).where(ErasureRequest.id == bindparam("id")))
@@ -166,15 +178,22 @@ async def erase_subject(
 ) -> dict[str, int]:
     """Remove the subject's events and consent, pseudonymise its history, leave a tombstone.
 
-    The consent history stays, as legal proof, with the keyed hash for the subject, no address
-    and no user agent, until `until`. The chain still verifies: its hash never covered those.
+    The consent history stays, as legal proof, with the keyed hash in place of the subject (in a
+    column of its own, which no subject route reads), no address and no user agent, until
+    `until`. The chain still verifies: its hash never covered those.
     """
     events = await uow.execute(delete(Event).where(Event.subject_id == subject_id))
     states = await uow.execute(delete(ConsentState).where(ConsentState.subject_id == subject_id))
     records = await uow.execute(
         update(ConsentRecord)
         .where(ConsentRecord.subject_id == subject_id)
-        .values(subject_id=subject_hash, ip=None, user_agent=None, retained_until=until)
+        .values(
+            subject_id=None,
+            subject_hash=subject_hash,
+            ip=None,
+            user_agent=None,
+            retained_until=until,
+        )
     )
     await uow.execute(
         insert_ignoring_conflicts(uow.dialect, Tombstone).values(
@@ -190,4 +209,4 @@ async def erase_subject(
     if uow.dialect == "postgresql":
         # Every replica's read cache drops the subject when this commits.
         await uow.pg_execute(_NOTIFY_PG, CHANGES_CHANNEL, subject_id)
-    return {"events": events, "consent_states": states, "consent_records": records}
+    return dict(zip(ERASED_KINDS, (events, states, records), strict=True))

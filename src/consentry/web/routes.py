@@ -1,4 +1,4 @@
-"""Static routes of the frontend: `/sdk/consent.js`, its stylesheet, and the `/privacy` page."""
+"""Static routes: `/sdk/consent.js` and its stylesheet, the `/privacy` page, and the API docs."""
 
 from __future__ import annotations
 
@@ -22,6 +22,32 @@ PRIVACY_CSP = (
     "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _PAGE_HEADERS = {"Content-Security-Policy": PRIVACY_CSP}
+# The API docs (Swagger UI, ReDoc) load only the service's own copies of their scripts and
+# fetch only this origin's OpenAPI document; Swagger UI draws its icons from data: URLs.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+# ReDoc creates <style> elements and fills them through the CSSOM, which a script of this origin
+# may do anyway: allowed are an empty one (the first hash) and the one fixed stylesheet it
+# bundles (its scrollbar's, the second), never inline styles in general. Its search runs in a
+# worker it builds from a blob.
+REDOC_CSP = (
+    "default-src 'none'; script-src 'self'; worker-src blob:; style-src 'self' "
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' "
+    "'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_DOCS_HEADERS = {"Content-Security-Policy": DOCS_CSP}
+# The files the docs pages load, by the name they have under /docs/.
+_DOCS_FILES = {
+    "docs.js": "docs.js",
+    "docs.css": "docs.css",
+    "icon.svg": "icon.svg",
+    "swagger-ui-bundle.js": "vendor/swagger-ui/swagger-ui-bundle.js",
+    "swagger-ui.css": "vendor/swagger-ui/swagger-ui.css",
+    "redoc.standalone.js": "vendor/redoc/redoc.standalone.js",
+}
 _TYPES = {
     "js": "text/javascript; charset=utf-8",
     "css": "text/css; charset=utf-8",
@@ -39,10 +65,10 @@ class Asset:
     etag: str
 
     @classmethod
-    def read(cls, name: str) -> Asset:
-        """The file `name` of the package's `static/` folder."""
-        body = (files(__package__) / "static" / name).read_bytes()
-        return cls(body, _TYPES[name.rpartition(".")[2]], strong_etag(body))
+    def read(cls, path: str) -> Asset:
+        """The file at `path` (`/`-separated) in the package's `static/` folder."""
+        body = files(__package__).joinpath("static", *path.split("/")).read_bytes()
+        return cls(body, _TYPES[path.rpartition(".")[2]], strong_etag(body))
 
 
 def _serve(request: Request, asset: Asset, headers: dict[str, str]) -> Response:
@@ -52,8 +78,8 @@ def _serve(request: Request, asset: Asset, headers: dict[str, str]) -> Response:
     return Response(asset.body, headers={**all_headers, "Content-Type": asset.media_type})
 
 
-def build_router() -> APIRouter:
-    """The routes, with every file read once when the app is built."""
+def build_router(*, docs: bool) -> APIRouter:
+    """The routes, with every file read once when the app is built; the API docs if `docs`."""
     router = APIRouter(include_in_schema=False)
     # Fetched cross-origin by the platform's pages, including those isolated with COEP.
     sdk_headers = {**_SDK_CACHE, "Cross-Origin-Resource-Policy": "cross-origin"}
@@ -82,4 +108,32 @@ def build_router() -> APIRouter:
             raise NotFound("There is no such file.")
         return _serve(request, asset, {**_SDK_CACHE, "Content-Security-Policy": PRIVACY_CSP})
 
+    if docs:
+        _add_docs(router)
     return router
+
+
+def _add_docs(router: APIRouter) -> None:
+    """`/docs` (Swagger UI) and `/redoc` (ReDoc), and the files they load from `/docs/`."""
+    swagger_ui = Asset.read("docs.html")
+    redoc = Asset.read("redoc.html")
+    assets = {name: Asset.read(path) for name, path in _DOCS_FILES.items()}
+    asset_headers = {**_SDK_CACHE, **_DOCS_HEADERS}
+
+    @router.get("/docs")
+    async def get_swagger_ui(request: Request) -> Response:
+        """Swagger UI on the OpenAPI document; public, like the document."""
+        return _serve(request, swagger_ui, _DOCS_HEADERS)
+
+    @router.get("/redoc")
+    async def get_redoc(request: Request) -> Response:
+        """ReDoc on the OpenAPI document; public, like the document."""
+        return _serve(request, redoc, {"Content-Security-Policy": REDOC_CSP})
+
+    @router.get("/docs/{name}")
+    async def get_docs_asset(name: str, request: Request) -> Response:
+        """A script, stylesheet or icon of the API docs pages; public."""
+        asset = assets.get(name)
+        if asset is None:
+            raise NotFound("There is no such file.")
+        return _serve(request, asset, asset_headers)
