@@ -64,7 +64,7 @@ async def test_a_request_waits_for_a_connection_at_most_the_database_timeout(
             key = await make_key(app, "ingest", "events:write")
             fresh = f"/v1/subjects/learner-{uuid.uuid4().hex[:8]}/consent"
             database = app.state.database
-            async with database.driver(), database.driver():
+            async with database.reader(), database.reader():
                 # Far above the bound: it fails the test rather than hanging it.
                 async with asyncio.timeout(20):
                     responses = [

@@ -27,24 +27,25 @@ def _routes(app: FastAPI) -> None:
 
     async def duplicate(request: Request) -> None:
         await request.body()
-        async with app.state.database.sessions() as session, session.begin():
+        async with app.state.database.unit_of_work() as uow:
             for _ in range(2):  # the second breaks the primary key, naming the value
-                await session.execute(insert(ServiceSecret).values(name=SUBJECT, value=AGENT))
+                await uow.execute(insert(ServiceSecret).values(name=SUBJECT, value=AGENT))
 
     async def cast(request: Request) -> None:
         await request.body()
         # Each database refuses one of these, PostgreSQL quoting the value in its message.
-        if app.state.database.engine.dialect.name == "postgresql":
+        if app.state.database.dialect == "postgresql":
             statement = text("SELECT CAST(:address AS INTEGER), CAST(:agent AS TEXT)")
         else:
             statement = text("INSERT INTO service_secrets (name, value) VALUES (:agent, NULL)")
-        async with app.state.database.reader() as connection:
-            await connection.execute(statement, {"address": ADDRESS, "agent": AGENT})
+        async with app.state.database.reader() as reader:
+            await reader.execute(statement, {"address": ADDRESS, "agent": AGENT})
 
     async def driver(request: Request) -> None:
         await request.body()
         # PostgreSQL quotes the value it cannot read: 'invalid input syntax for type integer'.
-        await app.state.database.fetchrow("SELECT $1::int, $2::text", SUBJECT, AGENT)
+        async with app.state.database.reader() as reader:
+            await reader.pg_rows("SELECT $1::int, $2::text", SUBJECT, AGENT)
 
     async def quoting(request: Request) -> None:
         raise RuntimeError(f"cannot serve {SUBJECT} from {ADDRESS}: {await request.body()!r}")
@@ -63,7 +64,7 @@ def _rendered(records: list[logging.LogRecord]) -> list[str]:
 async def test_a_failing_statement_logs_none_of_its_values(
     app: FastAPI, caplog: pytest.LogCaptureFixture, failure: str
 ) -> None:
-    if failure == "driver" and app.state.database.pool is None:
+    if failure == "driver" and app.state.database.dialect != "postgresql":
         pytest.skip("the driver pool is PostgreSQL's")
     _routes(app)
     with caplog.at_level(logging.DEBUG):

@@ -51,8 +51,8 @@ async def history(client: httpx.AsyncClient, subject: str = SUBJECT) -> list[dic
 async def stored_subjects(app: FastAPI) -> set[str]:
     """Every subject with a state row or a history record, read straight from the database."""
     query = union(select(ConsentState.subject_id), select(ConsentRecord.subject_id))
-    async with app.state.database.reader() as connection:
-        return set((await connection.execute(query)).scalars())
+    async with app.state.database.reader() as reader:
+        return {row["subject_id"] for row in await reader.all(query)}
 
 
 def lenient(app: FastAPI) -> httpx.AsyncClient:

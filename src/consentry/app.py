@@ -32,9 +32,9 @@ from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
 from consentry.policy.routes import render_policy
 from consentry.policy.routes import router as policy_router
+from consentry.privacy.export_slots import ExportSlots
 from consentry.privacy.repository import OPEN as ERASURE_OPEN
 from consentry.privacy.repository import open_by_status
-from consentry.privacy.export_slots import ExportSlots
 from consentry.privacy.routes import router as erasure_router
 from consentry.privacy.routes import subjects as export_router
 from consentry.privacy.worker import Signals, run_worker

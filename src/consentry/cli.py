@@ -21,6 +21,7 @@ from consentry import migrations
 from consentry.db import UnitOfWork, format_timestamp, open_database, utcnow
 from consentry.errors import ConsentryError
 from consentry.keys import service as keys
+from consentry.keys.format import SCOPES
 from consentry.observability import multiprocess
 from consentry.observability.logs import logging_config
 from consentry.privacy.retention import RetentionReport, run_retention
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
     create.add_argument(
-        "--scope", dest="scopes", action="extend", nargs="+", required=True, choices=keys.SCOPES
+        "--scope", dest="scopes", action="extend", nargs="+", required=True, choices=SCOPES
     )
     listing = key_commands.add_parser("list", help="list keys (never the keys themselves)")
     listing.add_argument("--json", action="store_true", help="one JSON document")

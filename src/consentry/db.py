@@ -102,7 +102,11 @@ def format_timestamp(value: datetime) -> str:
 # ---- errors of the driver, as the rest of the service knows them ----
 
 
-class UniqueViolation(Exception):
+class ConstraintViolation(Exception):
+    """A write broke a constraint of the schema."""
+
+
+class UniqueViolation(ConstraintViolation):
     """A write met a stored row with the same key."""
 
 
@@ -139,8 +143,11 @@ def _translated(error: BaseException) -> BaseException:
         return UniqueViolation(type(error).__name__)
     if isinstance(error, asyncpg.DeadlockDetectedError):
         return Deadlock()
-    if isinstance(error, sa_exc.IntegrityError) and "UNIQUE" in str(error.orig):
-        return UniqueViolation(type(error.orig).__name__)
+    if isinstance(error, sa_exc.IntegrityError):
+        unique = "UNIQUE" in str(error.orig)
+        return (UniqueViolation if unique else ConstraintViolation)(type(error.orig).__name__)
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        return ConstraintViolation(type(error).__name__)
     if isinstance(error, _UNAVAILABLE):
         return ServiceUnavailable()
     return error
@@ -159,7 +166,8 @@ async def _translating() -> AsyncIterator[None]:
         if isinstance(translated, ServiceUnavailable):
             # Its 503 says nothing of the cause; the operator's log must.
             log.warning("database unavailable: %s", type(error).__name__)
-        raise translated from None
+        # The driver's error stays the cause: logs name its class (never its message).
+        raise translated from error
 
 
 # ---- statements compiled once per dialect ----
@@ -341,7 +349,7 @@ class Reader:
             core = _core_of(statement).execution_options(yield_per=chunk)
             result = await self._connection.stream(core, params)
             async for row in result.mappings():
-                yield row
+                yield cast(Row, row)
 
     # PostgreSQL's own statements, for what only it does (arrays, COPY, NOTIFY, advisory locks):
     # a repository calls these only where `dialect` is "postgresql".
@@ -352,11 +360,11 @@ class Reader:
             raise RuntimeError("PostgreSQL's own statements run on PostgreSQL only")
         return self._driver
 
-    async def pg_rows(self, sql: str, *args: Any) -> list[Row]:
-        """The rows of a PostgreSQL statement with `$n` parameters."""
+    async def pg_rows(self, sql: str, *args: Any) -> list[Any]:
+        """The rows of a PostgreSQL statement with `$n` parameters (by name or position)."""
         driver = await self._pg()
         async with _translating():
-            rows: list[Row] = await driver.fetch(sql, *args)
+            rows: list[Any] = await driver.fetch(sql, *args)
             return rows
 
     async def pg_execute(self, sql: str, *args: Any) -> None:

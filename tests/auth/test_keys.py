@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from consentry.keys.models import ApiKey
 from tests.cli import Cli
@@ -183,9 +183,9 @@ async def test_names_that_only_contain_a_reserved_word_are_allowed(cli: Cli, nam
 async def _insert_key(app: FastAPI, name: str, *scopes: str) -> str:
     """A key stored directly, as one made before names were reserved would be."""
     key = "csk_" + hashlib.sha256(name.encode()).hexdigest()
-    async with app.state.database.sessions() as session, session.begin():
-        session.add(
-            ApiKey(
+    async with app.state.database.unit_of_work() as uow:
+        await uow.execute(
+            insert(ApiKey).values(
                 id=str(uuid.uuid4()),
                 name=name,
                 key_hash=hashlib.sha256(key.encode()).hexdigest(),

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 
+from consentry.db import UniqueViolation
 from consentry.privacy import repository
 from consentry.privacy.models import ErasureRequest
 from tests.helpers import admin, bearer, user_token
@@ -31,9 +31,9 @@ def _post(client: httpx.AsyncClient, headers: dict[str, str]) -> Any:
 
 
 async def _requests(app: FastAPI) -> list[Any]:
-    async with app.state.database.reader() as connection:
+    async with app.state.database.reader() as reader:
         query = select(ErasureRequest.id, ErasureRequest.status, ErasureRequest.subject_id)
-        return list((await connection.execute(query)).all())
+        return [(row["id"], row["status"], row["subject_id"]) for row in await reader.all(query)]
 
 
 @pytest.mark.parametrize("who", ["privacy team", "subject"])
@@ -77,15 +77,15 @@ async def test_the_database_refuses_a_second_standing_request(app: FastAPI) -> N
             "attempts": 0,
         }
 
-    engine = app.state.database.engine
-    async with engine.begin() as connection:
+    database = app.state.database
+    async with database.unit_of_work() as uow:
         # Cancelled requests never stand in the way of a new one.
-        await connection.execute(insert(ErasureRequest), [row("cancelled"), row("cancelled")])
-        await connection.execute(insert(ErasureRequest), [row("pending")])
+        await uow.execute_many(insert(ErasureRequest), [row("cancelled"), row("cancelled")])
+        await uow.execute(insert(ErasureRequest), row("pending"))
     for status in ("pending", "running", "failed", "completed", "awaiting_systems"):
-        with pytest.raises(IntegrityError):
-            async with engine.begin() as connection:
-                await connection.execute(insert(ErasureRequest), [row(status)])
+        with pytest.raises(UniqueViolation):
+            async with database.unit_of_work() as uow:
+                await uow.execute(insert(ErasureRequest), row(status))
     assert len(await _requests(app)) == 3
 
 
@@ -97,9 +97,9 @@ async def test_a_request_whose_subject_was_erased_meanwhile_completes_without_er
     # The subject is erased by another path while the request waits: its id is gone from it.
     pseudonyms = await app.state.pseudonyms.get()
     now = datetime.now(UTC)
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.database.unit_of_work() as uow:
         await repository.erase_subject(
-            session, SUBJECT, pseudonyms.of(SUBJECT), now, now + timedelta(days=90)
+            uow, SUBJECT, pseudonyms.of(SUBJECT), now, now + timedelta(days=90)
         )
 
     assert await work(app) == 1
@@ -118,8 +118,8 @@ async def test_a_failed_request_whose_subject_is_gone_is_not_retried_forever(
     """The state the race left behind: a failed request holding only the subject's hash."""
     created = (await _post(client, admin())).json()
     assert await work(app) == 1
-    async with app.state.database.engine.begin() as connection:
-        await connection.execute(
+    async with app.state.database.unit_of_work() as uow:
+        await uow.execute(
             update(ErasureRequest)
             .where(ErasureRequest.id == created["id"])
             .values(status="failed", attempts=3, run_after=datetime.now(UTC))

@@ -10,11 +10,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from consentry.consent.models import ConsentRecord
 from consentry.consent.repository import RECORD_COLUMNS
-from consentry.db import format_timestamp
+from consentry.db import ConstraintViolation, format_timestamp
 from consentry.privacy.retention import run_retention
 from tests.consent.test_history import verify_chain
 from tests.helpers import admin, bearer, choice, make_key
@@ -45,8 +44,8 @@ async def _kept(app: FastAPI, subject_hash: str) -> list[dict[str, Any]]:
         .where(ConsentRecord.subject_hash == subject_hash)
         .order_by(ConsentRecord.seq.desc())
     )
-    async with app.state.database.reader() as connection:
-        return [dict(row._mapping) for row in await connection.execute(query)]
+    async with app.state.database.reader() as reader:
+        return [dict(row) for row in await reader.all(query)]
 
 
 async def test_the_kept_history_holds_no_subject_id_and_still_verifies(
@@ -59,14 +58,14 @@ async def test_the_kept_history_holds_no_subject_id_and_still_verifies(
     verify_chain(
         [{**record, "recorded_at": format_timestamp(record["recorded_at"])} for record in kept]
     )
-    async with app.state.database.reader() as connection:
+    async with app.state.database.reader() as reader:
         named = select(ConsentRecord.id).where(ConsentRecord.subject_id == subject_hash)
-        assert (await connection.execute(named)).all() == []
+        assert await reader.all(named) == []
     assert SUBJECT not in await _dump(app)
     # The database refuses a kept record named like a subject, as an older release wrote it.
-    with pytest.raises(IntegrityError):
-        async with app.state.database.engine.begin() as connection:
-            await connection.execute(
+    with pytest.raises(ConstraintViolation):
+        async with app.state.database.unit_of_work() as uow:
+            await uow.execute(
                 update(ConsentRecord)
                 .where(ConsentRecord.subject_hash == subject_hash)
                 .values(subject_id=subject_hash, subject_hash=None)

@@ -103,9 +103,7 @@ _IS_ERASED = Query(
 _LOCK_STATE = Query(
     select(
         *STATE_COLUMNS,
-        exists()
-        .where(Tombstone.subject_hash == bindparam("subject_hash"))
-        .label("erased"),
+        exists().where(Tombstone.subject_hash == bindparam("subject_hash")).label("erased"),
     )
     .where(ConsentState.subject_id == bindparam("subject_id"))
     .with_for_update(of=ConsentState)

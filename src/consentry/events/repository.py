@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+
 from sqlalchemy import bindparam, select, text, tuple_
 
 from consentry import subject_locks
 from consentry.consent.gate import ERASED, Gate, gate_of
 from consentry.consent.models import ConsentState, Tombstone
-from consentry.db import Reader, UnitOfWork, UniqueViolation, UTCDateTime
+from consentry.db import Reader, UniqueViolation, UnitOfWork, UTCDateTime
 from consentry.db import Row as StoredRow
 from consentry.events.models import Event
 from consentry.policy import OPTIONAL_CATEGORIES

@@ -201,9 +201,7 @@ async def erase(
     return True
 
 
-async def record_failure(
-    uow: UnitOfWork, request_id: str, exc: Exception, now: datetime
-) -> None:
+async def record_failure(uow: UnitOfWork, request_id: str, exc: Exception, now: datetime) -> None:
     """Record a failed attempt and when to try again; past `due_by`, say so loudly."""
     request = await repository.get_locked(uow, request_id)
     if request is None or request.status != "running":

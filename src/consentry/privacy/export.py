@@ -63,7 +63,7 @@ async def stream_export(
         providers = [
             providers_service.represent(p)
             for p in await repository.providers(snapshot)
-            if p["category"] in granted
+            if p.category in granted
         ]
         requests = await repository.erasure_requests(snapshot, pseudonyms.of(subject_id))
         yield b'],"providers":' + orjson.dumps(providers)

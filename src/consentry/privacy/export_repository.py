@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from consentry.consent.models import ConsentRecord
+from consentry.consent.models import ConsentRecord, ConsentState
 from consentry.consent.repository import RECORD_COLUMNS, STATE_COLUMNS, StoredConsent
-from consentry.consent.models import ConsentState
 from consentry.db import Query, Reader
 from consentry.events.models import Event
 from consentry.events.repository import EVENT_COLUMNS
@@ -17,6 +16,7 @@ from consentry.privacy.models import ErasureRequest
 from consentry.privacy.repository import StoredErasure
 from consentry.providers.models import Provider
 from consentry.providers.repository import COLUMNS as PROVIDER_COLUMNS
+from consentry.providers.repository import StoredProvider
 
 # Rows fetched per round trip: memory stays flat whatever the subject holds.
 _CHUNK = 1000
@@ -62,6 +62,6 @@ async def erasure_requests(snapshot: Reader, subject_hash: str) -> list[StoredEr
     return [StoredErasure(**row) for row in rows]
 
 
-async def providers(snapshot: Reader) -> list[Any]:
+async def providers(snapshot: Reader) -> list[StoredProvider]:
     """Every provider."""
-    return await snapshot.all(_PROVIDERS)
+    return [StoredProvider(**row) for row in await snapshot.all(_PROVIDERS)]

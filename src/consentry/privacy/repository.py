@@ -13,6 +13,7 @@ from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
 from consentry.consent.repository import CHANGES_CHANNEL
 from consentry.db import Query, Reader, UnitOfWork, insert_ignoring_conflicts
 from consentry.events.models import Event
+from consentry.observability.queue import QueueDepth
 from consentry.privacy.models import CANCELLED, ErasureRequest
 
 OPEN = ("pending", "running", "failed")
@@ -40,15 +41,6 @@ class StoredErasure:
     retained_until: datetime | None
 
 
-@dataclass(frozen=True)
-class QueueDepth:
-    """The open requests of one status: how many, and when the oldest was made."""
-
-    status: str
-    count: int
-    oldest: datetime
-
-
 _COLUMNS = tuple(ErasureRequest.__table__.columns)
 
 
@@ -73,9 +65,7 @@ async def find_standing(uow: Reader, subject_hash: str) -> StoredErasure | None:
 
 
 _ADD_UNLESS_STANDING = {
-    dialect: Query(
-        insert_ignoring_conflicts(dialect, ErasureRequest).returning(ErasureRequest.id)
-    )
+    dialect: Query(insert_ignoring_conflicts(dialect, ErasureRequest).returning(ErasureRequest.id))
     for dialect in ("postgresql", "sqlite")
 }
 
@@ -90,9 +80,7 @@ async def add_unless_standing(uow: UnitOfWork, request: StoredErasure) -> bool:
 
 
 _GET = Query(select(*_COLUMNS).where(ErasureRequest.id == bindparam("id")))
-_GET_LOCKED = Query(
-    select(*_COLUMNS).where(ErasureRequest.id == bindparam("id")).with_for_update()
-)
+_GET_LOCKED = Query(select(*_COLUMNS).where(ErasureRequest.id == bindparam("id")).with_for_update())
 
 
 async def get(reader: Reader, request_id: str) -> StoredErasure | None:
