@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select, text, tuple_
 
@@ -14,30 +15,40 @@ from consentry.db import Row as StoredRow
 from consentry.events.models import Event
 from consentry.policy import OPTIONAL_CATEGORIES
 
-# (subject_id, event_id, category, name, occurred_at, received_at, properties, context), with
-# both JSON documents already serialized: the order of the columns below.
-Row = tuple[str, str, str, str, datetime, datetime, str, str]
-COLUMNS = (
-    "subject_id",
-    "event_id",
-    "category",
-    "name",
-    "occurred_at",
-    "received_at",
-    "properties",
-    "context",
-)
+# (subject_id, event_id): an event's identity.
 Key = tuple[str, str]
+
+
+class NewEvent(NamedTuple):
+    """An event to store, in the order of the table's columns (COPY takes it as it is), with
+    both JSON documents already serialized."""
+
+    subject_id: str
+    event_id: str
+    category: str
+    name: str
+    occurred_at: datetime
+    received_at: datetime
+    properties: str
+    context: str
+
+    @property
+    def key(self) -> Key:
+        """What makes it the same event: its subject and its id."""
+        return (self.subject_id, self.event_id)
+
+
+COLUMNS = NewEvent._fields
 
 
 # For each optional category, when its grant in force began (NULL when it is not granted):
 # PostgreSQL takes the JSON apart and the driver decodes timestamps, cheaper than doing it here.
 _GRANTED_SINCE = ", ".join(
     f"CASE WHEN (categories -> '{c}' ->> 'granted')::boolean"
-    f" THEN (categories -> '{c}' ->> 'updated_at')::timestamptz END"
+    f" THEN (categories -> '{c}' ->> 'updated_at')::timestamptz END AS {c}"
     for c in OPTIONAL_CATEGORIES
 )
-_NO_GRANTS = ", ".join("NULL" for _ in OPTIONAL_CATEGORIES)
+_NO_GRANTS = ", ".join(f"NULL AS {c}" for c in OPTIONAL_CATEGORIES)
 # PostgreSQL: the share-locked grants and the tombstones of a batch's subjects in one round
 # trip; the tombstone rows (`erased`) carry no grants.
 _SHARE_GATES_PG = f"""
@@ -81,10 +92,10 @@ async def share_gates(uow: UnitOfWork, subjects: list[str], hashes: list[str]) -
     if uow.dialect == "postgresql":
         for row in await uow.pg_rows(_SHARE_GATES_PG, subjects, hashes):
             if row["erased"]:
-                gates[row[0]] = ERASED
-            elif row[0] not in gates:  # a tombstone wins, whatever order the rows come in
-                since = zip(OPTIONAL_CATEGORIES, row[1:-1], strict=True)
-                gates[row[0]] = Gate(granted_since={c: at for c, at in since if at is not None})
+                gates[row["subject_id"]] = ERASED
+            elif row["subject_id"] not in gates:  # a tombstone wins, in whatever order they come
+                since = {c: row[c] for c in OPTIONAL_CATEGORIES if row[c] is not None}
+                gates[row["subject_id"]] = Gate(granted_since=since)
         return gates
     for row in await uow.all(_READ_GATES, {"subjects": subjects}):
         gates[row["subject_id"]] = gate_of(row["categories"])
@@ -106,7 +117,7 @@ _INSERT_SQLITE = text(
 )
 
 
-async def store(uow: UnitOfWork, rows: list[Row]) -> set[Key]:
+async def store(uow: UnitOfWork, rows: list[NewEvent]) -> set[Key]:
     """Insert the rows whose key is not stored yet; the keys inserted.
 
     PostgreSQL first copies them all at once (COPY, no statement per event) inside a savepoint,
@@ -121,7 +132,7 @@ async def store(uow: UnitOfWork, rows: list[Row]) -> set[Key]:
                 await uow.pg_copy("events", COLUMNS, rows)
         except UniqueViolation:
             return await _insert_new(uow, rows)
-        return {(row[0], row[1]) for row in rows}
+        return {row.key for row in rows}
     return await _insert_new(uow, rows)
 
 
@@ -139,19 +150,19 @@ _STORED_SQLITE = select(Event.subject_id, Event.event_id).where(
 )
 
 
-async def _insert_new(uow: UnitOfWork, rows: list[Row]) -> set[Key]:
+async def _insert_new(uow: UnitOfWork, rows: list[NewEvent]) -> set[Key]:
     """Insert the rows not stored yet, waiting out concurrent writers; the keys inserted."""
     if uow.dialect == "postgresql":
         columns = [list(column) for column in zip(*rows, strict=True)]
         inserted = await uow.pg_rows(_INSERT_NEW_PG, *columns)
-        return {(row[0], row[1]) for row in inserted}
+        return {(row["subject_id"], row["event_id"]) for row in inserted}
     # The lone writer holds the lock: nothing can be stored between this check and the insert.
-    keys = [(row[0], row[1]) for row in rows]
+    keys = [row.key for row in rows]
     found = await uow.all(_STORED_SQLITE, {"keys": keys})
     stored = {(row["subject_id"], row["event_id"]) for row in found}
-    new = [row for row in rows if (row[0], row[1]) not in stored]
-    await uow.execute_many(_INSERT_SQLITE, [dict(zip(COLUMNS, row, strict=True)) for row in new])
-    return {(row[0], row[1]) for row in new}
+    new = [row for row in rows if row.key not in stored]
+    await uow.execute_many(_INSERT_SQLITE, [row._asdict() for row in new])
+    return {row.key for row in new}
 
 
 # A stored event as clients see it.

@@ -14,7 +14,7 @@ from consentry.consent.gate import NO_RECORD, Gate
 from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.events import repository
 from consentry.events.counters import EventCounts
-from consentry.events.repository import Key, Row
+from consentry.events.repository import Key, NewEvent
 from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
 from consentry.pagination import Cursors
 from consentry.policy import CATEGORIES, REQUIRED_CATEGORY
@@ -37,7 +37,7 @@ class Candidate:
 
     index: int
     key: Key
-    row: Row
+    row: NewEvent
 
 
 def _invalid(event_id: Any, detail: str) -> dict[str, Any]:
@@ -126,24 +126,24 @@ def validate(
             continue
         event_id = event["event_id"].lower()
         subject_id = event["subject_id"]
-        row = (
-            subject_id,
-            event_id,
-            event["category"],
-            event["name"],
-            occurred_at,
-            received_at,
-            properties,
-            context,
+        row = NewEvent(
+            subject_id=subject_id,
+            event_id=event_id,
+            category=event["category"],
+            name=event["name"],
+            occurred_at=occurred_at,
+            received_at=received_at,
+            properties=properties,
+            context=context,
         )
         results.append(None)
-        candidates.append(Candidate(index, (subject_id, event_id), row))
+        candidates.append(Candidate(index, row.key, row))
     return results, candidates
 
 
 def _verdict(candidate: Candidate, gate: Gate) -> str | None:
     """Why the event is refused, or None when the rule lets it through."""
-    category = candidate.row[2]
+    category = candidate.row.category
     if category not in _CATEGORIES:
         return "unknown_category"
     if gate.erased:
@@ -152,7 +152,7 @@ def _verdict(candidate: Candidate, gate: Gate) -> str | None:
         return None
     # Granted without a break from occurred_at until now: the grant in force began before it.
     since = gate.granted_since.get(category)
-    if since is None or candidate.row[4] < since:
+    if since is None or candidate.row.occurred_at < since:
         return "consent_denied"
     return None
 
