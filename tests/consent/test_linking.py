@@ -248,3 +248,21 @@ async def test_an_erased_learner_answers_410_and_uses_nothing_up(
     visitor, _ = await visitor_choice(client, performance=True)
     assert_problem(await link(client, learner, visitor), 410, "subject_erased")
     assert (await link(client, "learner-after", visitor)).json()["revision"] == 1
+
+
+async def test_the_export_holds_the_linked_record_as_the_history_does(
+    client: httpx.AsyncClient,
+) -> None:
+    learner = "learner-export"
+    old = choice(policy_version=OLD_POLICY_VERSION)
+    await client.put(f"/v1/subjects/{learner}/consent", json=old, headers=admin())
+    visitor, receipt = await visitor_choice(client, functional=True)
+    await link(client, learner, visitor)
+    response = await client.get(
+        f"/v1/subjects/{learner}/export", headers=bearer(user_token(learner))
+    )
+    assert response.status_code == 200
+    exported = response.json()["consent_history"]
+    assert [r.get("linked_from") for r in exported] == [None, receipt]
+    assert "linked_from" not in exported[0]
+    assert list(reversed(exported)) == await history(client, learner)
