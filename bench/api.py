@@ -111,3 +111,23 @@ def sample_acceptance(base_url: str, events_key: str, plan: Plan) -> Acceptance:
             for name in totals:
                 totals[name] += int(answer[name])
     return Acceptance(**totals)
+
+
+def sample_decisions(base_url: str, key: str, plan: Plan, size: int, category: str) -> int:
+    """Ask for `size` seeded subjects as the load does; how many decisions differ from the plan."""
+    rng = random.Random(11)  # noqa: S311 -- picks test data, not a secret
+    subjects = rng.sample(plan.subjects, size)
+    body = {"subject_ids": [s.id for s in subjects], "categories": [category]}
+    headers = {"Authorization": f"Bearer {key}"}
+    response = httpx.post(
+        f"{base_url}/v1/consent/decisions", json=body, headers=headers, timeout=30
+    )
+    if response.status_code != 200:
+        raise HarnessError(f"POST /v1/consent/decisions answered {response.status_code}")
+    items = response.json()["items"]
+    return sum(
+        item["subject_id"] != subject.id
+        or item["erased"]
+        or item["categories"][category] != subject.accepts(category)
+        for item, subject in zip(items, subjects, strict=True)
+    )

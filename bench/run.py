@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -65,6 +65,12 @@ from consentry.settings import Settings
 READ_TARGET = 0.45
 WRITE_TARGET = 0.08
 EVENTS_TARGET = 0.25
+# Decisions per second, in calls of DECISION_SIZE subjects from DECISION_CONNECTIONS
+# connections, against the single consent read's requests per second.
+DECISIONS_TARGET = 10.0
+DECISION_SIZE = 1000
+DECISION_CONNECTIONS = 4
+DECISION_CATEGORY = "customization"
 # The sample batches must show the mix the plan intends, within this much.
 ACCEPTED_SHARE = 1 - 1 / REJECT_EVERY
 ACCEPTED_TOLERANCE = 0.05
@@ -81,6 +87,7 @@ class Run:
     work: Path
     files: dict[str, Path]
     events_key: str
+    decision_keys: list[str]
     policy_version: str
     plan: Plan
 
@@ -153,6 +160,13 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
     events_key = consentry(
         env, "keys", "create", "--name", "bench-events", "--scope", "events:write"
     ).strip()
+    # One key per connection of the decisions load: each has a rate-limit bucket of its own.
+    decision_keys = [
+        consentry(
+            env, "keys", "create", "--name", f"bench-decisions-{n}", "--scope", "consent:read"
+        ).strip()
+        for n in range(DECISION_CONNECTIONS)
+    ]
     plan = build_plan(secret)
     files = write_data_files(plan, work)
     servers: list[Server] = []
@@ -162,14 +176,21 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
         wait_ready(service, ("/healthz", "/readyz"))
         wait_ready(floor, (FLOOR_PATH,))
         version, seeded_at = _seed(service, admin_key, plan)
-        run = Run(wrk, load, work, files, events_key, version, plan)
+        run = Run(wrk, load, work, files, events_key, decision_keys, version, plan)
         rows, extra = _http_rows(run, url, plan, service, floor, seeded_at)
     finally:
         for server in servers:
             stop(server)
     copy_row = _raw_copy_row(url, plan, load, extra)
     relate(rows["events"], copy_row, EVENTS_TARGET)
-    ordered = [rows["read"], rows["write"], rows["events"], rows["floor"], copy_row]
+    ordered = [
+        rows["read"],
+        rows["write"],
+        rows["events"],
+        rows["decisions"],
+        rows["floor"],
+        copy_row,
+    ]
     _report(ordered, extra, _run_facts(started_at, load, url))
     return 1 if any(row.problems for row in ordered) else 0
 
@@ -200,7 +221,8 @@ def _seed(service: Server, admin_key: str, plan: Plan) -> tuple[str, float]:
 def _http_rows(
     run: Run, url: URL, plan: Plan, service: Server, floor: Server, seeded_at: float
 ) -> tuple[dict[str, Row], list[str]]:
-    """(d) the floor, (a) reads, (c) events, then (b) writes, which change what they touch."""
+    """(d) the floor, (a) reads, (c) events, (e) decisions, then (b) writes, which change what
+    they touch."""
     extra: list[str] = []
     nonces = _nonces(2)
     floor_row = _http_row("floor", "req/s", lambda: _floor(run, floor))
@@ -212,12 +234,24 @@ def _http_rows(
     )
     if not events_row.problems:
         _check_acceptance(service, run.events_key, plan, events_row, extra)
+    decisions_row = _http_row(
+        "(e) bulk decisions", "decisions/s", lambda: _decisions(run, service), DECISION_SIZE
+    )
+    if not decisions_row.problems:
+        _check_decisions(service, run.decision_keys[0], plan, decisions_row, extra)
     write_row = _http_row("(b) consent write", "req/s", lambda: _writes(run, service))
     if not write_row.problems:
         _check_writes(url, plan, write_row, run.load.connections, extra)
     relate(read_row, floor_row, READ_TARGET)
     relate(write_row, floor_row, WRITE_TARGET)
-    rows = {"floor": floor_row, "read": read_row, "events": events_row, "write": write_row}
+    relate(decisions_row, read_row, DECISIONS_TARGET)
+    rows = {
+        "floor": floor_row,
+        "read": read_row,
+        "events": events_row,
+        "decisions": decisions_row,
+        "write": write_row,
+    }
     return rows, extra
 
 
@@ -277,6 +311,32 @@ def _events(run: Run, service: Server, nonces: list[str]) -> Measurement:
     warmup = {**base, "BENCH_NONCE": nonces[0]}
     measured = {**base, "BENCH_NONCE": nonces[1]}
     return _scenario(run, "events", "events.lua", service.base_url, warmup, measured)
+
+
+def _decisions(run: Run, service: Server) -> Measurement:
+    env = {
+        "BENCH_SUBJECTS": str(run.files["subjects"]),
+        "BENCH_DECISION_SIZE": str(DECISION_SIZE),
+        "BENCH_DECISION_KEYS": ",".join(run.decision_keys),
+    }
+    # A few backend jobs at once, not a crowd of browsers: the row's own connection count.
+    few = replace(run, load=replace(run.load, connections=DECISION_CONNECTIONS))
+    return _scenario(few, "decisions", "decisions.lua", service.base_url, env, env)
+
+
+def _check_decisions(service: Server, key: str, plan: Plan, row: Row, extra: list[str]) -> None:
+    """One call like the load's must decide every subject as the seed plan says."""
+    try:
+        wrong = api.sample_decisions(service.base_url, key, plan, DECISION_SIZE, DECISION_CATEGORY)
+    except HarnessError as exc:
+        row.problems.append(f"decision sample failed: {exc}")
+        return
+    extra.append(
+        f"bulk decisions: c={DECISION_CONNECTIONS}, {DECISION_SIZE:,} subjects a call; a sample"
+        f" call decided {DECISION_SIZE - wrong:,} of {DECISION_SIZE:,} as the seed plan says"
+    )
+    if wrong:
+        row.problems.append(f"{wrong} decisions differ from the seed plan")
 
 
 def _nonces(count: int) -> list[str]:
@@ -349,7 +409,13 @@ def _run_facts(started_at: datetime, load: Load, url: URL) -> dict[str, Any]:
         "commit": _commit(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load": {**asdict(load), "uvicorn_workers": 1, "pool_size": POOL_SIZE},
-        "plan": {"subjects": SUBJECTS, "seed": SEED, "batch_size": BATCH_SIZE},
+        "plan": {
+            "subjects": SUBJECTS,
+            "seed": SEED,
+            "batch_size": BATCH_SIZE,
+            "decision_size": DECISION_SIZE,
+            "decision_connections": DECISION_CONNECTIONS,
+        },
         "database": url.database,
     }
 

@@ -69,6 +69,20 @@ def test_burst_then_steady_rate() -> None:
     _refused(lambda: limiter.hit("key", "svc"))
 
 
+def test_a_costly_call_counts_as_many_requests_or_none() -> None:
+    clock = Clock()
+    limiter = _limiter(clock)  # keys: 10/s, burst 5
+    limiter.hit("key", "svc", 3)
+    refusal = _refused(lambda: limiter.hit("key", "svc", 3))  # 6 > 5: refused whole
+    assert refusal.headers == {"Retry-After": "1"}
+    limiter.hit("key", "svc", 2)  # the refused call took nothing: 5 fit
+    _refused(lambda: limiter.hit("key", "svc"))
+    clock.now += SECOND // 2  # five intervals: a whole burst again
+    limiter.hit("key", "svc", 5)
+    clock.now += SECOND  # rested to a full burst, and still:
+    _refused(lambda: limiter.hit("key", "svc", 6))  # more than a burst never fits at once
+
+
 def test_refused_requests_do_not_use_up_the_rate() -> None:
     clock = Clock()
     limiter = _limiter(clock)

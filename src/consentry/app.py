@@ -18,6 +18,8 @@ from consentry import __version__
 from consentry.audit.routes import router as audit_router
 from consentry.clientip import parse_networks
 from consentry.consent.cache import ConsentCache, listen
+from consentry.consent.decision_routes import router as decisions_router
+from consentry.consent.link_routes import router as link_router
 from consentry.consent.routes import router as consent_router
 from consentry.cors import StrictCORS
 from consentry.db import open_database
@@ -134,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(policy_router)
     app.include_router(consent_router)
+    app.include_router(link_router)
+    app.include_router(decisions_router)
     app.include_router(events_router)
     app.include_router(providers_router)
     app.include_router(audit_router)
@@ -142,9 +146,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     # The frontend's consent.js, banner and preference center, the /privacy page, the API docs.
     app.include_router(build_web_router(docs=settings.docs_enabled))
-    # Hardening: bodies refused past their limit before any route (the event intake is the one
-    # route with a limit of its own).
-    app.add_middleware(BodyLimit, limits=body_limits(events_router.routes))
+    # Hardening: bodies refused past their limit before any route (the event intake and bulk
+    # decisions have limits of their own).
+    limits = body_limits([*events_router.routes, *decisions_router.routes])
+    app.add_middleware(BodyLimit, limits=limits)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     # Outside Starlette's error middleware (which add_middleware cannot reach), so that 500

@@ -210,8 +210,19 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
     return _gate(check)
 
 
-async def subject_caller(request: Request, scope: str, *, anonymous: bool) -> Caller:
+def charge(request: Request, caller: Caller, requests: int) -> None:
+    """Count `requests` more requests against the caller's bucket: a call doing many calls' work."""
+    if requests > 0:
+        if caller.kind == "user":
+            limit(request, "user", caller.subject_id or caller.name, requests)
+        else:
+            limit(request, "key", caller.name, requests)
+
+
+async def subject_caller(request: Request, scope: str | None, *, anonymous: bool) -> Caller:
     """The caller of a `/v1/subjects/{subject_id}/...` route: a key with `scope`, or the subject.
+
+    Without a `scope`, the subject alone: its own JWT (or, with `anonymous`, the visitor).
 
     With `anonymous`, an `anon:<uuid4>` subject may be reached without any token: the random id
     is the capability. A token, once sent, decides alone, so a bad one is never ignored.
@@ -235,12 +246,12 @@ async def subject_caller(request: Request, scope: str, *, anonymous: bool) -> Ca
             limit_address(request)
             return Caller(kind="anonymous", name="subject", subject_id=subject_id)
         raise _no_token(request)
-    if caller.has(scope) or caller.acts_for(subject_id):
+    if (scope is not None and caller.has(scope)) or caller.acts_for(subject_id):
         return caller
     raise Forbidden("This token may not reach that subject.")
 
 
-def subject_access(scope: str, *, anonymous: bool) -> Callable[..., Awaitable[Caller]]:
+def subject_access(scope: str | None, *, anonymous: bool) -> Callable[..., Awaitable[Caller]]:
     """`subject_caller` as a dependency."""
 
     async def check(request: Request) -> Caller:

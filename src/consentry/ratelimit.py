@@ -50,8 +50,9 @@ class RateLimiter:
         self._clock = clock
         self._empty_at: OrderedDict[tuple[Kind, str], int] = OrderedDict()
 
-    def hit(self, kind: Kind, name: str) -> None:
-        """Count one request of a caller; raises RateLimited when it is over its rate."""
+    def hit(self, kind: Kind, name: str, cost: int = 1) -> None:
+        """Count `cost` requests of a caller at once; raises RateLimited (counting none) when
+        the last of them would be over its rate."""
         interval, tolerance = self._rates[kind]
         now = self._clock()
         key = (kind, name)
@@ -59,16 +60,17 @@ class RateLimiter:
         empty_at = table.get(key)
         if empty_at is None or empty_at < now:
             empty_at = now
-        elif empty_at - now > tolerance:
+        # The last of the requests is admitted at empty_at + (cost - 1) * interval.
+        if empty_at + (cost - 1) * interval - now > tolerance:
             # A caller refused is still seen: hammering must not age it out of the table.
             table.move_to_end(key)
-            # The wait until one more request fits; whole seconds, as Retry-After takes.
-            wait = empty_at - tolerance - now
+            # The wait until they all fit; whole seconds, as Retry-After takes.
+            wait = empty_at + (cost - 1) * interval - tolerance - now
             raise RateLimited(
                 "Too many requests from this caller; slow down.",
                 headers={"Retry-After": str(max(1, -(-wait // 1_000_000_000)))},
             )
-        table[key] = empty_at + interval
+        table[key] = empty_at + cost * interval
         table.move_to_end(key)
         if len(table) > self._capacity:
             table.popitem(last=False)
@@ -96,11 +98,11 @@ def address_name(request: Request) -> str:
     return str(address)
 
 
-def limit(request: Request, kind: Kind, name: str) -> None:
-    """Count a request against its caller's limit, if limits are on."""
+def limit(request: Request, kind: Kind, name: str, cost: int = 1) -> None:
+    """Count a request (or `cost` requests' worth) against its caller's limit, if limits are on."""
     limiter: RateLimiter | None = request.app.state.rate_limiter
     if limiter is not None:
-        limiter.hit(kind, name)
+        limiter.hit(kind, name, cost)
 
 
 def limit_address(request: Request) -> None:

@@ -10,9 +10,8 @@ from fastapi import Path
 SUBJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,255}$"
 _SUBJECT_ID = re.compile(SUBJECT_ID_PATTERN)
 # The random id is the visitor's only capability, so only a real version-4 UUID qualifies.
-_ANONYMOUS = re.compile(
-    r"^anon:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
-)
+ANONYMOUS_PATTERN = r"^anon:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+_ANONYMOUS = re.compile(ANONYMOUS_PATTERN)
 
 
 def is_subject_id(value: str) -> bool:

@@ -1,7 +1,7 @@
 """Every table of the service: importing this module registers them all on `Base.metadata`."""
 
 from consentry.audit.models import AuditEntry
-from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
+from consentry.consent.models import ConsentLink, ConsentRecord, ConsentState, Tombstone
 from consentry.db import Base
 from consentry.events.models import Event, EventAggregate
 from consentry.keys.models import ApiKey
@@ -13,6 +13,7 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Base",
+    "ConsentLink",
     "ConsentRecord",
     "ConsentState",
     "ErasureRequest",

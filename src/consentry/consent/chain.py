@@ -22,11 +22,16 @@ HASHED_FIELDS = (
     "language",
     "gpc",
 )
+# Hashed only on the records that carry it (a learner's record that carried an anonymous
+# visitor's choice over), so every chain written before it existed verifies as it did.
+LINKED_FROM = "linked_from"
 
 
 def canonical_json(record: Mapping[str, Any]) -> bytes:
     """Sorted keys, no spaces, UTF-8: the bytes that are hashed (the README spells this out)."""
     fields = {name: record[name] for name in HASHED_FIELDS}
+    if record.get(LINKED_FROM) is not None:
+        fields[LINKED_FROM] = record[LINKED_FROM]
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.encode()
 

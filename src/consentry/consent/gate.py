@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from consentry.policy import REQUIRED_CATEGORY
+
 
 @dataclass(frozen=True)
 class Gate:
@@ -14,6 +16,18 @@ class Gate:
     # Categories granted now, each with the moment its unbroken grant began.
     granted_since: dict[str, datetime] = field(default_factory=dict)
     erased: bool = False
+
+    def allows(self, category: str, occurred_at: datetime) -> bool:
+        """The rule: `necessary` passes, or a category granted without a break since then.
+
+        An erased subject allows nothing. Bulk decisions ask it about a use happening now.
+        """
+        if self.erased:
+            return False
+        if category == REQUIRED_CATEGORY:
+            return True
+        since = self.granted_since.get(category)
+        return since is not None and since <= occurred_at
 
 
 # A subject with no recorded choice: only `necessary` passes (the opt_in defaults, fail closed).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from consentry.db import Base, JSONDocument, UTCDateTime
@@ -66,6 +66,9 @@ class ConsentRecord(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str | None] = mapped_column(String(64))
+    # On a learner's record that carried an anonymous visitor's choice over: the receipt id of
+    # the visitor's record. Hashed with the record when set (consent/chain.py).
+    linked_from: Mapped[str | None] = mapped_column(String(36))
     # Set by erasure, which moves the subject into `subject_hash`: kept as proof until then.
     retained_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -77,3 +80,21 @@ class Tombstone(Base):
 
     subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConsentLink(Base):
+    """An anonymous subject used up by linking it into a learner, once and for good."""
+
+    __tablename__ = "consent_links"
+    __table_args__ = (
+        # Erasing a learner finds the anonymous subjects linked into it, to erase them too.
+        Index("ix_consent_links_linked_to", "linked_to"),
+    )
+
+    # The anonymous subject (`anon:<uuid4>`): the primary key lets each be linked once.
+    subject_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    # The learner it was linked into.
+    linked_to: Mapped[str] = mapped_column(String(256))
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The learner's record that carried the anonymous choice over, or None when none was.
+    receipt_id: Mapped[str | None] = mapped_column(String(36))

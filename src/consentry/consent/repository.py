@@ -10,8 +10,10 @@ import orjson
 from sqlalchemy import bindparam, exists, false, insert, null, select, true, update
 
 from consentry import subject_locks
+from consentry.consent.gate import ERASED, Gate, gate_of
 from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
 from consentry.db import Query, Reader, Row, UnitOfWork, insert_ignoring_conflicts
+from consentry.policy import OPTIONAL_CATEGORIES
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class StoredRecord:
     ip: str | None
     hash: str
     prev_hash: str | None
+    # Only on a learner's record that carried an anonymous visitor's choice over.
+    linked_from: str | None = None
 
 
 # Every committed consent change is announced here with the subject id (see consent/cache.py).
@@ -82,6 +86,7 @@ RECORD_COLUMNS = (
     ConsentRecord.ip,
     ConsentRecord.hash,
     ConsentRecord.prev_hash,
+    ConsentRecord.linked_from,
 )
 
 # The hottest statement of the service: the state and the tombstone in one round trip (the
@@ -172,8 +177,8 @@ _RECORD_PG = """
 WITH record AS (
     INSERT INTO consent_records (id, subject_id, seq, recorded_at, categories, changed, source,
                                  method, actor, policy_version, region, language, gpc,
-                                 user_agent, ip, hash, prev_hash)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                                 user_agent, ip, hash, prev_hash, linked_from)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $25)
 )
 UPDATE consent_states
 SET revision = $18, categories = $19, policy_version = $10, region = $20, language = $21,
@@ -220,6 +225,7 @@ async def record_change(
             state.updated_at,
             state.receipt_id,
             CHANGES_CHANNEL,
+            record.linked_from,
         )
         return
     await uow.execute(_INSERT_RECORD, {**vars(record), "subject_id": subject_id})
@@ -244,3 +250,82 @@ async def history(
     params = {"subject_id": subject_id, "before_seq": before_seq, "limit": limit}
     rows = await reader.all(_HISTORY[before_seq is not None], params)
     return [StoredRecord(**row) for row in rows]
+
+
+# ---- the gate: what the event rule and bulk decisions judge by ----
+
+# For each optional category, when its grant in force began (NULL when it is not granted):
+# PostgreSQL takes the JSON apart and the driver decodes timestamps, cheaper than doing it here.
+_GRANTED_SINCE = ", ".join(
+    f"CASE WHEN (categories -> '{c}' ->> 'granted')::boolean"
+    f" THEN (categories -> '{c}' ->> 'updated_at')::timestamptz END AS {c}"
+    for c in OPTIONAL_CATEGORIES
+)
+_NO_GRANTS = ", ".join(f"NULL AS {c}" for c in OPTIONAL_CATEGORIES)
+
+
+def _gates_pg(lock: str) -> str:
+    """The grants and the tombstones of many subjects in one statement; tombstone rows
+    (`erased`) carry no grants."""
+    return f"""
+WITH found AS (
+    SELECT subject_id, {_GRANTED_SINCE}
+    FROM consent_states
+    WHERE subject_id = ANY($1::text[]) AND revision > 0
+    ORDER BY subject_id
+    {lock}
+)
+SELECT found.*, false AS erased FROM found
+UNION ALL
+SELECT s.subject_id, {_NO_GRANTS}, true
+FROM unnest($1::text[], $2::text[]) AS s(subject_id, subject_hash)
+WHERE EXISTS (SELECT 1 FROM tombstones AS t WHERE t.subject_hash = s.subject_hash)
+"""  # noqa: S608  (built from the policy's fixed category ids, never from input)
+
+
+_GATES_PG = {True: _gates_pg("FOR SHARE"), False: _gates_pg("")}
+# SQLite: the same in one statement; a tombstone row names its subject by the keyed hash.
+_GATES_SQLITE = (
+    select(ConsentState.subject_id, ConsentState.categories, null().label("subject_hash"))
+    .where(
+        ConsentState.subject_id.in_(bindparam("subjects", expanding=True)),
+        ConsentState.revision > 0,
+    )
+    .union_all(
+        select(null(), null(), Tombstone.subject_hash).where(
+            Tombstone.subject_hash.in_(bindparam("hashes", expanding=True))
+        )
+    )
+)
+
+
+async def read_gates(
+    reader: Reader, subjects: list[str], hashes: list[str], *, share_lock: bool = False
+) -> dict[str, Gate]:
+    """The gates of `subjects` (with `hashes`, their keyed hashes, in the same order), in one
+    statement; a subject without a recorded choice has none (NO_RECORD applies).
+
+    With `share_lock` (in a unit of work) the consent rows stay share-locked until it ends, so
+    no consent write can commit in between (see events.repository.share_gates). On SQLite a
+    unit of work is the only writer already.
+    """
+    gates: dict[str, Gate] = {}
+    if reader.dialect == "postgresql":
+        for row in await reader.pg_rows(_GATES_PG[share_lock], subjects, hashes):
+            if row["erased"]:
+                gates[row["subject_id"]] = ERASED
+            elif row["subject_id"] not in gates:  # a tombstone wins, in whatever order they come
+                since = {c: row[c] for c in OPTIONAL_CATEGORIES if row[c] is not None}
+                gates[row["subject_id"]] = Gate(granted_since=since)
+        return gates
+    erased: set[str] = set()
+    for row in await reader.all(_GATES_SQLITE, {"subjects": subjects, "hashes": hashes}):
+        if row["subject_hash"] is not None:
+            erased.add(row["subject_hash"])
+        else:
+            gates[row["subject_id"]] = gate_of(row["categories"])
+    if erased:
+        for subject_id, subject_hash in zip(subjects, hashes, strict=True):
+            if subject_hash in erased:
+                gates[subject_id] = ERASED
+    return gates

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, with_config
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, with_config
 from typing_extensions import TypedDict
+
+from consentry.subjects import ANONYMOUS_PATTERN, SUBJECT_ID_PATTERN
 
 Source = Literal["banner", "preference_center", "api", "import"]
 Method = Literal["accept_all", "reject_all", "custom"]
@@ -103,6 +105,11 @@ class ConsentRecordRead(BaseModel):
     ip: str | None
     hash: str
     prev_hash: str | None
+    linked_from: str | None = Field(
+        default=None,
+        description="Only on a record that carried an anonymous visitor's choice over: the "
+        "receipt id of the visitor's record. Hashed with the record when present.",
+    )
 
 
 class ConsentHistoryPage(BaseModel):
@@ -110,3 +117,46 @@ class ConsentHistoryPage(BaseModel):
 
     items: list[ConsentRecordRead]
     next_cursor: str | None
+
+
+class ConsentLinkCreate(BaseModel):
+    """The anonymous id whose banner choice a learner who just signed in may take over."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    anonymous_id: str = Field(
+        pattern=ANONYMOUS_PATTERN,
+        description="The visitor's `anon:<uuid4>` id, from consent.js's cookie.",
+    )
+
+
+# The body of a bulk decision: 1,000 ids of 256 characters, quoted and separated, with room.
+MAX_DECISIONS = 1000
+MAX_DECISIONS_BYTES = 512 * 1024
+SubjectId = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=SUBJECT_ID_PATTERN)
+]
+Category = Literal["necessary", "performance", "functional", "customization"]
+
+
+class DecisionsQuery(BaseModel):
+    """Many subjects, the categories to decide for each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject_ids: list[SubjectId] = Field(min_length=1, max_length=MAX_DECISIONS)
+    categories: list[Category] = Field(min_length=1, max_length=4)
+
+
+class DecisionRead(BaseModel):
+    """What one subject allows now."""
+
+    subject_id: str
+    erased: bool
+    categories: dict[str, bool]
+
+
+class DecisionsRead(BaseModel):
+    """One decision per requested id, in request order (not paginated)."""
+
+    items: list[DecisionRead]

@@ -185,7 +185,7 @@ async def record_choice(
 
     now = utcnow()
     record = _new_record(choice, change.caller, facts, stored, after, changed, now)
-    new_state = _next_state(current, stored, record, requested, change.caller, now)
+    new_state = next_state(current, stored, record, requested, change.caller, now)
     stored_record = StoredRecord(
         **{**record, "recorded_at": now},
         seq=current["revision"] + 1,
@@ -226,7 +226,7 @@ def _new_record(
     return record
 
 
-def _next_state(
+def next_state(
     current: dict[str, Any],
     stored: StoredConsent | None,
     record: dict[str, Any],
@@ -265,9 +265,11 @@ def _next_state(
 
 
 def represent_record(record: StoredRecord) -> dict[str, Any]:
-    """A history record as clients see it."""
+    """A history record as clients see it; `linked_from` only on a record that has one."""
     item = vars(record).copy()
     del item["seq"]
+    if item["linked_from"] is None:
+        del item["linked_from"]
     item["recorded_at"] = format_timestamp(record.recorded_at)
     return item
 

@@ -8,12 +8,11 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select, text, tuple_
 
 from consentry import subject_locks
-from consentry.consent.gate import ERASED, Gate, gate_of
-from consentry.consent.models import ConsentState, Tombstone
+from consentry.consent import repository as consent_repository
+from consentry.consent.gate import Gate
 from consentry.db import Reader, UniqueViolation, UnitOfWork, UTCDateTime
 from consentry.db import Row as StoredRow
 from consentry.events.models import Event
-from consentry.policy import OPTIONAL_CATEGORIES
 
 # (subject_id, event_id): an event's identity.
 Key = tuple[str, str]
@@ -41,40 +40,6 @@ class NewEvent(NamedTuple):
 COLUMNS = NewEvent._fields
 
 
-# For each optional category, when its grant in force began (NULL when it is not granted):
-# PostgreSQL takes the JSON apart and the driver decodes timestamps, cheaper than doing it here.
-_GRANTED_SINCE = ", ".join(
-    f"CASE WHEN (categories -> '{c}' ->> 'granted')::boolean"
-    f" THEN (categories -> '{c}' ->> 'updated_at')::timestamptz END AS {c}"
-    for c in OPTIONAL_CATEGORIES
-)
-_NO_GRANTS = ", ".join(f"NULL AS {c}" for c in OPTIONAL_CATEGORIES)
-# PostgreSQL: the share-locked grants and the tombstones of a batch's subjects in one round
-# trip; the tombstone rows (`erased`) carry no grants.
-_SHARE_GATES_PG = f"""
-WITH locked AS (
-    SELECT subject_id, {_GRANTED_SINCE}
-    FROM consent_states
-    WHERE subject_id = ANY($1::text[]) AND revision > 0
-    ORDER BY subject_id
-    FOR SHARE
-)
-SELECT locked.*, false AS erased FROM locked
-UNION ALL
-SELECT s.subject_id, {_NO_GRANTS}, true
-FROM unnest($1::text[], $2::text[]) AS s(subject_id, subject_hash)
-WHERE EXISTS (SELECT 1 FROM tombstones AS t WHERE t.subject_hash = s.subject_hash)
-"""  # noqa: S608  (built from the policy's fixed category ids, never from input)
-# SQLite: the same two reads as two statements (the write lock is already held).
-_READ_GATES = select(ConsentState.subject_id, ConsentState.categories).where(
-    ConsentState.subject_id.in_(bindparam("subjects", expanding=True)),
-    ConsentState.revision > 0,
-)
-_ERASED_AMONG = select(Tombstone.subject_hash).where(
-    Tombstone.subject_hash.in_(bindparam("hashes", expanding=True))
-)
-
-
 async def share_gates(uow: UnitOfWork, subjects: list[str], hashes: list[str]) -> dict[str, Gate]:
     """The gates of `subjects` (with `hashes`, their keyed hashes), held until the transaction ends.
 
@@ -88,22 +53,7 @@ async def share_gates(uow: UnitOfWork, subjects: list[str], hashes: list[str]) -
     batches never wait on each other's share locks. On SQLite the batch is the only writer.
     """
     await subject_locks.share(uow, subjects)
-    gates: dict[str, Gate] = {}
-    if uow.dialect == "postgresql":
-        for row in await uow.pg_rows(_SHARE_GATES_PG, subjects, hashes):
-            if row["erased"]:
-                gates[row["subject_id"]] = ERASED
-            elif row["subject_id"] not in gates:  # a tombstone wins, in whatever order they come
-                since = {c: row[c] for c in OPTIONAL_CATEGORIES if row[c] is not None}
-                gates[row["subject_id"]] = Gate(granted_since=since)
-        return gates
-    for row in await uow.all(_READ_GATES, {"subjects": subjects}):
-        gates[row["subject_id"]] = gate_of(row["categories"])
-    erased = {row["subject_hash"] for row in await uow.all(_ERASED_AMONG, {"hashes": hashes})}
-    for subject_id, subject_hash in zip(subjects, hashes, strict=True):
-        if subject_hash in erased:
-            gates[subject_id] = ERASED
-    return gates
+    return await consent_repository.read_gates(uow, subjects, hashes, share_lock=True)
 
 
 # SQLite: text with typed timestamps, so the JSON columns take the serialized documents as

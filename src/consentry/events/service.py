@@ -17,7 +17,7 @@ from consentry.events.counters import EventCounts
 from consentry.events.repository import Key, NewEvent
 from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
 from consentry.pagination import Cursors
-from consentry.policy import CATEGORIES, REQUIRED_CATEGORY
+from consentry.policy import CATEGORIES
 from consentry.pseudonyms import Pseudonyms
 from consentry.routing import nests_deeper
 
@@ -148,13 +148,7 @@ def _verdict(candidate: Candidate, gate: Gate) -> str | None:
         return "unknown_category"
     if gate.erased:
         return "subject_erased"
-    if category == REQUIRED_CATEGORY:
-        return None
-    # Granted without a break from occurred_at until now: the grant in force began before it.
-    since = gate.granted_since.get(category)
-    if since is None or candidate.row.occurred_at < since:
-        return "consent_denied"
-    return None
+    return None if gate.allows(category, candidate.row.occurred_at) else "consent_denied"
 
 
 def judge(

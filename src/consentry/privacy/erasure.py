@@ -175,10 +175,8 @@ async def erase(
         deleted = dict.fromkeys(repository.ERASED_KINDS, 0)
         details["already_erased"] = True
     else:
-        await repository.lock_subject_for_erasure(uow, request.subject_id)
-        deleted = await repository.erase_subject(
-            uow, request.subject_id, pseudonyms.of(request.subject_id), now, until
-        )
+        deleted = await _erase_with_linked(uow, pseudonyms, request.subject_id, now, until)
+        details["linked_subjects"] = deleted.pop("linked_subjects")
     await repository.set_fields(
         uow,
         request_id,
@@ -199,6 +197,27 @@ async def erase(
         details={"deleted": deleted, **details},
     )
     return True
+
+
+async def _erase_with_linked(
+    uow: UnitOfWork, pseudonyms: Pseudonyms, subject_id: str, now: datetime, until: datetime
+) -> dict[str, int]:
+    """Erase the subject and every anonymous subject linked into it; the counts summed.
+
+    The learner's erasure lock comes first, so no link into it can commit any more; then the
+    visitors' own, so none of their writers can either (a deadlock with another erasure taking
+    them the other way round rolls this attempt back, and it is retried).
+    """
+    await repository.lock_subject_for_erasure(uow, subject_id)
+    linked = await repository.linked_into(uow, subject_id)
+    deleted = await repository.erase_subject(uow, subject_id, pseudonyms.of(subject_id), now, until)
+    for anonymous_id in linked:
+        await repository.lock_subject_for_erasure(uow, anonymous_id)
+        found = await repository.erase_subject(
+            uow, anonymous_id, pseudonyms.of(anonymous_id), now, until
+        )
+        deleted = {kind: deleted[kind] + found[kind] for kind in deleted}
+    return {**deleted, "linked_subjects": len(linked)}
 
 
 async def record_failure(uow: UnitOfWork, request_id: str, exc: Exception, now: datetime) -> None:

@@ -81,6 +81,9 @@ async def _array(rows: AsyncIterator[Any]) -> AsyncIterator[bytes]:
         # The position in the chain, and the subject id the document already names once.
         row.pop("seq", None)
         row.pop("subject_id", None)
+        # Only a record that carried an anonymous choice over names one, as in the history.
+        if "linked_from" in row and row["linked_from"] is None:
+            del row["linked_from"]
         for name in _TIMES:
             if isinstance(row.get(name), datetime):
                 row[name] = format_timestamp(row[name])

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
 
 from consentry import subject_locks
-from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
+from consentry.consent.models import ConsentLink, ConsentRecord, ConsentState, Tombstone
 from consentry.consent.repository import CHANGES_CHANNEL
 from consentry.db import Query, Reader, UnitOfWork, insert_ignoring_conflicts
 from consentry.events.models import Event
@@ -158,6 +158,18 @@ async def lock_subject_for_erasure(uow: UnitOfWork, subject_id: str) -> None:
     await subject_locks.take(uow, subject_id)
 
 
+_LINKED_INTO = Query(
+    select(ConsentLink.subject_id)
+    .where(ConsentLink.linked_to == bindparam("subject_id"))
+    .order_by(ConsentLink.subject_id)
+)
+
+
+async def linked_into(uow: UnitOfWork, subject_id: str) -> list[str]:
+    """The anonymous subjects linked into this learner: erased with it."""
+    return [row["subject_id"] for row in await uow.all(_LINKED_INTO, {"subject_id": subject_id})]
+
+
 _NOTIFY_PG = "SELECT pg_notify($1, $2)"
 
 
@@ -186,6 +198,12 @@ async def erase_subject(
     await uow.execute(
         insert_ignoring_conflicts(uow.dialect, Tombstone).values(
             subject_hash=subject_hash, erased_at=now
+        )
+    )
+    # A link names both subjects: the visitor it used up, the learner it went into.
+    await uow.execute(
+        delete(ConsentLink).where(
+            or_(ConsentLink.subject_id == subject_id, ConsentLink.linked_to == subject_id)
         )
     )
     # Earlier requests for the subject (a cancelled one, say) hold its id as well.

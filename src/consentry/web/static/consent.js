@@ -258,6 +258,7 @@
     S.id = options.subjectId || anonymousId();
     consentMode();
     S.ready = (async () => {
+      await linkAfterSignIn();
       try {
         S.state = await json("GET", subjectPath("consent") + regionQuery());
       } catch (error) {
@@ -277,6 +278,32 @@
       return snapshot();
     })();
     return S.ready;
+  }
+
+  // ---- sign-in: the visitor's banner choice follows into the account -------------------------
+  // The browser's anonymous id is linked to the learner once (the service decides whether its
+  // choice carries over), then replaced, so whoever signs in next on a shared computer inherits
+  // nothing. FRESH_COOKIE names the id started here until an anonymous page has used it: signed-in
+  // pages do not link an id that nobody could have answered with.
+  const FRESH_COOKIE = "consentry_fresh";
+
+  async function linkAfterSignIn() {
+    const visitor = cookie(ID_COOKIE);
+    if (!S.token) {
+      if (visitor && visitor === cookie(FRESH_COOKIE)) setCookie(FRESH_COOKIE, "");
+      return;
+    }
+    if (!visitor || !ANON.test(visitor) || visitor === cookie(FRESH_COOKIE)) return;
+    try {
+      await api("POST", subjectPath("consent/link"), { anonymous_id: visitor });
+    } catch (error) {
+      // Kept for the next page when the answer may change (offline, busy, expired sign-in);
+      // an id the service refused (409: linked already) is done with.
+      if (!error.status || error.status >= 500 || [401, 429].includes(error.status)) return;
+    }
+    const fresh = "anon:" + uuid4();
+    setCookie(ID_COOKIE, fresh);
+    setCookie(FRESH_COOKIE, fresh);
   }
 
   async function save(categories, source, method) {
