@@ -25,6 +25,8 @@ from consentry.errors import PROBLEM_JSON, install_error_handlers
 from consentry.events.counters import EventCounts
 from consentry.events.routes import router as events_router
 from consentry.headers import SecurityHeaders
+from consentry.integrations.routes import router as integrations_router
+from consentry.integrations.service import flowing_provider_ids
 from consentry.migrations import head_revision, known_revisions
 from consentry.observability.metrics import Metrics, sample_pools_forever
 from consentry.observability.middleware import ObservabilityMiddleware
@@ -128,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = rate_limiter(settings)
     app.state.max_json_depth = settings.max_json_depth
     app.state.export_slots = ExportSlots(settings.export_concurrency, settings.export_per_subject)
+    # The providers list of a subject counts its connections without providers knowing of them.
+    app.state.connected_providers = flowing_provider_ids
 
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
@@ -136,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(consent_router)
     app.include_router(events_router)
     app.include_router(providers_router)
+    app.include_router(integrations_router)
     app.include_router(audit_router)
     app.include_router(erasure_router)
     app.include_router(export_router)

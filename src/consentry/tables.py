@@ -4,6 +4,12 @@ from consentry.audit.models import AuditEntry
 from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
 from consentry.db import Base
 from consentry.events.models import Event, EventAggregate
+from consentry.integrations.models import (
+    Connection,
+    Integration,
+    IntegrationChain,
+    IntegrationRecord,
+)
 from consentry.keys.models import ApiKey
 from consentry.privacy.models import ErasureRequest
 from consentry.providers.models import Provider
@@ -13,11 +19,15 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Base",
+    "Connection",
     "ConsentRecord",
     "ConsentState",
     "ErasureRequest",
     "Event",
     "EventAggregate",
+    "Integration",
+    "IntegrationChain",
+    "IntegrationRecord",
     "Provider",
     "ServiceSecret",
     "Tombstone",
