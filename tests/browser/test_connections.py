@@ -168,6 +168,7 @@ def test_request_connection_asks_on_the_platforms_page(
     assert _connection(service, learner, "cloud-drive")["status"] == "none"
 
     opener.click()
+    expect(dialog).to_be_visible()
     page.keyboard.press("Tab")
     assert focused(page)["action"] == "approve"
     page.keyboard.press("Enter")

@@ -706,6 +706,7 @@
             const after = await setConnection(integration.id, decision, scopes);
             status.textContent = named(tc("done")[after.status], integration.name);
             await render(`${integration.id}:${decision}`);
+            refreshLists(view); // who receives the data changes with the connection
           } catch (error) {
             status.textContent = error.status === 401 ? t("expired") : t("failed");
           }
