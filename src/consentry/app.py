@@ -8,6 +8,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,6 +26,9 @@ from consentry.errors import PROBLEM_JSON, install_error_handlers
 from consentry.events.counters import EventCounts
 from consentry.events.routes import router as events_router
 from consentry.headers import SecurityHeaders
+from consentry.integrations.cache import LISTENER_NAME as CONNECTIONS_LISTENER
+from consentry.integrations.cache import ConnectionCache
+from consentry.integrations.cache import listen as listen_for_connections
 from consentry.integrations.routes import router as integrations_router
 from consentry.integrations.service import flowing_provider_ids
 from consentry.migrations import head_revision, known_revisions
@@ -73,6 +77,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if database.announces_changes and settings.consent_cache_size > 0:
         tasks.append(asyncio.create_task(listen(database.listener, cache)))
+    connections = ConnectionCache(settings.connection_cache_size)
+    app.state.connection_cache = connections
+    if database.announces_changes and settings.connection_cache_size > 0:
+        listener = partial(database.listener, CONNECTIONS_LISTENER)
+        tasks.append(asyncio.create_task(listen_for_connections(listener, connections)))
     # Metrics: this process's pool gauges, for whichever worker answers the scrape.
     metrics: Metrics = app.state.metrics
     tasks.append(asyncio.create_task(sample_pools_forever(metrics, database)))

@@ -31,6 +31,16 @@ from consentry.integrations.models import (
 
 # The statuses under which data may flow.
 FLOWING = ("approved", "informed")
+# Every committed change of a learner's connections is announced here with the subject id, and
+# a removed integration with an empty one (see integrations/cache.py).
+CHANGES_CHANNEL = "consentry_integrations"
+_NOTIFY_PG = "SELECT pg_notify($1, $2)"
+
+
+async def notify(uow: UnitOfWork, subject_id: str) -> None:
+    """Tell every process's connection cache of a change when, and only when, it commits."""
+    if uow.dialect == "postgresql":
+        await uow.pg_execute(_NOTIFY_PG, CHANGES_CHANNEL, subject_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +196,8 @@ async def remove(uow: UnitOfWork, integration_id: str) -> None:
     """Delete an integration and what is left of its connections."""
     await uow.execute(delete(Connection).where(Connection.integration_id == integration_id))
     await uow.execute(_REMOVE, {"id": integration_id})
+    # Every learner's check of it was `none` at least: now there is nothing to check.
+    await notify(uow, "")
 
 
 # ---- a learner's connections ----
@@ -391,6 +403,7 @@ async def append(uow: UnitOfWork, subject_id: str, record: StoredIntegrationReco
     await uow.execute(
         _ADVANCE_CHAIN, {"key": subject_id, "new_seq": record.seq, "new_hash": record.hash}
     )
+    await notify(uow, subject_id)
 
 
 def _history(before: bool) -> Query:

@@ -19,6 +19,7 @@ from consentry.auth import (
 from consentry.db import DatabaseDep, UnitOfWorkDep, database_of
 from consentry.errors import ValidationFailed, problem_responses
 from consentry.integrations import service
+from consentry.integrations.cache import ConnectionCache
 from consentry.integrations.schemas import (
     EXAMPLE_INTEGRATION,
     INTEGRATION_ID_DESCRIPTION,
@@ -126,6 +127,11 @@ def _created(integration: dict[str, Any]) -> Response:
     return json_response(integration, 201, headers={"Location": location})
 
 
+def _cache(request: Request) -> ConnectionCache:
+    cache: ConnectionCache = request.app.state.connection_cache
+    return cache
+
+
 def _language(value: str | None) -> str | None:
     return None if value is None else value.split("-")[0].lower()
 
@@ -217,13 +223,14 @@ async def get_integration(
     openapi_extra=_body_example({k: v for k, v in EXAMPLE_INTEGRATION.items() if k != "id"}),
 )
 async def put_integration(
+    request: Request,
     integration_id: IntegrationIdPath,
     body: IntegrationReplace,
     caller: Admin,
     uow: UnitOfWorkDep,
 ) -> Response:
     """Replace an integration (200), or create it (201)."""
-    stored, created = await service.replace(uow, integration_id, body, caller)
+    stored, created = await service.replace(uow, _cache(request), integration_id, body, caller)
     return _created(stored) if created else json_response(stored)
 
 
@@ -237,10 +244,10 @@ async def put_integration(
     responses={204: {"description": "Removed"}, **problem_responses(401, 403, 404, 422, 429, 503)},
 )
 async def delete_integration(
-    integration_id: IntegrationIdPath, caller: Admin, uow: UnitOfWorkDep
+    request: Request, integration_id: IntegrationIdPath, caller: Admin, uow: UnitOfWorkDep
 ) -> Response:
     """Remove an integration, revoking its connections; 404 when there is none. Audited."""
-    await service.delete(uow, integration_id, caller)
+    await service.delete(uow, _cache(request), integration_id, caller)
     return Response(status_code=204)
 
 
@@ -369,11 +376,13 @@ async def check_connection(request: Request) -> Response:
     """The learner's connection to one integration."""
     await subject_caller(request, "integrations:read", anonymous=False)
     integration_id = _integration_id(request)
-    pseudonyms = await pseudonyms_of(request)
-    async with database_of(request).reader() as reader:
-        found = await service.check(
-            reader, pseudonyms, request.path_params["subject_id"], integration_id
-        )
+    found = await service.check(
+        database_of(request),
+        _cache(request),
+        await pseudonyms_of(request),
+        request.path_params["subject_id"],
+        integration_id,
+    )
     return json_response(found, headers=NO_STORE)
 
 
@@ -396,6 +405,7 @@ async def check_connection(request: Request) -> Response:
     openapi_extra=_body_example({"scopes": ["files.write"]}),
 )
 async def request_connection(
+    request: Request,
     subject_id: SubjectIdPath,
     integration_id: IntegrationIdPath,
     body: ConnectionRequest,
@@ -405,7 +415,7 @@ async def request_connection(
 ) -> Response:
     """Ask the learner for a connection, or inform them of one."""
     found, created = await service.request_connection(
-        uow, pseudonyms, caller, subject_id, integration_id, body.scopes
+        uow, _cache(request), pseudonyms, caller, subject_id, integration_id, body.scopes
     )
     return json_response(found, 201 if created else 200, headers=NO_STORE)
 
@@ -426,6 +436,7 @@ async def request_connection(
     openapi_extra=_body_example({"decision": "approve", "scopes": ["files.write"]}),
 )
 async def decide_connection(
+    request: Request,
     subject_id: SubjectIdPath,
     integration_id: IntegrationIdPath,
     body: ConnectionDecision,
@@ -434,7 +445,8 @@ async def decide_connection(
     uow: UnitOfWorkDep,
 ) -> Response:
     """Approve or decline a connection."""
-    found = await service.decide(uow, pseudonyms, caller, subject_id, integration_id, body)
+    cache = _cache(request)
+    found = await service.decide(uow, cache, pseudonyms, caller, subject_id, integration_id, body)
     return json_response(found, headers=NO_STORE)
 
 
@@ -450,6 +462,7 @@ async def decide_connection(
     },
 )
 async def revoke_connection(
+    request: Request,
     subject_id: SubjectIdPath,
     integration_id: IntegrationIdPath,
     caller: Revoker,
@@ -457,5 +470,7 @@ async def revoke_connection(
     uow: UnitOfWorkDep,
 ) -> Response:
     """Revoke a connection."""
-    found = await service.revoke(uow, pseudonyms, caller, subject_id, integration_id)
+    found = await service.revoke(
+        uow, _cache(request), pseudonyms, caller, subject_id, integration_id
+    )
     return json_response(found, headers=NO_STORE)

@@ -14,7 +14,7 @@ from consentry.audit import service as audit
 from consentry.auth import Caller
 from consentry.consent.chain import record_hash
 from consentry.consent.service import ensure_live
-from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
+from consentry.db import Database, Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.errors import (
     Conflict,
     NotFound,
@@ -23,6 +23,7 @@ from consentry.errors import (
     ValidationFailed,
 )
 from consentry.integrations import repository
+from consentry.integrations.cache import EVERYONE, ConnectionCache
 from consentry.integrations.repository import (
     ChainHead,
     StoredConnection,
@@ -178,7 +179,11 @@ async def create(uow: UnitOfWork, body: IntegrationCreate, actor: str) -> dict[s
 
 
 async def replace(
-    uow: UnitOfWork, integration_id: str, body: IntegrationReplace, caller: Caller
+    uow: UnitOfWork,
+    cache: ConnectionCache,
+    integration_id: str,
+    body: IntegrationReplace,
+    caller: Caller,
 ) -> tuple[dict[str, Any], bool]:
     """Replace an integration's description, or create it; it and whether it was created.
 
@@ -213,17 +218,20 @@ async def replace(
     )
     declared = {scope["id"] for scope in wanted["scopes"]}
     if {scope["id"] for scope in current.scopes} - declared:
-        await _for_each_connection(uow, integration_id, now, caller, keep=declared)
+        await _for_each_connection(uow, cache, integration_id, now, caller, keep=declared)
     return represent(replaced(current, **values, updated_at=now)), False
 
 
-async def delete(uow: UnitOfWork, integration_id: str, caller: Caller) -> None:
+async def delete(
+    uow: UnitOfWork, cache: ConnectionCache, integration_id: str, caller: Caller
+) -> None:
     """Remove an integration, revoking every connection to it; NotFound when there is none."""
     current = await repository.lock(uow, integration_id)
     if current is None:
         raise NotFound("No integration has that id.")
-    await _for_each_connection(uow, integration_id, utcnow(), caller, keep=None)
+    await _for_each_connection(uow, cache, integration_id, utcnow(), caller, keep=None)
     await repository.remove(uow, integration_id)
+    uow.on_commit(lambda: cache.forget(EVERYONE))
     await audit.record(
         uow,
         "integration_deleted",
@@ -258,6 +266,7 @@ async def _insert(
 
 async def _for_each_connection(
     uow: UnitOfWork,
+    cache: ConnectionCache,
     integration_id: str,
     now: datetime,
     caller: Caller,
@@ -284,17 +293,33 @@ async def _for_each_connection(
                 continue
             after = replaced(current, scopes=scopes, source="admin")
         head = await repository.lock_chain(uow, subject_id)
-        await _write(uow, subject_id, head, after, caller.name, now, exists=True)
+        await _write(uow, cache, subject_id, head, after, caller.name, now, exists=True)
 
 
 # ---- a learner's connections ----
 
 
 async def check(
-    reader: Reader, pseudonyms: Pseudonyms, subject_id: str, integration_id: str
+    database: Database,
+    cache: ConnectionCache,
+    pseudonyms: Pseudonyms,
+    subject_id: str,
+    integration_id: str,
 ) -> dict[str, Any]:
-    """The learner's connection to one integration: the check before any data is exchanged."""
-    found = await repository.check(reader, subject_id, pseudonyms.of(subject_id), integration_id)
+    """The learner's connection to one integration: the check before any data is exchanged.
+
+    From memory when this process has heard of every change since it read it.
+    """
+    found = cache.get(subject_id, integration_id)
+    if found is None:
+        epoch = cache.epoch
+        async with database.reader() as reader:
+            found = await repository.check(
+                reader, subject_id, pseudonyms.of(subject_id), integration_id
+            )
+        # Only what exists is kept: an erased learner or unknown integration is rare.
+        if not found.erased and found.integration_exists:
+            cache.fill(subject_id, integration_id, found, epoch)
     if found.erased:
         raise SubjectErased("This subject was erased.")
     if not found.integration_exists:
@@ -394,6 +419,7 @@ def _source_of(caller: Caller) -> str:
 
 async def request_connection(
     uow: UnitOfWork,
+    cache: ConnectionCache,
     pseudonyms: Pseudonyms,
     caller: Caller,
     subject_id: str,
@@ -422,12 +448,14 @@ async def request_connection(
         requested_at=now,
         decided_at=None,
     )
-    await _write(uow, subject_id, locked.head, after, caller.name, now, exists=current is not None)
+    exists = current is not None
+    await _write(uow, cache, subject_id, locked.head, after, caller.name, now, exists=exists)
     return represent_connection(integration_id, after), True
 
 
 async def decide(
     uow: UnitOfWork,
+    cache: ConnectionCache,
     pseudonyms: Pseudonyms,
     caller: Caller,
     subject_id: str,
@@ -438,13 +466,13 @@ async def decide(
     locked = await _lock(uow, pseudonyms, subject_id, integration_id)
     approve = decision.decision == "approve"
     scopes = _declared(locked.integration, decision.scopes) if approve else []
-    return await _settle(
-        uow, caller, subject_id, locked, "approved" if approve else "declined", scopes
-    )
+    status = "approved" if approve else "declined"
+    return await _settle(uow, cache, caller, subject_id, locked, status, scopes)
 
 
 async def revoke(
     uow: UnitOfWork,
+    cache: ConnectionCache,
     pseudonyms: Pseudonyms,
     caller: Caller,
     subject_id: str,
@@ -452,11 +480,12 @@ async def revoke(
 ) -> dict[str, Any]:
     """Revoke the connection: nothing flows any more, whatever it was."""
     locked = await _lock(uow, pseudonyms, subject_id, integration_id)
-    return await _settle(uow, caller, subject_id, locked, "revoked", [])
+    return await _settle(uow, cache, caller, subject_id, locked, "revoked", [])
 
 
 async def _settle(
     uow: UnitOfWork,
+    cache: ConnectionCache,
     caller: Caller,
     subject_id: str,
     locked: _Locked,
@@ -481,12 +510,14 @@ async def _settle(
         requested_at=current.requested_at if current is not None else None,
         decided_at=now,
     )
-    await _write(uow, subject_id, locked.head, after, caller.name, now, exists=current is not None)
+    exists = current is not None
+    await _write(uow, cache, subject_id, locked.head, after, caller.name, now, exists=exists)
     return represent_connection(integration_id, after)
 
 
 async def _write(
     uow: UnitOfWork,
+    cache: ConnectionCache,
     subject_id: str,
     head: ChainHead,
     after: StoredConnection,
@@ -514,6 +545,8 @@ async def _write(
     )
     await repository.save_connection(uow, subject_id, after, exists=exists)
     await repository.append(uow, subject_id, record)
+    # This process reads its own writes at once; the others hear of it from PostgreSQL.
+    uow.on_commit(lambda: cache.forget(subject_id))
     await _announce(uow, subject_id, after)
 
 
