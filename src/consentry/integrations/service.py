@@ -284,8 +284,8 @@ async def _for_each_connection(
     await subject_locks.share(uow, subjects)
     for subject_id, current in await repository.connections_to(uow, integration_id):
         if keep is None:
-            if current.status == "revoked" and current.source == "admin":
-                continue
+            if current.status == "revoked":
+                continue  # nothing flows already: revoking again would record nothing new
             after = replaced(current, status="revoked", scopes=[], source="admin", decided_at=now)
         else:
             scopes = [scope for scope in current.scopes if scope in keep]
