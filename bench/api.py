@@ -64,11 +64,24 @@ async def read_each(base_url: str, plan: Plan) -> None:
         await asyncio.gather(*(_reader(client, queue) for _ in range(SEED_CONCURRENCY)))
 
 
-async def _reader(client: httpx.AsyncClient, queue: asyncio.Queue[Subject]) -> None:
+async def check_each(base_url: str, plan: Plan) -> None:
+    """Check every subject's connection once with its own JWT, as a syncing service would."""
+    queue: asyncio.Queue[Subject] = asyncio.Queue()
+    for subject in plan.subjects:
+        queue.put_nowait(subject)
+    limits = httpx.Limits(max_connections=SEED_CONCURRENCY)
+    path = f"integrations/{INTEGRATION}"
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
+        await asyncio.gather(*(_reader(client, queue, path) for _ in range(SEED_CONCURRENCY)))
+
+
+async def _reader(
+    client: httpx.AsyncClient, queue: asyncio.Queue[Subject], path: str = "consent"
+) -> None:
     while not queue.empty():
         subject = queue.get_nowait()
         response = await client.get(
-            f"/v1/subjects/{subject.id}/consent",
+            f"/v1/subjects/{subject.id}/{path}",
             headers={"Authorization": f"Bearer {subject.token}"},
         )
         if response.status_code != 200:
