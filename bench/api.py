@@ -64,11 +64,24 @@ async def read_each(base_url: str, plan: Plan) -> None:
         await asyncio.gather(*(_reader(client, queue) for _ in range(SEED_CONCURRENCY)))
 
 
-async def _reader(client: httpx.AsyncClient, queue: asyncio.Queue[Subject]) -> None:
+async def check_each(base_url: str, plan: Plan) -> None:
+    """Check every subject's connection once with its own JWT, as a syncing service would."""
+    queue: asyncio.Queue[Subject] = asyncio.Queue()
+    for subject in plan.subjects:
+        queue.put_nowait(subject)
+    limits = httpx.Limits(max_connections=SEED_CONCURRENCY)
+    path = f"integrations/{INTEGRATION}"
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
+        await asyncio.gather(*(_reader(client, queue, path) for _ in range(SEED_CONCURRENCY)))
+
+
+async def _reader(
+    client: httpx.AsyncClient, queue: asyncio.Queue[Subject], path: str = "consent"
+) -> None:
     while not queue.empty():
         subject = queue.get_nowait()
         response = await client.get(
-            f"/v1/subjects/{subject.id}/consent",
+            f"/v1/subjects/{subject.id}/{path}",
             headers={"Authorization": f"Bearer {subject.token}"},
         )
         if response.status_code != 200:
@@ -89,6 +102,63 @@ async def _seeder(client: httpx.AsyncClient, queue: asyncio.Queue[Subject], vers
             raise HarnessError(
                 f"seeding {subject.id} answered {response.status_code}: {response.text}"
             )
+
+
+# The integration the check scenario reads, and the provider that receives its data.
+INTEGRATION = "bench-drive"
+_PROVIDER = {
+    "id": "bench-drive-inc",
+    "name": "Bench drive",
+    "kind": "technology",
+    "purpose": "Keeps the files learners choose to store in their own drive.",
+    "data_shared": ["assignments"],
+    "category": "functional",
+    "countries": ["US"],
+}
+_INTEGRATION = {
+    "id": INTEGRATION,
+    "name": "Bench drive",
+    "kind": "cloud_storage",
+    "provider_id": _PROVIDER["id"],
+    "purpose": "Saves submitted assignments to the learner's own drive.",
+    "data_shared": ["assignments"],
+    "scopes": [{"id": "files.write", "description": "Save your assignments in your drive."}],
+    "default": "ask",
+}
+
+
+async def seed_connections(base_url: str, admin_key: str, plan: Plan) -> None:
+    """Declare the bench integration; ask two thirds of the subjects, and half of those approve."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    limits = httpx.Limits(max_connections=SEED_CONCURRENCY)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, limits=limits, timeout=30.0
+    ) as client:
+        for path, body in (("/v1/providers", _PROVIDER), ("/v1/integrations", _INTEGRATION)):
+            response = await client.post(path, json=body)
+            if response.status_code != 201:
+                raise HarnessError(f"POST {path} answered {response.status_code}: {response.text}")
+        queue: asyncio.Queue[Subject] = asyncio.Queue()
+        for subject in plan.subjects:
+            if subject.number % 3:
+                queue.put_nowait(subject)
+        await asyncio.gather(*(_connector(client, queue) for _ in range(SEED_CONCURRENCY)))
+
+
+async def _connector(client: httpx.AsyncClient, queue: asyncio.Queue[Subject]) -> None:
+    while not queue.empty():
+        subject = queue.get_nowait()
+        path = f"/v1/subjects/{subject.id}/integrations/{INTEGRATION}"
+        answers = [await client.post(f"{path}/requests", json={"scopes": ["files.write"]})]
+        if subject.number % 3 == 2:
+            approval = {"decision": "approve", "scopes": ["files.write"]}
+            own = {"Authorization": f"Bearer {subject.token}"}
+            answers.append(await client.put(path, json=approval, headers=own))
+        for response in answers:
+            if response.status_code not in (200, 201):
+                raise HarnessError(
+                    f"connecting {subject.id} answered {response.status_code}: {response.text}"
+                )
 
 
 def sample_acceptance(base_url: str, events_key: str, plan: Plan) -> Acceptance:

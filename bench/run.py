@@ -188,6 +188,7 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
         rows["write"],
         rows["events"],
         rows["decisions"],
+        rows["check"],
         rows["floor"],
         copy_row,
     ]
@@ -215,6 +216,9 @@ def _seed(service: Server, admin_key: str, plan: Plan) -> tuple[str, float]:
     asyncio.run(api.seed(service.base_url, admin_key, plan, version))
     seeded_at = time.monotonic()
     progress(f"seeded in {seeded_at - began:.1f} s")
+    progress("seeding connections to the bench integration through POST and PUT")
+    asyncio.run(api.seed_connections(service.base_url, admin_key, plan))
+    progress(f"seeded connections in {time.monotonic() - seeded_at:.1f} s")
     return version, seeded_at
 
 
@@ -227,6 +231,7 @@ def _http_rows(
     nonces = _nonces(2)
     floor_row = _http_row("floor", "req/s", lambda: _floor(run, floor))
     read_row = _http_row("(a) consent read", "req/s", lambda: _reads(run, service))
+    check_row = _http_row("(e) integration check", "req/s", lambda: _checks(run, service))
     # An event must happen after the grant that admits it; the two runs above take far longer.
     time.sleep(max(0.0, seeded_at + EVENT_AGE_SECONDS + 1.5 - time.monotonic()))
     events_row = _http_row(
@@ -245,9 +250,13 @@ def _http_rows(
     relate(read_row, floor_row, READ_TARGET)
     relate(write_row, floor_row, WRITE_TARGET)
     relate(decisions_row, read_row, DECISIONS_TARGET)
+    # The check a connecting service makes is a hot path like the consent read: at least as
+    # fast, as a share of the same floor.
+    relate(check_row, floor_row, read_row.ratio if read_row.ratio is not None else READ_TARGET)
     rows = {
         "floor": floor_row,
         "read": read_row,
+        "check": check_row,
         "events": events_row,
         "decisions": decisions_row,
         "write": write_row,
@@ -290,6 +299,14 @@ def _reads(run: Run, service: Server) -> Measurement:
     asyncio.run(api.read_each(service.base_url, run.plan))
     env = {"BENCH_SUBJECTS": str(run.files["subjects"])}
     return _scenario(run, "read", "consent_read.lua", service.base_url, env, env)
+
+
+def _checks(run: Run, service: Server) -> Measurement:
+    # Steady state, as for the read: a syncing service checks the same learners again and again,
+    # so each learner is checked once (filling the connection cache) before the timed runs.
+    asyncio.run(api.check_each(service.base_url, run.plan))
+    env = {"BENCH_SUBJECTS": str(run.files["subjects"]), "BENCH_INTEGRATION": api.INTEGRATION}
+    return _scenario(run, "check", "integration_check.lua", service.base_url, env, env)
 
 
 def _writes(run: Run, service: Server) -> Measurement:

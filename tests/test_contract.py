@@ -22,6 +22,8 @@ PUBLIC = {
     ("GET", "/metrics"),
     ("GET", "/v1/providers"),
     ("GET", "/v1/providers/{provider_id}"),
+    ("GET", "/v1/integrations"),
+    ("GET", "/v1/integrations/{integration_id}"),
 }
 
 

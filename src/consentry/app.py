@@ -8,6 +8,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +28,11 @@ from consentry.errors import PROBLEM_JSON, install_error_handlers
 from consentry.events.counters import EventCounts
 from consentry.events.routes import router as events_router
 from consentry.headers import SecurityHeaders
+from consentry.integrations.cache import LISTENER_NAME as CONNECTIONS_LISTENER
+from consentry.integrations.cache import ConnectionCache
+from consentry.integrations.cache import listen as listen_for_connections
+from consentry.integrations.routes import router as integrations_router
+from consentry.integrations.service import flowing_provider_ids
 from consentry.migrations import head_revision, known_revisions
 from consentry.observability.metrics import Metrics, sample_pools_forever
 from consentry.observability.middleware import ObservabilityMiddleware
@@ -73,6 +79,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if database.announces_changes and settings.consent_cache_size > 0:
         tasks.append(asyncio.create_task(listen(database.listener, cache)))
+    connections = ConnectionCache(settings.connection_cache_size)
+    app.state.connection_cache = connections
+    if database.announces_changes and settings.connection_cache_size > 0:
+        listener = partial(database.listener, CONNECTIONS_LISTENER)
+        tasks.append(asyncio.create_task(listen_for_connections(listener, connections)))
     # Metrics: this process's pool gauges, for whichever worker answers the scrape.
     metrics: Metrics = app.state.metrics
     tasks.append(asyncio.create_task(sample_pools_forever(metrics, database)))
@@ -130,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = rate_limiter(settings)
     app.state.max_json_depth = settings.max_json_depth
     app.state.export_slots = ExportSlots(settings.export_concurrency, settings.export_per_subject)
+    # The providers list of a subject counts its connections without providers knowing of them.
+    app.state.connected_providers = flowing_provider_ids
 
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
@@ -140,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(decisions_router)
     app.include_router(events_router)
     app.include_router(providers_router)
+    app.include_router(integrations_router)
     app.include_router(audit_router)
     app.include_router(erasure_router)
     app.include_router(export_router)

@@ -258,3 +258,16 @@ def subject_access(scope: str | None, *, anonymous: bool) -> Callable[..., Await
         return await subject_caller(request, scope, anonymous=anonymous)
 
     return _gate(check)
+
+
+def subject_key_access(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency for a `/v1/subjects/{subject_id}/...` route that API keys with `scope` alone
+    may call: the platform acting about a learner, never the learner's own token."""
+
+    async def check(request: Request) -> Caller:
+        caller = await subject_caller(request, scope, anonymous=False)
+        if caller.kind != "key" or not caller.has(scope):
+            raise Forbidden(f"This needs an API key with the {scope} scope.")
+        return caller
+
+    return _gate(check)

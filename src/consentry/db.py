@@ -583,10 +583,10 @@ class Database:
         """Whether committed changes reach other processes (PostgreSQL's LISTEN/NOTIFY)."""
         return self.dialect == "postgresql"
 
-    async def listener(self) -> asyncpg.Connection:
+    async def listener(self, name: str = LISTENER_NAME) -> asyncpg.Connection:
         """A connection of its own, outside the pool (PostgreSQL only), to LISTEN on."""
         return await asyncpg.connect(
-            self.dsn, timeout=self.timeout, server_settings={"application_name": LISTENER_NAME}
+            self.dsn, timeout=self.timeout, server_settings={"application_name": name}
         )
 
     def connections(self) -> tuple[int, int]:

@@ -104,6 +104,10 @@ class UnknownPolicyVersion(ConsentryError):
     status, code = 422, "unknown_policy_version"
 
 
+class UnknownScope(ConsentryError):
+    status, code = 422, "unknown_scope"
+
+
 class HeadersTooLarge(ConsentryError):
     status, code = 431, "request_header_fields_too_large"
 

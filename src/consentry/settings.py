@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     # request would wait for the kernel's TCP timeouts, many minutes.
     database_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     consent_cache_size: int = Field(default=20_000, ge=0, le=10_000_000)
+    connection_cache_size: int = Field(default=20_000, ge=0, le=10_000_000)
 
     admin_key: str | None = None
     jwt_secret: str | None = None

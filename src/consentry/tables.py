@@ -4,6 +4,12 @@ from consentry.audit.models import AuditEntry
 from consentry.consent.models import ConsentLink, ConsentRecord, ConsentState, Tombstone
 from consentry.db import Base
 from consentry.events.models import Event, EventAggregate
+from consentry.integrations.models import (
+    Connection,
+    Integration,
+    IntegrationChain,
+    IntegrationRecord,
+)
 from consentry.keys.models import ApiKey
 from consentry.privacy.models import ErasureRequest
 from consentry.providers.models import Provider
@@ -14,11 +20,15 @@ __all__ = [
     "AuditEntry",
     "Base",
     "ConsentLink",
+    "Connection",
     "ConsentRecord",
     "ConsentState",
     "ErasureRequest",
     "Event",
     "EventAggregate",
+    "Integration",
+    "IntegrationChain",
+    "IntegrationRecord",
     "Provider",
     "ServiceSecret",
     "Tombstone",

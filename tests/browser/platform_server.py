@@ -30,7 +30,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body = file.read_bytes()
-        if name == "index.html":
+        if name.endswith(".html"):
             body = body.replace(b"{service}", self.server.service.encode())
         self.send_response(200)
         kind = "text/html" if name.endswith(".html") else "text/javascript"

@@ -225,7 +225,13 @@ async def test_a_killed_erasure_is_not_half_done_and_the_next_run_finishes_it_th
     assert victim["request"] == (
         "completed",
         True,
-        {"events": 5, "consent_states": 1, "consent_records": 2},
+        {
+            "events": 5,
+            "consent_states": 1,
+            "consent_records": 2,
+            "integrations": 0,
+            "integration_records": 0,
+        },
         timedelta(days=90),
     )
     assert [action for action, _ in victim["audit"]] == ["erasure_requested", "erasure_completed"]

@@ -18,6 +18,7 @@ from consentry.tables import Base
 from tests.conftest import make_settings
 from tests.events.support import ingest, outcomes
 from tests.helpers import admin, bearer, choice, event, make_key, user_token
+from tests.integrations.support import declare
 from tests.test_errors import assert_problem
 
 pytestmark = pytest.mark.anyio
@@ -25,6 +26,14 @@ pytestmark = pytest.mark.anyio
 # Distinctive enough that finding it anywhere in a dump means it was left behind.
 SUBJECT = "learner-7f3a9c"
 ERASURES = "/v1/erasure-requests"
+# What erasing the subject of `_learner_with_data` removes.
+FULL_ERASURE = {
+    "events": 4,
+    "consent_states": 1,
+    "consent_records": 2,
+    "integrations": 1,
+    "integration_records": 2,
+}
 
 
 def at(offset: timedelta = timedelta()) -> Callable[[], datetime]:
@@ -43,7 +52,8 @@ async def _request(client: httpx.AsyncClient, subject: str = SUBJECT, **headers:
 
 
 async def _learner_with_data(client: httpx.AsyncClient, subject: str = SUBJECT) -> None:
-    """A subject with consent, a history of two records and stored events."""
+    """A subject with consent, a history of two records, stored events, and a connection with a
+    history of two records (asked, then approved)."""
     headers = {**admin(), "User-Agent": f"agent-of-{subject}"}
     for performance in (True, False):
         body = choice(performance=performance, functional=True)
@@ -55,6 +65,16 @@ async def _learner_with_data(client: httpx.AsyncClient, subject: str = SUBJECT) 
         + [event(subject, "functional")],
     )
     assert result["accepted"] == 4
+    if (await client.get("/v1/integrations/cloud-drive")).status_code == 404:
+        await declare(client)
+    connection = f"/v1/subjects/{subject}/integrations/cloud-drive"
+    asked = await client.post(
+        f"{connection}/requests", json={"scopes": ["files.write"]}, headers=admin()
+    )
+    assert asked.status_code == 201, asked.text
+    approve = {"decision": "approve", "scopes": ["files.write"]}
+    approved = await client.put(connection, json=approve, headers=bearer(user_token(subject)))
+    assert approved.status_code == 200, approved.text
 
 
 async def _dump(app: FastAPI) -> str:
@@ -85,7 +105,10 @@ async def test_an_erasure_leaves_no_trace_of_the_subject(
     assert "learner-other" in dump  # the dump does show subjects that were not erased
     done = (await client.get(f"{ERASURES}/{created['id']}", headers=admin())).json()
     assert done["status"] == "completed" and done["subject_id"] is None
-    assert done["deleted"] == {"events": 4, "consent_states": 1, "consent_records": 2}
+    assert done["deleted"] == FULL_ERASURE
+    # The other learner's connection and history are untouched.
+    other = await client.get("/v1/subjects/learner-other/integrations/history", headers=admin())
+    assert len(other.json()["items"]) == 2
     completed_at = datetime.fromisoformat(done["completed_at"])
     assert datetime.fromisoformat(done["retained_until"]) == completed_at + timedelta(days=90)
 
@@ -104,6 +127,19 @@ async def test_an_erased_subject_answers_410_and_its_events_are_refused(
         await client.get(f"{base}/consent/history", headers=admin()),
         await client.get(f"{base}/events", headers=admin()),
         await client.get(f"{base}/consent", headers=bearer(user_token(SUBJECT))),
+        await client.get(f"{base}/integrations", headers=admin()),
+        await client.get(f"{base}/integrations/history", headers=admin()),
+        await client.get(f"{base}/integrations/cloud-drive", headers=admin()),
+        await client.get(f"{base}/integrations/cloud-drive", headers=bearer(user_token(SUBJECT))),
+        await client.post(
+            f"{base}/integrations/cloud-drive/requests",
+            json={"scopes": ["files.write"]},
+            headers=admin(),
+        ),
+        await client.put(
+            f"{base}/integrations/cloud-drive", json={"decision": "decline"}, headers=admin()
+        ),
+        await client.delete(f"{base}/integrations/cloud-drive", headers=admin()),
     ):
         assert_problem(response, 410, "subject_erased")
     result = await ingest(client, [event(SUBJECT, "necessary"), event("learner-other")])
@@ -184,7 +220,7 @@ async def test_a_failed_erasure_is_retried_and_leaves_no_partial_state(
     assert await work(app, at(timedelta(minutes=2))) == 1
     done = (await client.get(f"{ERASURES}/{request['id']}", headers=admin())).json()
     assert done["status"] == "completed"
-    assert done["deleted"] == {"events": 4, "consent_states": 1, "consent_records": 2}
+    assert done["deleted"] == FULL_ERASURE
     assert SUBJECT not in await _dump(app)
 
 

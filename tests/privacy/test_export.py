@@ -48,6 +48,8 @@ async def test_the_export_holds_everything_about_the_subject(
         "consent_history",
         "events",
         "providers",
+        "integrations",
+        "integration_history",
         "erasure_requests",
     }
     assert document["subject_id"] == SUBJECT
@@ -57,6 +59,7 @@ async def test_the_export_holds_everything_about_the_subject(
     verify_chain(list(reversed(document["consent_history"])))
     assert [e["category"] for e in document["events"]] == ["necessary", "functional"]
     assert document["erasure_requests"] == []
+    assert document["integrations"] == document["integration_history"] == []
 
 
 async def test_every_export_is_audited_before_it_is_sent(

@@ -22,6 +22,9 @@ Action = Literal[
     "provider_created",
     "provider_changed",
     "provider_deleted",
+    "integration_created",
+    "integration_changed",
+    "integration_deleted",
     "key_created",
     "key_revoked",
 ]

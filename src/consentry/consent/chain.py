@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Every field of a record but `subject_id`, `ip` and `user_agent`, which erasure removes:
@@ -27,15 +27,20 @@ HASHED_FIELDS = (
 LINKED_FROM = "linked_from"
 
 
-def canonical_json(record: Mapping[str, Any]) -> bytes:
+def canonical_json(record: Mapping[str, Any], fields: Sequence[str] = HASHED_FIELDS) -> bytes:
     """Sorted keys, no spaces, UTF-8: the bytes that are hashed (the README spells this out)."""
-    fields = {name: record[name] for name in HASHED_FIELDS}
+    hashed = {name: record[name] for name in fields}
     if record.get(LINKED_FROM) is not None:
-        fields[LINKED_FROM] = record[LINKED_FROM]
-    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        hashed[LINKED_FROM] = record[LINKED_FROM]
+    text = json.dumps(hashed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.encode()
 
 
-def record_hash(prev_hash: str | None, record: Mapping[str, Any]) -> str:
-    """SHA-256 over the previous hash (empty for the first record) and the canonical JSON."""
-    return hashlib.sha256((prev_hash or "").encode() + canonical_json(record)).hexdigest()
+def record_hash(
+    prev_hash: str | None, record: Mapping[str, Any], fields: Sequence[str] = HASHED_FIELDS
+) -> str:
+    """SHA-256 over the previous hash (empty for the first record) and the canonical JSON.
+
+    `fields` are those of a consent record unless another chain (integrations) names its own.
+    """
+    return hashlib.sha256((prev_hash or "").encode() + canonical_json(record, fields)).hexdigest()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import hashlib
 
 KEY_PREFIX = "csk_"
-SCOPES = ("consent:read", "consent:write", "events:write", "privacy:admin")
+SCOPES = (
+    "consent:read",
+    "consent:write",
+    "events:write",
+    "integrations:read",
+    "integrations:write",
+    "privacy:admin",
+)
 
 
 def hash_key(key: str) -> str:

@@ -12,6 +12,8 @@ from consentry.audit import service as audit
 from consentry.auth import Caller
 from consentry.consent.service import RequestFacts, represent
 from consentry.db import Database, UnitOfWork, format_timestamp
+from consentry.integrations import repository as integrations
+from consentry.integrations import service as integrations_service
 from consentry.policy import Policy
 from consentry.privacy import erasure
 from consentry.privacy import export_repository as repository
@@ -60,13 +62,23 @@ async def stream_export(
             yield chunk
         # The same rule as GET /v1/subjects/{subject_id}/providers.
         granted = set(providers_service.granted_categories(consent))
+        connected = set(await integrations.flowing_provider_ids(snapshot, subject_id))
         providers = [
             providers_service.represent(p)
             for p in await repository.providers(snapshot)
-            if p.category in granted
+            if p.category in granted or p.id in connected
+        ]
+        connections = [
+            integrations_service.represent_connection(c.integration_id, c)
+            for c in await integrations.connections_of(snapshot, subject_id)
         ]
         requests = await repository.erasure_requests(snapshot, pseudonyms.of(subject_id))
         yield b'],"providers":' + orjson.dumps(providers)
+        yield b',"integrations":' + orjson.dumps(connections)
+        yield b',"integration_history":['
+        async for chunk in _array(integrations.records_of(snapshot, subject_id)):
+            yield chunk
+        yield b"]"
         yield b',"erasure_requests":' + orjson.dumps([erasure.represent(r) for r in requests])
         yield b"}"
 

@@ -13,12 +13,19 @@ from consentry.consent.models import ConsentLink, ConsentRecord, ConsentState, T
 from consentry.consent.repository import CHANGES_CHANNEL
 from consentry.db import Query, Reader, UnitOfWork, insert_ignoring_conflicts
 from consentry.events.models import Event
+from consentry.integrations import repository as integrations
 from consentry.observability.queue import QueueDepth
 from consentry.privacy.models import CANCELLED, ErasureRequest
 
 OPEN = ("pending", "running", "failed")
 # What an erasure counts, per kind; a request whose subject was already erased removes none.
-ERASED_KINDS = ("events", "consent_states", "consent_records")
+ERASED_KINDS = (
+    "events",
+    "consent_states",
+    "consent_records",
+    "integrations",
+    "integration_records",
+)
 
 
 @dataclass(frozen=True)
@@ -176,13 +183,16 @@ _NOTIFY_PG = "SELECT pg_notify($1, $2)"
 async def erase_subject(
     uow: UnitOfWork, subject_id: str, subject_hash: str, now: datetime, until: datetime
 ) -> dict[str, int]:
-    """Remove the subject's events and consent, pseudonymise its history, leave a tombstone.
+    """Remove the subject's events, consent and connections, pseudonymise its consent history,
+    leave a tombstone.
 
     The consent history stays, as legal proof, with the keyed hash in place of the subject (in a
     column of its own, which no subject route reads), no address and no user agent, until
-    `until`. The chain still verifies: its hash never covered those.
+    `until`. The chain still verifies: its hash never covered those. The integration history
+    goes with the connections: it records what the subject allowed, not what it was asked.
     """
     events = await uow.execute(delete(Event).where(Event.subject_id == subject_id))
+    connections, connection_records = await integrations.erase_subject(uow, subject_id)
     states = await uow.execute(delete(ConsentState).where(ConsentState.subject_id == subject_id))
     records = await uow.execute(
         update(ConsentRecord)
@@ -215,4 +225,5 @@ async def erase_subject(
     if uow.dialect == "postgresql":
         # Every replica's read cache drops the subject when this commits.
         await uow.pg_execute(_NOTIFY_PG, CHANGES_CHANNEL, subject_id)
-    return dict(zip(ERASED_KINDS, (events, states, records), strict=True))
+    counts = (events, states, records, connections, connection_records)
+    return dict(zip(ERASED_KINDS, counts, strict=True))

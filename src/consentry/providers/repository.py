@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, or_, select, update
 
 from consentry.db import Dialect, Query, Reader, Row, UnitOfWork, insert_ignoring_conflicts
 from consentry.providers.models import Provider
@@ -77,12 +77,14 @@ async def page(
     after: str | None,
     categories: Collection[str] | None,
     limit: int,
+    ids: Collection[str] = (),
 ) -> list[StoredProvider]:
-    """Up to `limit` providers ordered by id, after `after`, in `categories` if given."""
+    """Up to `limit` providers ordered by id, after `after`, in `categories` (or `ids`) if given."""
     ordered_id = _ordered_id(reader.dialect)
     query = select(*COLUMNS)
     if categories is not None:
-        query = query.where(Provider.category.in_(categories))
+        among = Provider.category.in_(categories)
+        query = query.where(or_(among, Provider.id.in_(ids)) if ids else among)
     if after is not None:
         query = query.where(ordered_id > after)
     rows = await reader.all(query.order_by(ordered_id).limit(limit))

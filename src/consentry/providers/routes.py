@@ -106,12 +106,12 @@ async def put_provider(
     "/v1/providers/{provider_id}",
     status_code=204,
     response_class=Response,
-    responses=problem_responses(401, 403, 404, 422, 429, 503),
+    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
 )
 async def delete_provider(
     provider_id: ProviderIdPath, caller: Admin, uow: UnitOfWorkDep
 ) -> Response:
-    """Remove a provider; 404 when there is none. Audited."""
+    """Remove a provider; 404 when there is none, 409 while an integration names it. Audited."""
     await service.delete(uow, provider_id, caller.name)
     return Response(status_code=204)
 
@@ -130,7 +130,8 @@ async def get_subject_providers(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
-    """The providers that may receive the subject's data now: those its consent grants.
+    """The providers that may receive the subject's data now: those its consent grants, and those
+    of the integrations its connections approve or inform of.
 
     A subject with no recorded choice is judged by the defaults its consent read shows (region,
     GPC); `necessary` providers are always listed.
@@ -146,5 +147,6 @@ async def get_subject_providers(
         request_facts(request, region, for_record=False),
         limit=limit,
         cursor=cursor,
+        connected=state.connected_providers,
     )
     return json_response(page, headers=NO_STORE)

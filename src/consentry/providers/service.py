@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import replace as replaced
 from typing import Any
 
@@ -10,7 +10,14 @@ from consentry.audit import service as audit
 from consentry.consent import service as consent
 from consentry.consent.cache import ConsentCache
 from consentry.consent.service import RequestFacts
-from consentry.db import Database, Reader, UnitOfWork, format_timestamp, utcnow
+from consentry.db import (
+    ConstraintViolation,
+    Database,
+    Reader,
+    UnitOfWork,
+    format_timestamp,
+    utcnow,
+)
 from consentry.errors import Conflict, NotFound, ValidationFailed
 from consentry.pagination import Cursors, invalid_cursor
 from consentry.policy import REQUIRED_CATEGORY, Policy
@@ -26,6 +33,9 @@ from consentry.pseudonyms import Pseudonyms
 
 # The list its cursors belong to: one issued for another list is refused here.
 _LIST = "providers"
+# The providers a subject's connections send data to: handed in by app.py, since the domain that
+# knows them (integrations) uses this one, never the other way round.
+ConnectedProviders = Callable[[Reader, str], Awaitable[list[str]]]
 
 
 def represent(stored: StoredProvider) -> dict[str, Any]:
@@ -68,10 +78,13 @@ async def read_page(
     cursor: str | None,
     cursors: Cursors,
     categories: Collection[str] | None = None,
+    ids: Collection[str] = (),
 ) -> dict[str, Any]:
-    """A page of providers ordered by id, only those of `categories` if given."""
+    """A page of providers ordered by id, only those of `categories` (or `ids`) if given."""
     after = _after(cursor, cursors)
-    rows = await repository.page(reader, after=after, categories=categories, limit=limit + 1)
+    rows = await repository.page(
+        reader, after=after, categories=categories, ids=ids, limit=limit + 1
+    )
     items = [represent(row) for row in rows[:limit]]
     next_cursor = cursors.encode(_LIST, {"after": items[-1]["id"]}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
@@ -119,7 +132,11 @@ async def delete(uow: UnitOfWork, provider_id: str, actor: str) -> None:
     current = await repository.lock(uow, provider_id)
     if current is None:
         raise NotFound("No provider has that id.")
-    await repository.remove(uow, provider_id)
+    try:
+        await repository.remove(uow, provider_id)
+    except ConstraintViolation:
+        # An integration names it: the learners were told this provider receives their data.
+        raise Conflict("An integration names this provider; change or remove it first.") from None
     await audit.record(
         uow,
         "provider_deleted",
@@ -188,15 +205,20 @@ async def read_for_subject(
     *,
     limit: int,
     cursor: str | None,
+    connected: ConnectedProviders | None = None,
 ) -> dict[str, Any]:
-    """A page of the providers the subject's consent lets data reach now (its defaults if none)."""
+    """A page of the providers the subject's data may reach now: those its consent grants (its
+    defaults if none), and those `connected` names (the integrations it approved or was told of).
+    """
     state = await consent.read_consent(database, cache, pseudonyms, policy, subject_id, facts)
     categories = granted_categories(state)
     async with database.reader() as reader:
+        ids = await connected(reader, subject_id) if connected is not None else []
         return await read_page(
             reader,
             limit=limit,
             cursor=cursor,
             cursors=pseudonyms.cursors,
             categories=categories,
+            ids=ids,
         )

@@ -1,6 +1,7 @@
 /* Consentry consent.js: a learner's consent from the service, before any optional script runs.
    Consentry.load({baseUrl, subjectId, token, region, language}), Consentry.allowed(category),
-   Consentry.onChange(callback), Consentry.openPreferences(). No build step, no dependencies. */
+   Consentry.onChange(callback), Consentry.openPreferences(),
+   Consentry.requestConnection(integrationId, scopes). No build step, no dependencies. */
 (() => {
   "use strict";
   if (window.Consentry) return;
@@ -99,6 +100,26 @@
         functional: ["Funktional", "Merkt sich Ihre Einstellungen: Sprache, Barrierefreiheit, Design und wo Sie ein Video angehalten haben.", "Ihre Einstellungen werden nicht gespeichert; Sprache, Barrierefreiheit oder Design müssen Sie womöglich bei jedem Besuch neu wählen, und Videos laufen nicht dort weiter, wo Sie aufgehört haben."],
         customization: ["Personalisierung", "Schlägt Kurse und Lernmaterial nach Ihren bisherigen Aktivitäten vor und kann die Schwierigkeit an Ihren Fortschritt anpassen.", "Sie erhalten keine persönlichen Empfehlungen oder zugeschnittenen Materialien; Ihr Lernweg ist derselbe wie bei allen anderen."],
       },
+    },
+  };
+
+  // Texts of the connections to outside tools (the /privacy section and requestConnection).
+  const TC = {
+    en: {
+      title: "Connections", intro: "Outside tools and your school's systems that can receive your data. Nothing is shared with a tool you have not approved; a connection your school set up can be declined.",
+      none: "There are no connections to show.", ask: "Connect {name}?",
+      why: "Why:", shares: "What it shares:", receiver: "Who receives it:", allows: "What it may do:",
+      approve: "Approve", decline: "Decline", revoke: "Revoke", status: "Status:",
+      statuses: { none: "not connected", pending: "waiting for your answer", informed: "connected by your school until you decline", approved: "approved", declined: "declined", revoked: "revoked" },
+      done: { approved: "{name}: approved.", declined: "{name}: declined.", revoked: "{name}: revoked." },
+    },
+    de: {
+      title: "Verbindungen", intro: "Externe Werkzeuge und Systeme Ihrer Schule, die Ihre Daten erhalten können. Mit einem Werkzeug, das Sie nicht erlaubt haben, wird nichts geteilt; eine von Ihrer Schule eingerichtete Verbindung können Sie ablehnen.",
+      none: "Es gibt keine Verbindungen.", ask: "{name} verbinden?",
+      why: "Wozu:", shares: "Was geteilt wird:", receiver: "Wer es erhält:", allows: "Was es darf:",
+      approve: "Erlauben", decline: "Ablehnen", revoke: "Widerrufen", status: "Status:",
+      statuses: { none: "nicht verbunden", pending: "wartet auf Ihre Antwort", informed: "von Ihrer Schule verbunden, bis Sie ablehnen", approved: "erlaubt", declined: "abgelehnt", revoked: "widerrufen" },
+      done: { approved: "{name}: erlaubt.", declined: "{name}: abgelehnt.", revoked: "{name}: widerrufen." },
     },
   };
 
@@ -518,6 +539,7 @@
       h("section", null, heading(view, 1, null, t("receiving")), view.receiving),
       h("section", null, heading(view, 1, null, t("history")), view.history),
       dataSection(view));
+    if (S.token) body.lastChild.before(connectionsSection(view));
     updatePrefs(view);
   }
 
@@ -645,6 +667,140 @@
     dialog.showModal();
   }
 
+  // ---- connections to outside tools ---------------------------------------------------------
+
+  const tc = (key) => TC[language()][key];
+  const named = (text, name) => text.replace("{name}", name);
+
+  // The catalogue in the visitor's language, and the learner's connections, pending first.
+  async function connections() {
+    const [catalogue, own] = await Promise.all([
+      json("GET", `v1/integrations?limit=1000&language=${language()}`),
+      json("GET", subjectPath("integrations?limit=1000")),
+    ]);
+    const byId = Object.fromEntries(catalogue.items.map((i) => [i.id, i]));
+    const rank = (c) => (c.status === "pending" ? 0 : 1);
+    return own.items.filter((c) => byId[c.integration_id])
+      .sort((a, b) => rank(a) - rank(b)).map((c) => ({ integration: byId[c.integration_id], connection: c }));
+  }
+
+  // What an integration shares, why, with whom and what it may do: the same in the page and the dialog.
+  function connectionFacts(integration, scopes, providers, id) {
+    const provider = providers.find((p) => p.id === integration.provider_id);
+    const texts = Object.fromEntries(integration.scopes.map((s) => [s.id, s.description]));
+    return [
+      h("p", { id: id + "-why" }, h("strong", null, tc("why")), " ", integration.purpose),
+      h("p", null, h("strong", null, tc("shares")), " ", integration.data_shared.join(", ")),
+      h("p", null, h("strong", null, tc("receiver")), " ", provider ? provider.name : integration.provider_id),
+      h("p", null, h("strong", null, tc("allows"))),
+      h("ul", { class: "list" }, scopes.map((s) => h("li", null, texts[s] || s))),
+    ];
+  }
+
+  // The scopes an approval gives: those asked for, or every declared one when nothing is asked.
+  function offered(integration, connection) {
+    return connection.scopes.length ? connection.scopes : integration.scopes.map((s) => s.id);
+  }
+
+  async function setConnection(integrationId, decision, scopes) {
+    const path = subjectPath("integrations/" + encodeURIComponent(integrationId));
+    return decision === "revoke" ? json("DELETE", path) : json("PUT", path, { decision, scopes });
+  }
+
+  function connectionsSection(view) {
+    const list = h("div", null, h("p", { role: "status" }, t("loading")));
+    const status = h("p", { class: "status", role: "status", "aria-live": "polite" });
+    const section = h("section", { "aria-labelledby": "cs-conn-title" },
+      heading(view, 1, { id: "cs-conn-title" }, tc("title")), h("p", null, tc("intro")), list, status);
+    const render = async (focusId) => {
+      let found;
+      try {
+        found = await connections();
+      } catch (error) {
+        list.replaceChildren(h("p", { class: "notice" }, t(error.status === 401 ? "expired" : "failed")));
+        return;
+      }
+      if (!found.length) {
+        list.replaceChildren(h("p", null, tc("none")));
+        return;
+      }
+      list.replaceChildren(h("ul", { class: "cats conns" }, found.map(({ integration, connection }) => {
+        const id = "cs-conn-" + integration.id;
+        const scopes = connection.status === "approved" ? connection.scopes : offered(integration, connection);
+        const act = (decision) => async () => {
+          status.textContent = "";
+          try {
+            const after = await setConnection(integration.id, decision, scopes);
+            status.textContent = named(tc("done")[after.status], integration.name);
+            await render(`${integration.id}:${decision}`);
+            refreshLists(view); // who receives the data changes with the connection
+          } catch (error) {
+            status.textContent = error.status === 401 ? t("expired") : t("failed");
+          }
+        };
+        const actions = connection.status === "approved" ? ["revoke"] :
+          connection.status === "pending" || connection.status === "informed" ? ["approve", "decline"] : ["approve"];
+        return h("li", { class: "cat conn", "data-integration": integration.id, "aria-labelledby": id },
+          heading(view, 2, { id }, integration.name),
+          h("p", null, h("strong", null, tc("status")), " ", tc("statuses")[connection.status]),
+          connectionFacts(integration, scopes, view.providers, id),
+          h("div", { class: "actions" }, actions.map((decision) => h("button", {
+            type: "button", class: "btn", "data-action": decision, "aria-describedby": id,
+            onclick: act(decision),
+          }, tc(decision)))));
+      })));
+      // After a change the buttons are new: focus stays on the card that changed.
+      const card = focusId && list.querySelector(`[data-integration="${focusId.split(":")[0]}"]`);
+      if (card) card.querySelector("button").focus();
+    };
+    render();
+    return section;
+  }
+
+  // The platform asks the learner on its own page: the same facts, Approve or Decline of equal
+  // weight; resolves with {decision, status, scopes}, or {decision: null} when dismissed.
+  async function requestConnection(integrationId, scopes) {
+    if (!S.token) throw new Error("Consentry.requestConnection needs the learner's token in load()");
+    await (S.ready || load());
+    const [integration, providers] = await Promise.all([
+      json("GET", `v1/integrations/${encodeURIComponent(integrationId)}?language=${language()}`),
+      json("GET", "v1/providers?limit=1000").then((r) => r.items).catch(() => []),
+    ]);
+    const asked = scopes && scopes.length ? scopes : integration.scopes.map((s) => s.id);
+    await domReady();
+    const shadow = await root();
+    let opener = document.activeElement;
+    while (opener && opener.shadowRoot && opener.shadowRoot.activeElement) opener = opener.shadowRoot.activeElement;
+    return new Promise((resolve) => {
+      let answer = { decision: null, status: null, scopes: [] };
+      const error = h("p", { class: "error", role: "alert" });
+      const choose = (decision) => async () => {
+        try {
+          const after = await setConnection(integrationId, decision, asked);
+          answer = { decision, status: after.status, scopes: after.scopes };
+          dialog.close();
+        } catch (failure) {
+          error.textContent = failure.status === 401 ? t("expired") : t("failed");
+        }
+      };
+      const dialog = h("dialog", { class: "modal confirm", lang: language(), tabindex: "-1",
+        "aria-labelledby": "cs-ask-title", "aria-describedby": "cs-ask-title-why" },
+      h("h2", { id: "cs-ask-title" }, named(tc("ask"), integration.name)),
+      connectionFacts(integration, asked, providers, "cs-ask-title"), error,
+      h("div", { class: "actions" }, h("div", { class: "pair" },
+        h("button", { type: "button", class: "btn", "data-action": "approve", onclick: choose("approve") }, tc("approve")),
+        h("button", { type: "button", class: "btn", "data-action": "decline", onclick: choose("decline") }, tc("decline")))));
+      dialog.addEventListener("close", () => {
+        dialog.remove();
+        if (opener && opener.isConnected && opener.focus) opener.focus();
+        resolve(answer);
+      });
+      shadow.append(dialog);
+      dialog.showModal();
+      dialog.focus(); // neither answer is preselected
+    });
+  }
+
   // ---- the public API ------------------------------------------------------------------------
 
   window.Consentry = Object.freeze({
@@ -656,6 +812,7 @@
       return () => { S.listeners = S.listeners.filter((l) => l !== callback); };
     },
     openPreferences,
+    requestConnection,
     state: snapshot,
     language,
     setLanguage(value) {

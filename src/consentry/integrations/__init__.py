@@ -1,0 +1,1 @@
+"""Integrations: the catalogue of outside tools and schools, and learners' connections."""
