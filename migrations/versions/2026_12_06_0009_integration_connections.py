@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0006
-Create Date: 2026-12-13
+Create Date: 2026-12-06
 """
 
 from collections.abc import Sequence

@@ -6,8 +6,8 @@ every anonymous id used up by linking, with the learner it went into, so that an
 and erasing the learner erases the visitor's subject too.
 
 Revision ID: 0010
-Revises: 0006
-Create Date: 2026-12-13
+Revises: 0009
+Create Date: 2026-12-06
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
