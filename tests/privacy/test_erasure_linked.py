@@ -41,7 +41,13 @@ async def test_erasing_a_learner_erases_its_linked_visitors(
     assert bystander in dump
     done = (await client.get(f"/v1/erasure-requests/{request['id']}", headers=admin())).json()
     # The learner's state and linked record; the visitor's state, record and event.
-    assert done["deleted"] == {"events": 1, "consent_states": 2, "consent_records": 2}
+    assert done["deleted"] == {
+        "events": 1,
+        "consent_states": 2,
+        "consent_records": 2,
+        "integrations": 0,
+        "integration_records": 0,
+    }
     assert_problem(await client.get(f"/v1/subjects/{first}/consent"), 410, "subject_erased")
     assert outcomes(await ingest(client, [event(first)])) == ["subject_erased"]
     # A used-up id stays used up once its link is gone with the erasure.
