@@ -149,11 +149,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(policy_router)
     app.include_router(consent_router)
+    # Routes are matched in order, at a cost each: the check before a data exchange is a hot
+    # path like the consent read, so it comes right after it.
+    app.include_router(integrations_router)
     app.include_router(link_router)
     app.include_router(decisions_router)
     app.include_router(events_router)
     app.include_router(providers_router)
-    app.include_router(integrations_router)
     app.include_router(audit_router)
     app.include_router(erasure_router)
     app.include_router(export_router)
