@@ -8,6 +8,7 @@ responses were not all successful; 130 when interrupted. The database is dropped
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import platform
 import secrets
@@ -65,6 +66,8 @@ from consentry.settings import Settings
 READ_TARGET = 0.45
 WRITE_TARGET = 0.08
 EVENTS_TARGET = 0.25
+# The analytics libraries' route, as a share of the native intake's events/s.
+ANALYTICS_TARGET = 0.80
 # The sample batches must show the mix the plan intends, within this much.
 ACCEPTED_SHARE = 1 - 1 / REJECT_EVERY
 ACCEPTED_TOLERANCE = 0.05
@@ -169,7 +172,14 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
             stop(server)
     copy_row = _raw_copy_row(url, plan, load, extra)
     relate(rows["events"], copy_row, EVENTS_TARGET)
-    ordered = [rows["read"], rows["write"], rows["events"], rows["floor"], copy_row]
+    ordered = [
+        rows["read"],
+        rows["write"],
+        rows["events"],
+        rows["analytics"],
+        rows["floor"],
+        copy_row,
+    ]
     _report(ordered, extra, _run_facts(started_at, load, url))
     return 1 if any(row.problems for row in ordered) else 0
 
@@ -202,7 +212,7 @@ def _http_rows(
 ) -> tuple[dict[str, Row], list[str]]:
     """(d) the floor, (a) reads, (c) events, then (b) writes, which change what they touch."""
     extra: list[str] = []
-    nonces = _nonces(2)
+    nonces = _nonces(4)
     floor_row = _http_row("floor", "req/s", lambda: _floor(run, floor))
     read_row = _http_row("(a) consent read", "req/s", lambda: _reads(run, service))
     # An event must happen after the grant that admits it; the two runs above take far longer.
@@ -212,12 +222,27 @@ def _http_rows(
     )
     if not events_row.problems:
         _check_acceptance(service, run.events_key, plan, events_row, extra)
+    analytics_row = _http_row(
+        "(e) analytics batch",
+        "events/s",
+        lambda: _analytics(run, service, nonces[2:]),
+        BATCH_SIZE,
+    )
+    if not analytics_row.problems:
+        _check_acceptance(service, run.events_key, plan, analytics_row, extra, analytics=True)
+    relate(analytics_row, events_row, ANALYTICS_TARGET)
     write_row = _http_row("(b) consent write", "req/s", lambda: _writes(run, service))
     if not write_row.problems:
         _check_writes(url, plan, write_row, run.load.connections, extra)
     relate(read_row, floor_row, READ_TARGET)
     relate(write_row, floor_row, WRITE_TARGET)
-    rows = {"floor": floor_row, "read": read_row, "events": events_row, "write": write_row}
+    rows = {
+        "floor": floor_row,
+        "read": read_row,
+        "events": events_row,
+        "analytics": analytics_row,
+        "write": write_row,
+    }
     return rows, extra
 
 
@@ -279,6 +304,23 @@ def _events(run: Run, service: Server, nonces: list[str]) -> Measurement:
     return _scenario(run, "events", "events.lua", service.base_url, warmup, measured)
 
 
+def _analytics(run: Run, service: Server, nonces: list[str]) -> Measurement:
+    # The libraries' write key, as HTTP Basic with an empty password.
+    credentials = base64.b64encode(f"{run.events_key}:".encode()).decode()
+    base = {
+        "BENCH_MESSAGES_ACCEPTED": str(run.files["messages_accepted"]),
+        "BENCH_MESSAGES_REJECTED": str(run.files["messages_rejected"]),
+        "BENCH_EVENTS_KEY": run.events_key,
+        "BENCH_ANALYTICS_AUTHORIZATION": f"Basic {credentials}",
+        "BENCH_BATCH_SIZE": str(BATCH_SIZE),
+        "BENCH_REJECT_EVERY": str(REJECT_EVERY),
+        "BENCH_EVENT_AGE": str(EVENT_AGE_SECONDS),
+    }
+    warmup = {**base, "BENCH_NONCE": nonces[0]}
+    measured = {**base, "BENCH_NONCE": nonces[1]}
+    return _scenario(run, "analytics", "analytics.lua", service.base_url, warmup, measured)
+
+
 def _nonces(count: int) -> list[str]:
     """Distinct 8-hex-digit prefixes: each wrk run's event ids start with its own."""
     found: set[str] = set()
@@ -288,17 +330,28 @@ def _nonces(count: int) -> list[str]:
 
 
 def _check_acceptance(
-    service: Server, events_key: str, plan: Plan, row: Row, extra: list[str]
+    service: Server,
+    events_key: str,
+    plan: Plan,
+    row: Row,
+    extra: list[str],
+    *,
+    analytics: bool = False,
 ) -> None:
     """Post sample batches like the load's; the accepted share must be the intended one."""
     try:
-        sample = api.sample_acceptance(service.base_url, events_key, plan)
+        sample = api.sample_acceptance(service.base_url, events_key, plan, analytics=analytics)
     except HarnessError as exc:
         row.problems.append(f"acceptance sample failed: {exc}")
         return
     judged = sample.accepted + sample.duplicates + sample.rejected
+    what = (
+        "analytics batch: a sample of {} messages"
+        if analytics
+        else "event ingestion: a sample of {} events"
+    )
     extra.append(
-        f"event ingestion: a sample of {judged} events like the load's: {sample.accepted} "
+        f"{what.format(judged)} like the load's: {sample.accepted} "
         f"accepted, {sample.rejected} rejected, {sample.duplicates} duplicates "
         f"= {sample.share:.1%} accepted (intended {ACCEPTED_SHARE:.0%})"
     )
