@@ -63,11 +63,16 @@ class EventIds:
         """The event id of a message."""
         digest = self._prefix.copy()
         digest.update(message_id.encode())
-        raw = bytearray(digest.digest()[:16])
-        raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-        raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
-        text = raw.hex()
-        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+        text = digest.hexdigest()
+        # The version (5) and the RFC 4122 variant (10xx) written over their bits, as uuid5 does.
+        return (
+            f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-"
+            f"{text[20:32]}"
+        )
+
+
+# A hex digit with its two high bits set to the RFC 4122 variant, 10.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def _rejected(message_id: str | None, detail: str) -> dict[str, Any]:
