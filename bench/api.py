@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from bench.errors import HarnessError
-from bench.plan import EVENT_AGE_SECONDS, Plan, Subject, batch_templates
+from bench.plan import EVENT_AGE_SECONDS, Plan, Subject, as_message, batch_templates
 
 SEED_CONCURRENCY = 16
 SAMPLE_BATCHES = 3
@@ -161,8 +161,13 @@ async def _connector(client: httpx.AsyncClient, queue: asyncio.Queue[Subject]) -
                 )
 
 
-def sample_acceptance(base_url: str, events_key: str, plan: Plan) -> Acceptance:
-    """Post a few batches exactly like the load's and count the service's verdicts."""
+def sample_acceptance(
+    base_url: str, events_key: str, plan: Plan, *, analytics: bool = False
+) -> Acceptance:
+    """Post a few batches exactly like the load's and count the service's verdicts.
+
+    With `analytics`, as track messages through `/v1/batch` (the analytics libraries' route).
+    """
     rng = random.Random(7)  # noqa: S311 -- picks test data, not a secret
     headers = {"Authorization": f"Bearer {events_key}"}
     occurred_at = datetime.now(UTC) - timedelta(seconds=EVENT_AGE_SECONDS)
@@ -170,13 +175,26 @@ def sample_acceptance(base_url: str, events_key: str, plan: Plan) -> Acceptance:
     totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
     with httpx.Client(base_url=base_url, headers=headers, timeout=30.0) as client:
         for _ in range(SAMPLE_BATCHES):
-            events = [
-                {"event_id": str(uuid.uuid4()), "occurred_at": stamp, **template}
-                for template in batch_templates(plan, rng)
-            ]
-            response = client.post("/v1/events", json={"events": events})
+            templates = batch_templates(plan, rng)
+            if analytics:
+                path = "/v1/batch"
+                body: dict[str, object] = {
+                    "batch": [
+                        {"messageId": str(uuid.uuid4()), "timestamp": stamp, **as_message(t)}
+                        for t in templates
+                    ]
+                }
+            else:
+                path = "/v1/events"
+                body = {
+                    "events": [
+                        {"event_id": str(uuid.uuid4()), "occurred_at": stamp, **template}
+                        for template in templates
+                    ]
+                }
+            response = client.post(path, json=body)
             if response.status_code != 200:
-                raise HarnessError(f"POST /v1/events answered {response.status_code}")
+                raise HarnessError(f"POST {path} answered {response.status_code}")
             answer = response.json()
             for name in totals:
                 totals[name] += int(answer[name])

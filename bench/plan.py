@@ -114,6 +114,23 @@ def _event_templates(
     return accepted, rejected
 
 
+def as_message(template: dict[str, object]) -> dict[str, object]:
+    """An event template as a track message of segment-analytics-python, without id and time.
+
+    The category travels in `properties.consent_category`, so the service stores the same event.
+    """
+    properties = template["properties"]
+    assert isinstance(properties, dict)
+    return {
+        "type": "track",
+        "userId": template["subject_id"],
+        "event": template["name"],
+        "properties": {**properties, "consent_category": template["category"]},
+        "context": template["context"],
+        "integrations": {},
+    }
+
+
 def batch_templates(plan: Plan, rng: random.Random) -> list[dict[str, object]]:
     """One batch's templates in the shape the Lua script sends: every 5th one rejected."""
     return [
@@ -131,12 +148,19 @@ def write_data_files(plan: Plan, directory: Path) -> dict[str, Path]:
         "writes_measured": directory / "writes_measured.tsv",
         "events_accepted": directory / "events_accepted.jsonl",
         "events_rejected": directory / "events_rejected.jsonl",
+        "messages_accepted": directory / "messages_accepted.jsonl",
+        "messages_rejected": directory / "messages_rejected.jsonl",
     }
     _write_lines(files["subjects"], (f"{s.id}\t{s.token}" for s in plan.subjects))
     for name, slice_ in (("writes_warmup", warmup), ("writes_measured", measured)):
         _write_lines(files[name], (_writer_line(s) for s in slice_))
     for name, templates in (("events_accepted", plan.accepted), ("events_rejected", plan.rejected)):
         _write_lines(files[name], (orjson.dumps(t).decode() for t in templates))
+    for name, templates in (
+        ("messages_accepted", plan.accepted),
+        ("messages_rejected", plan.rejected),
+    ):
+        _write_lines(files[name], (orjson.dumps(as_message(t)).decode() for t in templates))
     return files
 
 

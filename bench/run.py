@@ -8,6 +8,7 @@ responses were not all successful; 130 when interrupted. The database is dropped
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import platform
 import secrets
@@ -71,6 +72,8 @@ DECISIONS_TARGET = 10.0
 DECISION_SIZE = 1000
 DECISION_CONNECTIONS = 4
 DECISION_CATEGORY = "customization"
+# The analytics libraries' route, as a share of the native intake's events/s.
+ANALYTICS_TARGET = 0.80
 # The sample batches must show the mix the plan intends, within this much.
 ACCEPTED_SHARE = 1 - 1 / REJECT_EVERY
 ACCEPTED_TOLERANCE = 0.05
@@ -189,6 +192,7 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
         rows["events"],
         rows["decisions"],
         rows["check"],
+        rows["analytics"],
         rows["floor"],
         copy_row,
     ]
@@ -228,7 +232,7 @@ def _http_rows(
     """(d) the floor, (a) reads, (c) events, (e) decisions, then (b) writes, which change what
     they touch."""
     extra: list[str] = []
-    nonces = _nonces(2)
+    nonces = _nonces(4)
     floor_row = _http_row("floor", "req/s", lambda: _floor(run, floor))
     read_row = _http_row("(a) consent read", "req/s", lambda: _reads(run, service))
     check_row = _http_row("(e) integration check", "req/s", lambda: _checks(run, service))
@@ -240,10 +244,18 @@ def _http_rows(
     if not events_row.problems:
         _check_acceptance(service, run.events_key, plan, events_row, extra)
     decisions_row = _http_row(
-        "(e) bulk decisions", "decisions/s", lambda: _decisions(run, service), DECISION_SIZE
+        "(f) bulk decisions", "decisions/s", lambda: _decisions(run, service), DECISION_SIZE
     )
     if not decisions_row.problems:
         _check_decisions(service, run.decision_keys[0], plan, decisions_row, extra)
+    analytics_row = _http_row(
+        "(g) analytics batch",
+        "events/s",
+        lambda: _analytics(run, service, nonces[2:]),
+        BATCH_SIZE,
+    )
+    if not analytics_row.problems:
+        _check_acceptance(service, run.events_key, plan, analytics_row, extra, analytics=True)
     write_row = _http_row("(b) consent write", "req/s", lambda: _writes(run, service))
     if not write_row.problems:
         _check_writes(url, plan, write_row, run.load.connections, extra)
@@ -253,12 +265,14 @@ def _http_rows(
     # The check a connecting service makes is a hot path like the consent read: at least as
     # fast, as a share of the same floor.
     relate(check_row, floor_row, read_row.ratio if read_row.ratio is not None else READ_TARGET)
+    relate(analytics_row, events_row, ANALYTICS_TARGET)
     rows = {
         "floor": floor_row,
         "read": read_row,
         "check": check_row,
         "events": events_row,
         "decisions": decisions_row,
+        "analytics": analytics_row,
         "write": write_row,
     }
     return rows, extra
@@ -356,6 +370,23 @@ def _check_decisions(service: Server, key: str, plan: Plan, row: Row, extra: lis
         row.problems.append(f"{wrong} decisions differ from the seed plan")
 
 
+def _analytics(run: Run, service: Server, nonces: list[str]) -> Measurement:
+    # The libraries' write key, as HTTP Basic with an empty password.
+    credentials = base64.b64encode(f"{run.events_key}:".encode()).decode()
+    base = {
+        "BENCH_MESSAGES_ACCEPTED": str(run.files["messages_accepted"]),
+        "BENCH_MESSAGES_REJECTED": str(run.files["messages_rejected"]),
+        "BENCH_EVENTS_KEY": run.events_key,
+        "BENCH_ANALYTICS_AUTHORIZATION": f"Basic {credentials}",
+        "BENCH_BATCH_SIZE": str(BATCH_SIZE),
+        "BENCH_REJECT_EVERY": str(REJECT_EVERY),
+        "BENCH_EVENT_AGE": str(EVENT_AGE_SECONDS),
+    }
+    warmup = {**base, "BENCH_NONCE": nonces[0]}
+    measured = {**base, "BENCH_NONCE": nonces[1]}
+    return _scenario(run, "analytics", "analytics.lua", service.base_url, warmup, measured)
+
+
 def _nonces(count: int) -> list[str]:
     """Distinct 8-hex-digit prefixes: each wrk run's event ids start with its own."""
     found: set[str] = set()
@@ -365,17 +396,28 @@ def _nonces(count: int) -> list[str]:
 
 
 def _check_acceptance(
-    service: Server, events_key: str, plan: Plan, row: Row, extra: list[str]
+    service: Server,
+    events_key: str,
+    plan: Plan,
+    row: Row,
+    extra: list[str],
+    *,
+    analytics: bool = False,
 ) -> None:
     """Post sample batches like the load's; the accepted share must be the intended one."""
     try:
-        sample = api.sample_acceptance(service.base_url, events_key, plan)
+        sample = api.sample_acceptance(service.base_url, events_key, plan, analytics=analytics)
     except HarnessError as exc:
         row.problems.append(f"acceptance sample failed: {exc}")
         return
     judged = sample.accepted + sample.duplicates + sample.rejected
+    what = (
+        "analytics batch: a sample of {} messages"
+        if analytics
+        else "event ingestion: a sample of {} events"
+    )
     extra.append(
-        f"event ingestion: a sample of {judged} events like the load's: {sample.accepted} "
+        f"{what.format(judged)} like the load's: {sample.accepted} "
         f"accepted, {sample.rejected} rejected, {sample.duplicates} duplicates "
         f"= {sample.share:.1%} accepted (intended {ACCEPTED_SHARE:.0%})"
     )

@@ -52,6 +52,25 @@ def test_production_refuses_to_start_without_secrets(tmp_path: Path) -> None:
     assert "refusing to start in production" in result.stderr
 
 
+def test_a_mapping_it_cannot_use_refuses_to_start(tmp_path: Path) -> None:
+    mapping = tmp_path / "categories.json"
+    mapping.write_text('{"lesson.viewed": "performance", "quiz.*": "marketing"}')
+    result = subprocess.run(
+        [*CONSENTRY, "serve"],
+        env=_environment(tmp_path, CONSENTRY_EVENT_CATEGORIES=str(mapping)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "CONSENTRY_EVENT_CATEGORIES" in result.stderr
+    assert "'quiz.*': 'marketing' is not one of necessary" in result.stderr
+    assert "Traceback" not in result.stderr
+    # Refused before migrating: the database was not touched.
+    assert not (tmp_path / "serve.db").exists()
+
+
 def _exchange(base: str, request: bytes) -> tuple[socket.socket, bytes]:
     """Send raw bytes on a new connection; the open socket and the answer's head and body."""
     host, port = base.removeprefix("http://").split(":")

@@ -25,6 +25,8 @@ from consentry.consent.routes import router as consent_router
 from consentry.cors import StrictCORS
 from consentry.db import open_database
 from consentry.errors import PROBLEM_JSON, install_error_handlers
+from consentry.events.analytics_routes import router as analytics_router
+from consentry.events.categories import load_category_map
 from consentry.events.counters import EventCounts
 from consentry.events.routes import router as events_router
 from consentry.headers import SecurityHeaders
@@ -112,9 +114,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the ASGI application; refuses to start on invalid settings or policy."""
+    """Build the ASGI application; refuses to start on invalid settings, policy or mapping."""
     settings = settings or get_settings()
     policy = load_policy(settings.policy_file, settings.opt_out_regions)
+    event_categories = load_category_map(settings.event_categories)
     app = FastAPI(
         title="Consentry",
         version=__version__,
@@ -137,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_revisions = known_revisions()
     app.state.metrics = metrics = Metrics(ERASURE_OPEN, open_by_status)
     app.state.event_counts = EventCounts(metrics.events)
+    app.state.event_categories = event_categories
     # Hardening: per-credential rate limits (None when switched off), and the JSON depth limit.
     app.state.rate_limiter = rate_limiter(settings)
     app.state.max_json_depth = settings.max_json_depth
@@ -155,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(link_router)
     app.include_router(decisions_router)
     app.include_router(events_router)
+    app.include_router(analytics_router)
     app.include_router(providers_router)
     app.include_router(audit_router)
     app.include_router(erasure_router)
@@ -162,9 +167,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     # The frontend's consent.js, banner and preference center, the /privacy page, the API docs.
     app.include_router(build_web_router(docs=settings.docs_enabled))
-    # Hardening: bodies refused past their limit before any route (the event intake and bulk
+    # Hardening: bodies refused past their limit before any route (the event intakes and bulk
     # decisions have limits of their own).
-    limits = body_limits([*events_router.routes, *decisions_router.routes])
+    limits = body_limits([*events_router.routes, *analytics_router.routes, *decisions_router.routes])
     app.add_middleware(BodyLimit, limits=limits)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import binascii
 import hmac
+from base64 import b64decode
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Request, Security
-from fastapi.security import HTTPBearer
+from fastapi.security import HTTPBasic, HTTPBearer
 
 from consentry.db import database_of
 from consentry.errors import Forbidden, Unauthorized, ValidationFailed
@@ -44,6 +46,21 @@ _bearer_doc = _DocumentedBearer(
 )
 
 
+class _DocumentedBasic(HTTPBasic):
+    """The basic scheme in the OpenAPI document only, for the routes that take it (see below)."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+_basic_doc = _DocumentedBasic(
+    scheme_name="HTTPBasic",
+    auto_error=False,
+    description="An API key as the user name and an empty password: the analytics libraries' "
+    "write key. Taken only by the routes of the Segment / RudderStack tracking API.",
+)
+
+
 @dataclass(frozen=True)
 class Caller:
     """An authenticated caller and what it may do."""
@@ -52,6 +69,8 @@ class Caller:
     name: str
     scopes: frozenset[str] = frozenset()
     subject_id: str | None = None
+    # A key's id (`admin` for the admin key): it names the key where its name could be reused.
+    key_id: str | None = None
 
     def has(self, scope: str) -> bool:
         """Whether this caller holds `scope`; `privacy:admin` implies every other."""
@@ -67,8 +86,12 @@ class Caller:
         return self.kind != "key" and self.subject_id == subject_id
 
 
-def _bearer_token(request: Request) -> str | None:
-    """The token of the one `Authorization: Bearer` header, refused unread past MAX_TOKEN_BYTES."""
+def _sent_token(request: Request, *, basic: bool = False) -> str | None:
+    """The token of the one `Authorization` header, refused unread past MAX_TOKEN_BYTES.
+
+    `Bearer <token>`, or with `basic`, also `Basic` with the token as the user name and an empty
+    password (how the analytics libraries send their write key).
+    """
     headers: list[tuple[bytes, bytes]] = request.scope["headers"]
     values = [value for name, value in headers if name == b"authorization"]
     if not values:
@@ -77,23 +100,58 @@ def _bearer_token(request: Request) -> str | None:
         raise Unauthorized("Send one Authorization header.")
     raw = values[0]
     # Measured before anything else reads the header: decoding, splitting, hashing or parsing
-    # megabytes of it would hold the event loop, and every other request with it.
+    # megabytes of it would hold the event loop, and every other request with it. Basic
+    # credentials are measured encoded, so they are held to less.
     if len(raw) > MAX_TOKEN_BYTES + _MAX_PADDING:
         raise _too_long()
     scheme, _, token = raw.decode("latin-1").partition(" ")
     token = token.strip()
     if len(token) > MAX_TOKEN_BYTES:
         raise _too_long()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        raise Unauthorized("Use 'Authorization: Bearer <token>'.")
+    if basic and scheme.lower() == "basic":
+        token = _basic_user(token)
+    elif scheme.lower() != "bearer":
+        raise Unauthorized(_USAGE_BASIC if basic else _USAGE)
+    if not token or " " in token:
+        raise Unauthorized(_USAGE_BASIC if basic else _USAGE)
     return token
+
+
+_USAGE = "Use 'Authorization: Bearer <token>'."
+_USAGE_BASIC = (
+    "Use 'Authorization: Bearer <key>', or Basic with the key as the user name and an empty "
+    "password."
+)
+
+
+def _basic_user(credentials: str) -> str:
+    """The user name of Basic credentials whose password is empty: the key."""
+    try:
+        decoded = b64decode(credentials, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized(_USAGE_BASIC) from None
+    user, colon, password = decoded.partition(":")
+    if not colon or password:
+        raise Unauthorized(_USAGE_BASIC)
+    return user
+
+
+def sent_token_is(request: Request, value: object) -> bool:
+    """Whether `value` is the token this request's `Authorization` header carries.
+
+    For a request its route's gate admitted: the header was found well-formed already.
+    """
+    token = _sent_token(request, basic=True)
+    if token is None or not isinstance(value, str):
+        return False
+    return hmac.compare_digest(value.encode(), token.encode())
 
 
 def _too_long() -> Unauthorized:
     return Unauthorized(f"The bearer token may hold at most {MAX_TOKEN_BYTES} bytes.")
 
 
-async def _authenticate(request: Request) -> Caller | None:
+async def _authenticate(request: Request, *, basic: bool = False) -> Caller | None:
     """The caller a token proves, counted against its rate limit; None without a token.
 
     Once per request, whoever asks first. A refused token counts against the client's address,
@@ -104,7 +162,7 @@ async def _authenticate(request: Request) -> Caller | None:
         known: Caller | None = request.scope[_CALLER]
         return known
     try:
-        token = _bearer_token(request)
+        token = _sent_token(request, basic=basic)
     except Unauthorized:
         limit_address(request)
         raise
@@ -137,7 +195,7 @@ def _known(request: Request, token: str) -> Caller | None:
     state = request.app.state
     admin_key: str | None = state.settings.admin_key
     if admin_key is not None and hmac.compare_digest(token.encode(), admin_key.encode()):
-        return Caller(kind="key", name="admin", scopes=frozenset(SCOPES))
+        return Caller(kind="key", name="admin", scopes=frozenset(SCOPES), key_id="admin")
     verifier: TokenVerifier = state.token_verifier
     subject = None if token.startswith(KEY_PREFIX) else verifier.known(token)
     return None if subject is None else Caller(kind="user", name="subject", subject_id=subject)
@@ -149,7 +207,7 @@ async def _verify(request: Request, token: str) -> Caller:
             found = await keys.find_active(reader, hash_key(token))
         if found is None:
             raise Unauthorized("Unknown or revoked API key.")
-        return Caller(kind="key", name=found.name, scopes=found.scopes)
+        return Caller(kind="key", name=found.name, scopes=found.scopes, key_id=found.id)
     verifier: TokenVerifier = request.app.state.token_verifier
     subject = await verifier.subject(token)
     return Caller(kind="user", name="subject", subject_id=subject)
@@ -161,20 +219,37 @@ def _no_token(request: Request) -> Unauthorized:
     return Unauthorized(token_sent=False)
 
 
-def _gate(check: Callable[[Request], Awaitable[Caller]]) -> Callable[..., Awaitable[Caller]]:
+def _gate(
+    check: Callable[[Request], Awaitable[Caller]], *, basic: bool = False
+) -> Callable[..., Awaitable[Caller]]:
     """`check` as a route's access dependency, decided once per request.
 
     JSON routes run it before reading the body (routing.JSONRoute), and FastAPI runs it again as
-    a dependency, which then returns what was decided.
+    a dependency, which then returns what was decided. With `basic`, the OpenAPI document shows
+    the route taking Basic credentials too.
     """
 
-    async def dependency(
-        request: Request, _doc: Annotated[object, Security(_bearer_doc)] = None
-    ) -> Caller:
+    async def decide(request: Request) -> Caller:
         admitted: dict[object, Caller] = request.scope.setdefault(_ADMITTED, {})
         if dependency not in admitted:
             admitted[dependency] = await check(request)
         return admitted[dependency]
+
+    if basic:
+
+        async def dependency(
+            request: Request,
+            _doc: Annotated[object, Security(_bearer_doc)] = None,
+            _basic: Annotated[object, Security(_basic_doc)] = None,
+        ) -> Caller:
+            return await decide(request)
+
+    else:
+
+        async def dependency(  # type: ignore[misc]  # one signature or the other
+            request: Request, _doc: Annotated[object, Security(_bearer_doc)] = None
+        ) -> Caller:
+            return await decide(request)
 
     _GATES.add(dependency)
     return dependency
@@ -196,18 +271,18 @@ async def _any_token(request: Request) -> Caller:
 token_caller = _gate(_any_token)
 
 
-def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
-    """A dependency that admits only API keys holding `scope`."""
+def require_scope(scope: str, *, basic: bool = False) -> Callable[..., Awaitable[Caller]]:
+    """A dependency that admits only API keys holding `scope`; with `basic`, sent as Basic too."""
 
     async def check(request: Request) -> Caller:
-        caller = await _authenticate(request)
+        caller = await _authenticate(request, basic=basic)
         if caller is None:
             raise _no_token(request)
         if not caller.has(scope):
             raise Forbidden(f"This needs the {scope} scope.")
         return caller
 
-    return _gate(check)
+    return _gate(check, basic=basic)
 
 
 def charge(request: Request, caller: Caller, requests: int) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from consentry import migrations
 from consentry.db import UnitOfWork, format_timestamp, open_database, utcnow
 from consentry.errors import ConsentryError
+from consentry.events.categories import CategoryMapError, load_category_map
 from consentry.keys import service as keys
 from consentry.keys.format import SCOPES
 from consentry.observability import multiprocess
@@ -82,6 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"consentry: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
+    if args.command in ("serve", "openapi"):
+        # Before anything else (migrations, uvicorn's workers): a mapping that cannot be used is
+        # a configuration error, reported as one rather than as a worker's traceback.
+        try:
+            load_category_map(settings.event_categories)
+        except CategoryMapError as exc:
+            print(
+                f"consentry: invalid configuration: CONSENTRY_EVENT_CATEGORIES: {exc}",
+                file=sys.stderr,
+            )
+            return 2
     try:
         return _run(args, settings)
     except ConsentryError as exc:

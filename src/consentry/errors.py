@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 _TYPE_BASE = "https://consentry.dev/problems/"
+# Paths whose problem answers also carry `message` (see speak_plainly_on).
+_MESSAGE_PATHS: set[str] = set()
 
 
 class ConsentryError(Exception):
@@ -135,11 +137,29 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+class MessageProblem(Problem):
+    """Problem details that also carry `message`, as the analytics libraries read errors."""
+
+    message: str
+
+
+def problem_responses(
+    *statuses: int, model: type[Problem] = Problem
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can answer with."""
     return {
-        status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in statuses
+        status: {"model": model, "description": HTTPStatus(status).phrase} for status in statuses
     }
+
+
+def speak_plainly_on(paths: Iterable[str]) -> None:
+    """Give every problem answer at these paths a `message` beside `code`, whatever its status.
+
+    Segment's and RudderStack's libraries read `code` and `message` from an error body; without
+    `message`, RudderStack's takes a 4xx for a network failure and retries it. Decided by path,
+    so that answers made outside the route (the body limit, 405, 404) carry it too.
+    """
+    _MESSAGE_PATHS.update(paths)
 
 
 def problem_response(error: ConsentryError, instance: str | None = None) -> Response:
@@ -165,6 +185,8 @@ def problem_body(error: ConsentryError, instance: str | None = None) -> bytes:
         body["instance"] = instance
     if error.errors is not None:
         body["errors"] = error.errors
+    if instance in _MESSAGE_PATHS:
+        body["message"] = error.detail
     return orjson.dumps(body)
 
 

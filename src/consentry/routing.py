@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
@@ -27,6 +28,8 @@ NO_STORE = {"Cache-Control": "no-store"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DIGITS = re.compile(r"[0-9]+")
+# zlib's window for gzip members (and only those: no raw deflate, no zlib wrapper).
+_GZIP_WINDOW = 16 + zlib.MAX_WBITS
 
 
 def _is_json(content_types: list[str]) -> bool:
@@ -59,17 +62,80 @@ def check_declared_length(declared: list[str], limit: int) -> None:
         raise PayloadTooLarge(f"The body may hold at most {limit} bytes.")
 
 
-async def read_limited_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing it once it passes `limit` bytes, declared or streamed."""
+async def read_limited_body(request: Request, limit: int, *, gzipped: bool = False) -> bytes:
+    """The whole body, refusing it once it passes `limit` bytes, declared or streamed.
+
+    A `gzipped` body is decompressed as it arrives, and both what was sent and what it
+    decompresses to are held to `limit`.
+    """
     check_declared_length(request.headers.getlist("content-length"), limit)
+    inflater = _GzipInflater(limit) if gzipped else None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"The body may hold at most {limit} bytes.")
-        chunks.append(chunk)
+        chunks.append(chunk if inflater is None else inflater.feed(chunk))
+    if inflater is not None:
+        inflater.finish()
     return b"".join(chunks)
+
+
+class _GzipInflater:
+    """Decompresses gzip members piece by piece, never producing more than `limit` bytes.
+
+    A few kilobytes of gzip can hold gigabytes: each step asks zlib for at most what is left of
+    the limit (plus one byte, to notice passing it), so a bomb is refused after `limit` bytes of
+    output, not after memory runs out.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self._member = zlib.decompressobj(_GZIP_WINDOW)
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes `data` decompresses to (members may follow each other)."""
+        pieces: list[bytes] = []
+        while data:
+            try:
+                piece = self._member.decompress(data, self._limit - self._size + 1)
+            except zlib.error:
+                raise MalformedRequest("The body is not valid gzip.") from None
+            self._size += len(piece)
+            if self._size > self._limit:
+                raise PayloadTooLarge(
+                    f"The body may hold at most {self._limit} bytes once decompressed."
+                )
+            pieces.append(piece)
+            if self._member.eof:
+                data = self._member.unused_data
+                if data:
+                    self._member = zlib.decompressobj(_GZIP_WINDOW)
+            else:
+                data = self._member.unconsumed_tail
+        return b"".join(pieces)
+
+    def finish(self) -> None:
+        """Refuse a body that stopped inside a gzip member."""
+        if not self._member.eof:
+            raise MalformedRequest("The gzip body ends early.")
+
+
+def _content_coding(request: Request) -> bool:
+    """Whether the body is gzip-compressed; 415 for any other coding."""
+    codings = [
+        coding.strip().lower()
+        for value in request.headers.getlist("content-encoding")
+        for coding in value.split(",")
+        if coding.strip()
+    ]
+    if not codings or codings == ["identity"]:
+        return False
+    if codings in (["gzip"], ["x-gzip"]):
+        return True
+    raise UnsupportedMediaType("Send the body uncompressed, or compressed once with gzip.")
 
 
 class JSONRoute(APIRoute):
@@ -85,6 +151,9 @@ class JSONRoute(APIRoute):
     # Whether the parsed body is walked for its nesting depth here; a route that turns this off
     # checks the depth of what it reads itself.
     walks_depth = True
+    # Whether a body may come with `Content-Encoding: gzip`; `body_limit` then bounds both the
+    # bytes sent and the bytes they decompress to. Elsewhere a coding is not looked at.
+    takes_gzip = False
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -101,16 +170,21 @@ class JSONRoute(APIRoute):
                 for gate in gates:
                     await gate(request)
                 limit = self.body_limit or request.app.state.max_body_bytes
-                await _prepare_json(request, limit, walks_depth=self.walks_depth)
+                await _prepare_json(
+                    request, limit, walks_depth=self.walks_depth, takes_gzip=self.takes_gzip
+                )
             return await handler(request)
 
         return handle
 
 
-async def _prepare_json(request: Request, limit: int, *, walks_depth: bool) -> None:
+async def _prepare_json(
+    request: Request, limit: int, *, walks_depth: bool, takes_gzip: bool
+) -> None:
     if not _is_json(request.headers.getlist("content-type")):
         raise UnsupportedMediaType("Send the body as application/json.")
-    body = await read_limited_body(request, limit)
+    gzipped = takes_gzip and _content_coding(request)
+    body = await read_limited_body(request, limit, gzipped=gzipped)
     try:
         # orjson refuses NaN, invalid UTF-8 and nesting past 1024 levels: all are malformed here.
         parsed = orjson.loads(body)

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
 
     policy_file: Path | None = None
+    # Event name (or `prefix.*`) → consent category, for analytics messages that name none.
+    event_categories: Path | None = None
     opt_out_regions: CommaList = Field(default_factory=list)
     region_header: str | None = None
     trusted_proxies: CommaList = Field(default_factory=list)
@@ -143,6 +145,11 @@ class Settings(BaseSettings):
             if not _ORIGIN.fullmatch(origin):
                 raise ValueError(f"{origin!r} is not an origin such as https://learn.example")
         return value
+
+    @field_validator("event_categories", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("admin_key", "jwt_secret", "jwt_audience", "jwt_issuer", "jwks_url")
     @classmethod

@@ -3,6 +3,7 @@ the client's address before any verification, and no body is read before the cal
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,7 @@ AUTH_PATHS = {
     "jwt": ("GET", "/v1/subjects/learner-1/consent", "eyJ"),
     "anonymous-with-token": ("GET", "/v1/subjects/anon:{anon}/consent", "eyJ"),
     "events-key": ("POST", "/v1/events", "csk_"),
+    "analytics-key": ("POST", "/v1/batch", "csk_"),
 }
 SIZES = {"8KiB+1": MAX_TOKEN + 1, "9KiB": 9 * 1024, "5MB": 5_000_000, "20MB": 20_000_000}
 
@@ -200,6 +202,8 @@ BODY_ROUTES = {
     "patch-consent": ("PATCH", "/v1/subjects/learner-1/consent"),
     "put-anonymous-consent": ("PUT", "/v1/subjects/anon:{anon}/consent"),
     "events": ("POST", "/v1/events"),
+    "analytics-batch": ("POST", "/v1/batch"),
+    "analytics-track": ("POST", "/v1/track"),
     "post-provider": ("POST", "/v1/providers"),
     "put-provider": ("PUT", "/v1/providers/some-provider"),
     "erasure": ("POST", "/v1/erasure-requests"),
@@ -248,7 +252,14 @@ async def test_without_a_token_no_body_is_read_and_the_refusal_is_counted(
     assert body.pulled == 0
 
 
-SCOPED_NAMES = ("put-consent", "events", "post-provider", "put-provider")
+SCOPED_NAMES = (
+    "put-consent",
+    "events",
+    "analytics-batch",
+    "analytics-track",
+    "post-provider",
+    "put-provider",
+)
 # The routes that need a scope; erasure requests take any token and decide by the body.
 SCOPED = {name: route for name, route in BODY_ROUTES.items() if name in SCOPED_NAMES}
 
@@ -272,3 +283,68 @@ async def test_a_valid_caller_still_has_its_body_read_and_counted_once(
         assert written.status_code == 200, written.text
     # Three writes, three counts: the check before the body and the route's own are one.
     assert_problem(await client.get(f"/v1/subjects/{subject}/consent"), 429, "rate_limited")
+
+
+def basic(user: str, password: str = "") -> dict[str, str]:
+    """HTTP Basic credentials, as the analytics libraries send their write key."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+# The longest key whose Basic credentials (`key:` in base64) stay within the cap.
+BASIC_AT_CAP = MAX_TOKEN * 3 // 4 - 1
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+async def test_oversized_basic_credentials_are_refused_unparsed_and_counted(
+    client: httpx.AsyncClient, checks: Checks, size: int
+) -> None:
+    for _ in range(BURST):
+        response, body = await _stream(client, ("POST", "/v1/batch"), basic(_long("csk_", size)))
+        assert str(MAX_TOKEN) in assert_problem(response, 401, "unauthorized")["detail"]
+        assert body.pulled == 0
+    assert checks.calls == []
+    assert_problem(await client.get("/v1/audit-log"), 429, "rate_limited")
+
+
+async def test_basic_credentials_at_the_cap_are_checked(
+    client: httpx.AsyncClient, checks: Checks
+) -> None:
+    response = await client.post(
+        "/v1/batch", json={"batch": []}, headers=basic(_long("csk_", BASIC_AT_CAP))
+    )
+    body = assert_problem(response, 401, "unauthorized")
+    assert str(MAX_TOKEN) not in body["detail"]
+    assert checks.calls == ["key lookup"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        basic("csk_guess"),
+        basic("csk_guess", "a-password"),
+        {"Authorization": "Basic not*base64"},
+        {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()},
+    ],
+    ids=["unknown-key", "password", "not-base64", "no-colon"],
+)
+async def test_refused_basic_credentials_are_counted_and_no_body_is_read(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    for _ in range(BURST):
+        response, body = await _stream(client, ("POST", "/v1/batch"), headers)
+        assert assert_problem(response, 401, "unauthorized")["message"]
+        assert body.pulled == 0
+    response, body = await _stream(client, ("POST", "/v1/batch"), headers)
+    assert assert_problem(response, 429, "rate_limited")["message"]
+    assert body.pulled == 0
+
+
+async def test_a_valid_basic_key_does_not_use_up_the_address(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    keys = [await make_key(app, f"tracker-{n}", "events:write") for n in range(BURST * 2)]
+    for key in keys:
+        response = await client.post("/v1/batch", json={"batch": []}, headers=basic(key))
+        assert response.status_code == 200, response.text
+    for _ in range(BURST):
+        assert (await client.get(f"/v1/subjects/{anon_id()}/consent")).status_code == 200

@@ -21,6 +21,10 @@ MAX_EVENTS = 1000
 MAX_BATCH_BYTES = 1024 * 1024
 MAX_OBJECT_BYTES = 8 * 1024
 MAX_FUTURE_SECONDS = 300
+# The analytics libraries' batches: larger than native ones, as the libraries send them.
+MAX_MESSAGES = 2500
+MAX_MESSAGE_BYTES = 32 * 1024
+MAX_MESSAGES_BYTES = 4 * 1024 * 1024
 
 UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 Status = Literal["accepted", "duplicate", "rejected"]
@@ -112,3 +116,119 @@ class StoredEventPage(BaseModel):
 
     items: list[StoredEvent]
     next_cursor: str | None
+
+
+# The analytics libraries' tracking API (Segment / RudderStack): what the documents show of a
+# message. The routes read only these fields and ignore every other one the libraries send.
+_MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A message as Segment's and RudderStack's libraries send it; fields not "
+    "listed are ignored.",
+    "properties": {
+        "type": {"enum": ["track", "page", "screen", "identify", "group", "alias"]},
+        "messageId": {"type": "string", "description": "The library's id of the message."},
+        "userId": {"type": "string", "description": "The subject id."},
+        "anonymousId": {
+            "type": "string",
+            "description": "A UUID v4: the subject `anon:<anonymousId>` when there is no userId.",
+        },
+        "event": {"type": "string", "description": "A track message's event name."},
+        "name": {"type": "string", "description": "A page or screen message's name."},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "properties": {
+            "type": "object",
+            "description": "Stored as the event's properties; `consent_category` names the "
+            "category.",
+        },
+        "context": {
+            "type": "object",
+            "description": "Stored as the event's context; `consentry.category` names the "
+            "category, `consent.categoryPreferences` and `consentManagement.deniedConsentIds` "
+            "may only deny more.",
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+class AnalyticsBatch(BaseModel):
+    """`POST /v1/batch`: the messages, the sender's clock, and perhaps its write key."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    # Each message is mapped and judged on its own, so one bad message rejects only itself.
+    batch: Annotated[
+        list[Any],
+        Field(max_length=MAX_MESSAGES),
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        _MESSAGE_SCHEMA,
+                        {"description": "Anything else: rejected on its own, reason `invalid`."},
+                    ]
+                },
+                "maxItems": MAX_MESSAGES,
+            }
+        ),
+    ]
+    sentAt: Timestamp | None = Field(
+        default=None,
+        description="The sender's clock when it sent the batch; each message's `timestamp` is "
+        "shifted by (time received - sentAt).",
+    )
+    writeKey: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "description": "Compared with the key of the Authorization header (401 when "
+                "they differ); never stored.",
+            }
+        ),
+    ] = None
+
+
+# A single message, on the routes named for its type: any object is taken, and one whose fields
+# do not fit is answered 200 with its own result (`rejected`, reason `invalid`).
+MESSAGE_BODY_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            **_MESSAGE_SCHEMA,
+            "properties": {
+                **_MESSAGE_SCHEMA["properties"],
+                "sentAt": {"type": "string", "format": "date-time"},
+                "writeKey": {"type": "string"},
+            },
+        },
+        {
+            "type": "object",
+            "description": "Any other object: rejected on its own, reason `invalid`.",
+        },
+    ],
+    "description": "One message; its `type` is the route's. `sentAt` and `writeKey` may come "
+    "with it, as in a batch.",
+}
+
+MessageStatus = Literal["accepted", "duplicate", "rejected", "ignored"]
+
+
+class MessageResult(BaseModel):
+    """What became of one message."""
+
+    message_id: str | None
+    status: MessageStatus
+    reason: Reason | None = None
+    detail: str | None = None
+
+
+class AnalyticsResult(BaseModel):
+    """One result per message, in the order sent, and the counts of each status."""
+
+    success: Literal[True]
+    accepted: int
+    duplicates: int
+    rejected: int
+    ignored: int
+    results: list[MessageResult]

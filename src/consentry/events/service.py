@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,13 +32,20 @@ _EVENT_OBJECT_LEVEL = 3
 _LIST = "events"
 
 
+_NOTHING: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A valid event, time-corrected, ready to be judged: its result index and its row."""
+    """A valid event, time-corrected, ready to be judged: its result index and its row.
+
+    `denied` holds categories its sender itself says are denied: they can only refuse more.
+    """
 
     index: int
     key: Key
     row: NewEvent
+    denied: frozenset[str] = _NOTHING
 
 
 def _invalid(event_id: Any, detail: str) -> dict[str, Any]:
@@ -93,13 +101,18 @@ def _serialized(document: dict[str, Any], field: str, depth: int) -> str:
 
 
 def validate(
-    events: list[Any], received_at: datetime, sent_at: datetime | None, max_depth: int
+    events: list[Any],
+    received_at: datetime,
+    sent_at: datetime | None,
+    max_depth: int,
+    denied: Sequence[frozenset[str]] | None = None,
 ) -> tuple[list[dict[str, Any] | None], list[Candidate]]:
     """Each event checked on its own: the results decided already, and the events left to judge.
 
     With `sent_at`, every `occurred_at` is shifted by the sender's clock skew before anything
     else looks at it, the five-minute limit on future events included. `max_depth` bounds the
     nesting of the whole body, so `properties` and `context` (three levels in) get what is left.
+    `denied`, beside `events`, holds for each the categories its sender says are denied.
     """
     depth = max_depth - _EVENT_OBJECT_LEVEL
     skew = received_at - sent_at if sent_at is not None else None
@@ -137,7 +150,8 @@ def validate(
             context=context,
         )
         results.append(None)
-        candidates.append(Candidate(index, row.key, row))
+        refused = denied[index] if denied is not None else _NOTHING
+        candidates.append(Candidate(index, row.key, row, refused))
     return results, candidates
 
 
@@ -148,6 +162,8 @@ def _verdict(candidate: Candidate, gate: Gate) -> str | None:
         return "unknown_category"
     if gate.erased:
         return "subject_erased"
+    if category in candidate.denied:
+        return "consent_denied"
     return None if gate.allows(category, candidate.row.occurred_at) else "consent_denied"
 
 
@@ -175,6 +191,40 @@ def judge(
     return decided, accepted  # type: ignore[return-value]  # every index was decided
 
 
+async def decide(
+    uow: UnitOfWork,
+    pseudonyms: Pseudonyms,
+    events: list[Any],
+    sent_at: datetime | None,
+    max_depth: int,
+    received_at: datetime | None = None,
+    denied: Sequence[frozenset[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Judge a batch and store what the rule lets through, in the unit of work: one result each.
+
+    The one implementation of the rule, for the native intake and the analytics libraries'
+    alike (which map their messages to events first, and may say which categories each message
+    itself denies: see `validate`).
+    """
+    received_at = received_at or utcnow()
+    results, candidates = validate(events, received_at, sent_at, max_depth, denied)
+    subjects = sorted({candidate.key[0] for candidate in candidates})
+    hashes = [pseudonyms.of(subject_id) for subject_id in subjects]
+    gates = await repository.share_gates(uow, subjects, hashes) if subjects else {}
+    decided, accepted = judge(results, candidates, gates)
+    # Sorted by key, so concurrent batches take their key locks in the same order.
+    inserted = await repository.store(uow, [accepted[key].row for key in sorted(accepted)])
+    for key, candidate in accepted.items():
+        if key not in inserted:  # stored before, by a retry or a concurrent batch
+            decided[candidate.index] = {"event_id": key[1], "status": "duplicate"}
+    return decided
+
+
+def count_on_commit(uow: UnitOfWork, counts: EventCounts, outcomes: list[tuple[str, str]]) -> None:
+    """Count `(status, reason)` outcomes in the metrics once the batch is committed."""
+    uow.on_commit(lambda: counts.add(outcomes))
+
+
 async def ingest(
     uow: UnitOfWork,
     pseudonyms: Pseudonyms,
@@ -185,19 +235,9 @@ async def ingest(
     received_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Judge and store a batch in the unit of work; the answer is sent only once it commits."""
-    received_at = received_at or utcnow()
-    results, candidates = validate(events, received_at, sent_at, max_depth)
-    subjects = sorted({candidate.key[0] for candidate in candidates})
-    hashes = [pseudonyms.of(subject_id) for subject_id in subjects]
-    gates = await repository.share_gates(uow, subjects, hashes) if subjects else {}
-    decided, accepted = judge(results, candidates, gates)
-    # Sorted by key, so concurrent batches take their key locks in the same order.
-    inserted = await repository.store(uow, [accepted[key].row for key in sorted(accepted)])
-    for key, candidate in accepted.items():
-        if key not in inserted:  # stored before, by a retry or a concurrent batch
-            decided[candidate.index] = {"event_id": key[1], "status": "duplicate"}
+    decided = await decide(uow, pseudonyms, events, sent_at, max_depth, received_at)
     outcomes = [(result["status"], result.get("reason", "")) for result in decided]
-    uow.on_commit(lambda: counts.add(outcomes))
+    count_on_commit(uow, counts, outcomes)
     return _summary(outcomes, decided)
 
 

@@ -13,8 +13,9 @@ from consentry.keys.models import ApiKey
 
 @dataclass(frozen=True, slots=True)
 class ActiveKey:
-    """What a request's key may do: its name and scopes."""
+    """What a request's key may do: its id, name and scopes."""
 
+    id: str
     name: str
     scopes: frozenset[str]
 
@@ -33,7 +34,7 @@ class StoredKey:
 
 # Every request with an API key runs it.
 _FIND_ACTIVE = Query(
-    select(ApiKey.name, ApiKey.scopes).where(
+    select(ApiKey.id, ApiKey.name, ApiKey.scopes).where(
         ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None)
     )
 )
@@ -66,7 +67,7 @@ _REVOKE = Query(
 async def find_active(reader: Reader, key_hash: str) -> ActiveKey | None:
     """The unrevoked key with this hash, or None."""
     row = await reader.one_or_none(_FIND_ACTIVE, {"key_hash": key_hash})
-    return None if row is None else ActiveKey(row["name"], frozenset(row["scopes"]))
+    return None if row is None else ActiveKey(row["id"], row["name"], frozenset(row["scopes"]))
 
 
 async def name_taken(uow: UnitOfWork, name: str) -> bool:
