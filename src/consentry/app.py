@@ -169,7 +169,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_web_router(docs=settings.docs_enabled))
     # Hardening: bodies refused past their limit before any route (the event intakes and bulk
     # decisions have limits of their own).
-    limits = body_limits([*events_router.routes, *analytics_router.routes, *decisions_router.routes])
+    limits = body_limits(
+        [*events_router.routes, *analytics_router.routes, *decisions_router.routes]
+    )
     app.add_middleware(BodyLimit, limits=limits)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
