@@ -29,7 +29,11 @@ async def test_policy_is_public_and_cacheable(client: httpx.AsyncClient) -> None
         ("customization", False),
     ]
     assert all(c["name"] and c["description"] and c["if_disabled"] for c in body["categories"])
-    assert body["regimes"]["opt_out"]["regions"] == ["US-CA"]
+    # The twelve US states whose laws require honouring an opt-out preference signal.
+    assert body["regimes"]["opt_out"]["regions"] == [
+        "US-CA", "US-CO", "US-CT", "US-DE", "US-MD", "US-MN",
+        "US-MT", "US-NE", "US-NH", "US-NJ", "US-OR", "US-TX",
+    ]  # fmt: skip
     assert {"DE", "GB", "CH", "NO", "IS", "LI"} <= set(body["regimes"]["opt_in"]["regions"])
     assert body["unknown_region_regime"] == "opt_in"
     assert body["gpc_categories"] == ["customization", "performance"]
