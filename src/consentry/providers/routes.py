@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from consentry.auth import ADMIN_SCOPE, Caller, require_scope, subject_access
 from consentry.consent.facts import request_facts
-from consentry.consent.schemas import REGION_DESCRIPTION, REGION_PATTERN
+from consentry.consent.schemas import LANGUAGE_PATTERN, REGION_DESCRIPTION, REGION_PATTERN
 from consentry.db import DatabaseDep, UnitOfWorkDep
 from consentry.errors import problem_responses
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
@@ -37,6 +37,15 @@ ProviderIdPath = Annotated[
     Path(min_length=1, max_length=64, pattern=PROVIDER_ID_PATTERN, description=ID_DESCRIPTION),
 ]
 Region = Annotated[str | None, Query(pattern=REGION_PATTERN, description=REGION_DESCRIPTION)]
+Language = Annotated[
+    str | None,
+    Query(
+        max_length=35,
+        pattern=LANGUAGE_PATTERN,
+        description="A language tag (`de`, `de-AT`): names and purposes in that language where "
+        "a translation exists (`de-AT` falls back to `de`), English otherwise.",
+    ),
+]
 
 # The registry is public and changes seldom; a few minutes' delay after a change is harmless.
 _PUBLIC = {"Cache-Control": "public, max-age=300"}
@@ -55,10 +64,13 @@ async def list_providers(
     cursors: CursorsDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
+    language: Language = None,
 ) -> Response:
     """Every third party that receives data, ordered by id; public."""
     async with database.reader() as reader:
-        page = await service.read_page(reader, limit=limit, cursor=cursor, cursors=cursors)
+        page = await service.read_page(
+            reader, limit=limit, cursor=cursor, cursors=cursors, language=language
+        )
     return json_response(page, headers=_PUBLIC)
 
 
@@ -79,10 +91,12 @@ async def create_provider(provider: ProviderCreate, caller: Admin, uow: UnitOfWo
     response_model=ProviderRead,
     responses=problem_responses(404, 422, 429, 503),
 )
-async def get_provider(provider_id: ProviderIdPath, database: DatabaseDep) -> Response:
+async def get_provider(
+    provider_id: ProviderIdPath, database: DatabaseDep, language: Language = None
+) -> Response:
     """One provider; public."""
     async with database.reader() as reader:
-        provider = await service.read_one(reader, provider_id)
+        provider = await service.read_one(reader, provider_id, language)
     return json_response(provider, headers=_PUBLIC)
 
 
@@ -129,6 +143,7 @@ async def get_subject_providers(
     region: Region = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
+    language: Language = None,
 ) -> Response:
     """The providers that may receive the subject's data now: those its consent grants.
 
@@ -146,5 +161,6 @@ async def get_subject_providers(
         request_facts(request, region, for_record=False),
         limit=limit,
         cursor=cursor,
+        language=language,
     )
     return json_response(page, headers=NO_STORE)

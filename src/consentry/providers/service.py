@@ -28,18 +28,31 @@ from consentry.pseudonyms import Pseudonyms
 _LIST = "providers"
 
 
-def represent(stored: StoredProvider) -> dict[str, Any]:
-    """A stored provider as the API shows it."""
+def translation(stored: StoredProvider, language: str | None) -> dict[str, Any] | None:
+    """The provider's texts in `language` (or its primary language: `de` for `de-AT`), if any."""
+    if language is None:
+        return None
+    wanted = language.lower()
+    found: dict[str, Any] | None = stored.translations.get(wanted)
+    if found is None:
+        found = stored.translations.get(wanted.split("-")[0])
+    return found
+
+
+def represent(stored: StoredProvider, language: str | None = None) -> dict[str, Any]:
+    """A stored provider as the API shows it, its name and purpose in `language` if translated."""
+    texts = translation(stored, language) or {"name": stored.name, "purpose": stored.purpose}
     return {
         "id": stored.id,
-        "name": stored.name,
+        "name": texts["name"],
         "kind": stored.kind,
-        "purpose": stored.purpose,
+        "purpose": texts["purpose"],
         "data_shared": stored.data_shared,
         "category": stored.category,
         "countries": stored.countries,
         "transfer_mechanism": stored.transfer_mechanism,
         "opt_out_url": stored.opt_out_url,
+        "translations": stored.translations,
         "created_at": format_timestamp(stored.created_at),
         "updated_at": format_timestamp(stored.updated_at),
     }
@@ -68,21 +81,22 @@ async def read_page(
     cursor: str | None,
     cursors: Cursors,
     categories: Collection[str] | None = None,
+    language: str | None = None,
 ) -> dict[str, Any]:
     """A page of providers ordered by id, only those of `categories` if given."""
     after = _after(cursor, cursors)
     rows = await repository.page(reader, after=after, categories=categories, limit=limit + 1)
-    items = [represent(row) for row in rows[:limit]]
+    items = [represent(row, language) for row in rows[:limit]]
     next_cursor = cursors.encode(_LIST, {"after": items[-1]["id"]}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
 
 
-async def read_one(reader: Reader, provider_id: str) -> dict[str, Any]:
+async def read_one(reader: Reader, provider_id: str, language: str | None = None) -> dict[str, Any]:
     """One provider; NotFound when no provider has that id."""
     stored = await repository.get(reader, provider_id)
     if stored is None:
         raise NotFound("No provider has that id.")
-    return represent(stored)
+    return represent(stored, language)
 
 
 async def create(uow: UnitOfWork, provider: ProviderCreate, actor: str) -> dict[str, Any]:
@@ -188,6 +202,7 @@ async def read_for_subject(
     *,
     limit: int,
     cursor: str | None,
+    language: str | None = None,
 ) -> dict[str, Any]:
     """A page of the providers the subject's consent lets data reach now (its defaults if none)."""
     state = await consent.read_consent(database, cache, pseudonyms, policy, subject_id, facts)
@@ -199,4 +214,5 @@ async def read_for_subject(
             cursor=cursor,
             cursors=pseudonyms.cursors,
             categories=categories,
+            language=language,
         )
