@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.policy = policy
-    app.state.policy_body = render_policy(policy)
+    app.state.policy_body = render_policy(policy, settings.policy_url)
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     app.state.token_verifier = TokenVerifier(settings)
     app.state.max_body_bytes = settings.max_body_bytes
@@ -141,7 +141,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(export_router)
     app.include_router(ops_router)
     # The frontend's consent.js, banner and preference center, the /privacy page, the API docs.
-    app.include_router(build_web_router(docs=settings.docs_enabled))
+    app.include_router(
+        build_web_router(docs=settings.docs_enabled, platform_url=settings.platform_url)
+    )
     # Hardening: bodies refused past their limit before any route (the event intake is the one
     # route with a limit of its own).
     app.add_middleware(BodyLimit, limits=body_limits(events_router.routes))

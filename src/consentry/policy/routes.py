@@ -24,8 +24,11 @@ router = APIRouter(prefix="/v1", tags=["policy"], route_class=JSONRoute)
 _CACHE_CONTROL = "public, max-age=300"
 
 
-def render_policy(policy: Policy) -> bytes:
-    """The body of `GET /v1/policy`, built once per process since the policy never changes."""
+def render_policy(policy: Policy, url: str | None = None) -> bytes:
+    """The body of `GET /v1/policy`, built once per process since the policy never changes.
+
+    `url` is where people read the published policy (`CONSENTRY_POLICY_URL`).
+    """
     document = policy.document
     regimes = {
         "opt_in": {
@@ -42,6 +45,7 @@ def render_policy(policy: Policy) -> bytes:
     body = PolicyRead.model_validate(
         {
             "version": policy.version,
+            "url": url,
             "versions": [v.model_dump() for v in document.versions],
             "categories": [c.model_dump() for c in document.categories],
             "regimes": regimes,
