@@ -70,7 +70,8 @@ def test_toggle_persists_across_reloads_and_appears_in_history(
         "custom",
         ["performance"],
     )
-    expect(dialog).to_contain_text("Usage analytics (US)")  # now among the receivers
+    receivers = dialog.locator("section ul.providers")
+    expect(receivers).to_contain_text("Usage analytics")  # now among the receivers
     page.keyboard.press("Escape")
 
     page.reload()
