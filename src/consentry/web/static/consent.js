@@ -582,7 +582,7 @@
     }
     const gpc = Object.values(S.state.categories).some((c) => c.source === "gpc");
     view.notice.replaceChildren(
-      ...[gpc && t("gpc"), S.state.stale ? t("stale") : S.state.revision === 0 && t("unsaved")]
+      ...[gpc && t("gpc"), S.state.stale ? t("stale") : !chosen() && t("unsaved")]
         .filter(Boolean).map((text) => h("p", { class: "notice" }, text)));
     view.saveButton.hidden = !needsChoice();
     refreshLists(view);
