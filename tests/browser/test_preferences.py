@@ -199,7 +199,7 @@ def test_a_providers_details_in_the_pages_language(
         details = performance.locator("details[open]")
         expect(details).to_contain_text("Erhält: pseudonyme Kennung, Nutzungsstatistiken")
         expect(details).to_contain_text(
-            "Verarbeitet in Vereinigte Staaten, abgesichert durch Standardvertragsklauseln"
+            "Verarbeitet in: Vereinigte Staaten, abgesichert durch Standardvertragsklauseln"
         )
         link = details.get_by_role("link", name="Beim Anbieter widersprechen")
         assert link.get_attribute("href") == opt_out

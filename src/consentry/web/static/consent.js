@@ -35,7 +35,7 @@
       sharedWith: "Shared with:", nobody: "no outside provider",
       receiving: "Who receives your data now",
       receivingNone: "No outside provider receives your data.",
-      countries: "Processed in",
+      countries: "Processed in:",
       history: "Your consent history", historyNone: "No choice recorded yet.",
       historyMore: "Only the latest 20 changes are shown.",
       yourData: "Your data",
@@ -78,7 +78,7 @@
       sharedWith: "Weitergegeben an:", nobody: "keinen externen Anbieter",
       receiving: "Wer Ihre Daten jetzt erhält",
       receivingNone: "Kein externer Anbieter erhält Ihre Daten.",
-      countries: "Verarbeitet in",
+      countries: "Verarbeitet in:",
       history: "Ihr Einwilligungsverlauf", historyNone: "Noch keine Wahl gespeichert.",
       historyMore: "Es werden nur die letzten 20 Änderungen gezeigt.",
       yourData: "Ihre Daten",
@@ -490,8 +490,10 @@
     if (modal || options.focus) S.prefs.focus(options.focus);
   }
 
+  // On a phone the top one is a mere cross, so that the title keeps its line's width.
   function closeButton(view) {
-    return h("button", { type: "button", class: "btn", "data-action": "close", onclick: () => view.frame.close() }, t("close"));
+    return h("button", { type: "button", class: "btn", "data-action": "close", "aria-label": t("close"), onclick: () => view.frame.close() },
+      h("span", { class: "label" }, t("close")), h("span", { class: "x", "aria-hidden": "true" }, "\u2715"));
   }
 
   // A provider in the page's language, with what it receives, where, under which safeguard.
