@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.policy = policy
-    app.state.policy_body = render_policy(policy)
+    app.state.policy_body = render_policy(policy, settings.policy_url)
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     app.state.token_verifier = TokenVerifier(settings)
     app.state.max_body_bytes = settings.max_body_bytes
@@ -166,7 +166,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(export_router)
     app.include_router(ops_router)
     # The frontend's consent.js, banner and preference center, the /privacy page, the API docs.
-    app.include_router(build_web_router(docs=settings.docs_enabled))
+    app.include_router(
+        build_web_router(docs=settings.docs_enabled, platform_url=settings.platform_url)
+    )
     # Hardening: bodies refused past their limit before any route (the event intakes and bulk
     # decisions have limits of their own).
     limits = body_limits(

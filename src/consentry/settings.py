@@ -7,6 +7,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,6 +74,9 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     # Event name (or `prefix.*`) → consent category, for analytics messages that name none.
     event_categories: Path | None = None
+    # Where people read the published policy, and the platform that /privacy leads back to.
+    policy_url: str | None = None
+    platform_url: str | None = None
     opt_out_regions: CommaList = Field(default_factory=list)
     region_header: str | None = None
     trusted_proxies: CommaList = Field(default_factory=list)
@@ -150,6 +154,17 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("policy_url", "platform_url")
+    @classmethod
+    def _page_address(cls, value: str | None) -> str | None:
+        # Shown as a link to every learner: a web page, without credentials in it.
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname or "@" in parts.netloc:
+            raise ValueError(f"{value!r} is not a web address such as https://learn.example/")
+        return value
 
     @field_validator("admin_key", "jwt_secret", "jwt_audience", "jwt_issuer", "jwks_url")
     @classmethod

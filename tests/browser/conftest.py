@@ -46,6 +46,8 @@ def service(platform: PlatformServer, tmp_path_factory: pytest.TempPathFactory) 
         CONSENTRY_CORS_ORIGINS=platform_origin(platform),
         CONSENTRY_JWT_SECRET=JWT_SECRET,
         CONSENTRY_ADMIN_KEY=ADMIN_KEY,
+        CONSENTRY_POLICY_URL=f"{platform_origin(platform)}/policy.html",
+        CONSENTRY_PLATFORM_URL=f"{platform_origin(platform)}/",
     )
     with serving(env, folder / "serve.log") as base:
         platform.service = base + "/"

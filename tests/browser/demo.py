@@ -25,11 +25,14 @@ def main() -> None:
         CONSENTRY_DATABASE_URL=f"sqlite+aiosqlite:///{folder / 'demo.db'}",
         CONSENTRY_CORS_ORIGINS=platform_origin(platform),
         CONSENTRY_JWT_SECRET=secret,
+        CONSENTRY_POLICY_URL=f"{platform_origin(platform)}/policy.html",
+        CONSENTRY_PLATFORM_URL=f"{platform_origin(platform)}/",
     )
     with serving(env, folder / "serve.log") as base:
         platform.service = base + "/"
         now = int(time.time())
-        token = jwt.encode({"sub": LEARNER, "iat": now, "exp": now + 8 * 3600}, secret)
+        claims = {"sub": LEARNER, "name": "Demo Learner", "iat": now, "exp": now + 8 * 3600}
+        token = jwt.encode(claims, secret)
         page = f"{platform_origin(platform)}/"
         print(f"The platform's page, as an anonymous visitor: {page}")
         print(f"The same page for a visitor in California:   {page}?region=US-CA")

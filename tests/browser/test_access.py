@@ -51,8 +51,16 @@ def test_whole_flow_by_keyboard_alone(page: Page, platform: PlatformServer, serv
     _assert_outlined(focused(page))
     page.keyboard.press("Space")
     expect(dialog.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    # Between two switches: the category's providers, each opened by keyboard too.
+    page.keyboard.press("Tab")
+    assert focused(page)["tag"] == "summary"
+    assert focused(page)["text"] == "Usage analytics"
+    _assert_outlined(focused(page))
+    page.keyboard.press("Enter")
+    expect(dialog.locator("li.cat details[open]")).to_contain_text("Standard Contractual Clauses")
     page.keyboard.press("Tab")
     assert (focused(page)["category"], focused(page)["checked"]) == ("functional", False)
+    page.keyboard.press("Shift+Tab")
     page.keyboard.press("Shift+Tab")
     assert (focused(page)["category"], focused(page)["checked"]) == ("performance", True)
     _assert_outlined(focused(page))

@@ -205,8 +205,14 @@ def test_gpc_signal_gets_gpc_defaults(
     # An explicit choice wins over the signal, and the record keeps that the browser sent it.
     banner.get_by_role("button", name="Accept all").click()
     page.wait_for_function("window.ran.includes('analytics.js')")
-    [record] = history(service, _subject(page))
+    # Before it, the defaults the signal shaped were recorded as a notice.
+    record, noticed = history(service, _subject(page))
     assert (record["gpc"], record["method"], record["region"]) == (True, "accept_all", "US-CA")
+    assert (noticed["source"], noticed["gpc"], noticed["categories"]["performance"]) == (
+        "notice",
+        True,
+        False,
+    )
 
 
 def test_unreachable_service_fails_closed(new_page: NewPage, platform: PlatformServer) -> None:

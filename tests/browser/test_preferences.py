@@ -70,7 +70,8 @@ def test_toggle_persists_across_reloads_and_appears_in_history(
         "custom",
         ["performance"],
     )
-    expect(dialog).to_contain_text("Usage analytics (US)")  # now among the receivers
+    receivers = dialog.locator("section ul.providers")
+    expect(receivers).to_contain_text("Usage analytics")  # now among the receivers
     page.keyboard.press("Escape")
 
     page.reload()
@@ -176,3 +177,37 @@ def test_privacy_page_with_an_expired_token(page: Page, service: str) -> None:
     expect(page.get_by_role("alert")).to_contain_text("Your sign-in has expired")
     expect(page.get_by_role("switch")).to_have_count(0)
     assert page.url == f"{service}/privacy"
+
+
+def test_a_providers_details_in_the_pages_language(
+    new_page: NewPage, platform: PlatformServer, service: str
+) -> None:
+    """What a provider gets, where, under which safeguard, and its opt-out page, in German."""
+    url = f"{service}/v1/providers/usage-analytics"
+    original = httpx.get(url).json()
+    kept = {k: v for k, v in original.items() if k not in ("created_at", "updated_at")}
+    opt_out = "https://analytics.example.com/opt-out"
+    changed = httpx.put(url, json={**kept, "opt_out_url": opt_out}, headers=admin())
+    assert changed.status_code == 200, changed.text
+    try:
+        page = new_page(locale="de-DE")
+        open_platform(page, platform)
+        page.get_by_role("button", name="Anpassen").click()
+        dialog = page.get_by_role("dialog", name="Datenschutz-Einstellungen")
+        performance = dialog.locator("li.cat").nth(1)
+        performance.get_by_text("Nutzungsanalyse").click()
+        details = performance.locator("details[open]")
+        expect(details).to_contain_text("Erhält: pseudonyme Kennung, Nutzungsstatistiken")
+        expect(details).to_contain_text(
+            "Verarbeitet in: Vereinigte Staaten, abgesichert durch Standardvertragsklauseln"
+        )
+        link = details.get_by_role("link", name="Beim Anbieter widersprechen")
+        assert link.get_attribute("href") == opt_out
+        assert link.get_attribute("rel") == "noopener noreferrer"
+        # The same provider in English once the learner switches the language.
+        dialog.get_by_role("button", name="English").click()
+        expect(
+            page.get_by_role("dialog", name="Privacy settings").locator("li.cat").nth(1)
+        ).to_contain_text("Usage analytics")
+    finally:
+        httpx.put(url, json=kept, headers=admin()).raise_for_status()

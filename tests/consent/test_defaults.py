@@ -188,17 +188,18 @@ async def test_region_header_when_configured(database_url: str) -> None:
 async def test_configured_opt_out_states(database_url: str) -> None:
     from consentry.app import create_app
 
-    app = create_app(make_settings(database_url, opt_out_regions=["US-CO", "us-va"]))
+    app = create_app(make_settings(database_url, opt_out_regions=["US-VA", "us-ri"]))
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://t") as client,
     ):
         for region, regime in [
-            ("US-CO", "opt_out"),
             ("US-VA", "opt_out"),
+            ("US-RI", "opt_out"),
             ("US-CA", "opt_out"),
-            ("US-TX", "opt_in"),
+            ("US-TX", "opt_out"),
+            ("US-WA", "opt_in"),
         ]:
             body = (await _read(client, anon_id(), params={"region": region})).json()
             assert body["regime"] == regime, region

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from consentry.policy import load_policy
+from tests.conftest import make_settings
 from tests.helpers import OLD_POLICY_VERSION, POLICY_VERSION
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +30,11 @@ async def test_policy_is_public_and_cacheable(client: httpx.AsyncClient) -> None
         ("customization", False),
     ]
     assert all(c["name"] and c["description"] and c["if_disabled"] for c in body["categories"])
-    assert body["regimes"]["opt_out"]["regions"] == ["US-CA"]
+    # The twelve US states whose laws require honouring an opt-out preference signal.
+    assert body["regimes"]["opt_out"]["regions"] == [
+        "US-CA", "US-CO", "US-CT", "US-DE", "US-MD", "US-MN",
+        "US-MT", "US-NE", "US-NH", "US-NJ", "US-OR", "US-TX",
+    ]  # fmt: skip
     assert {"DE", "GB", "CH", "NO", "IS", "LI"} <= set(body["regimes"]["opt_in"]["regions"])
     assert body["unknown_region_regime"] == "opt_in"
     assert body["gpc_categories"] == ["customization", "performance"]
@@ -80,3 +85,14 @@ def test_replacement_policy_file(tmp_path: Path) -> None:
 def test_invalid_policy_file_is_refused(tmp_path: Path, changes: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         load_policy(_write_policy(tmp_path, **changes), [])
+
+
+async def test_the_policy_says_where_people_read_it(database_url: str) -> None:
+    from consentry.app import create_app
+
+    url = "https://learn.example.edu/data-tracking-policy"
+    for configured, expected in [({"policy_url": url}, url), ({}, None)]:
+        app = create_app(make_settings(database_url, **configured))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/v1/policy")).json()["url"] == expected

@@ -23,6 +23,7 @@ FIELDS = {
     "countries",
     "transfer_mechanism",
     "opt_out_url",
+    "translations",
     "created_at",
     "updated_at",
 }
@@ -41,6 +42,7 @@ def body(provider_id: str = "video-cdn", **fields: Any) -> dict[str, Any]:
         "countries": ["US"],
         "transfer_mechanism": "SCC",
         "opt_out_url": None,
+        "translations": {},
     }
     provider.update(fields)
     return provider

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Executable, delete, insert, select
+from sqlalchemy import Executable, delete, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from consentry import migrations
@@ -43,8 +43,27 @@ def _run(url: str, statement: Executable) -> list[dict[str, Any]]:
     return asyncio.run(run())
 
 
+def _columns(url: str) -> set[str]:
+    """The columns the providers table has at the revision the database stands at."""
+
+    async def run() -> set[str]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                found = await connection.run_sync(
+                    lambda sync: inspect(sync).get_columns("providers")
+                )
+                return {column["name"] for column in found}
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def _rows(url: str) -> dict[str, dict[str, Any]]:
-    return {row["id"]: row for row in _run(url, select(Provider.__table__))}
+    present = _columns(url)
+    columns = [column for column in Provider.__table__.columns if column.name in present]
+    return {row["id"]: row for row in _run(url, select(*columns))}
 
 
 def test_the_defaults_are_loaded_and_valid(empty_database: str) -> None:
@@ -101,3 +120,38 @@ async def test_the_api_lists_the_defaults(empty_database: str) -> None:
     assert page["items"][0]["created_at"] == "2026-11-29T00:00:00.000000Z"
     # Under the opt_in defaults, analytics is the one default provider kept out.
     assert {item["id"] for item in subject["items"]} == DEFAULT_IDS - {"usage-analytics"}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        german = (await client.get("/v1/providers", params={"language": "de-AT"})).json()
+        one = (await client.get("/v1/providers/video-cdn", params={"language": "de"})).json()
+    names = {item["id"]: item["name"] for item in german["items"]}
+    assert names["usage-analytics"] == "Nutzungsanalyse"
+    assert one["name"] == "Video-Streaming und Auslieferungsnetz"
+    assert one["translations"]["de"]["data_shared"]["ip_address"] == "IP-Adresse"
+
+
+def test_the_defaults_speak_german_unless_the_privacy_team_changed_them(
+    empty_database: str,
+) -> None:
+    migrations.upgrade(empty_database, "0006")
+    renamed = datetime(2026, 12, 2, tzinfo=UTC)
+    _run(
+        empty_database,
+        update(Provider.__table__)
+        .where(Provider.__table__.c.id == "support-desk")
+        .values(name="Helpdesk Inc.", updated_at=renamed),
+    )
+    migrations.upgrade(empty_database)
+    rows = _rows(empty_database)
+    for provider_id in DEFAULT_IDS - {"support-desk"}:
+        german = rows[provider_id]["translations"]["de"]
+        assert german["name"] and german["purpose"], provider_id
+        # Every item the provider receives has its German label.
+        assert set(german["data_shared"]) == set(rows[provider_id]["data_shared"]), provider_id
+    assert rows["usage-analytics"]["translations"]["de"]["name"] == "Nutzungsanalyse"
+    # A provider renamed to a real vendor keeps no translation of the placeholder.
+    assert rows["support-desk"]["translations"] == {}
+    migrations.downgrade(empty_database, "0006")
+    assert "translations" not in _rows(empty_database)["video-cdn"]

@@ -9,6 +9,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from consentry.etags import strong_etag
+from tests.conftest import make_settings
+
 pytestmark = pytest.mark.anyio
 
 SIZE_LIMIT = 15 * 1024
@@ -114,3 +117,90 @@ async def test_nothing_else_is_served(client: httpx.AsyncClient, path: str) -> N
 async def test_the_pages_stay_out_of_the_openapi_document(app: FastAPI) -> None:
     paths = app.openapi()["paths"]
     assert not [path for path in paths if path.startswith(("/sdk", "/privacy"))]
+
+
+async def test_consent_js_is_gzipped_when_the_client_accepts_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """A representation per encoding, each with its own strong ETag, and Vary on both."""
+    plain = await client.get("/sdk/consent.js", headers={"Accept-Encoding": "identity"})
+    packed = await client.get("/sdk/consent.js", headers={"Accept-Encoding": "br, gzip"})
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    for response in (plain, packed):
+        assert response.headers["vary"] == "Accept-Encoding"
+        assert response.headers["cache-control"] == "public, max-age=300"
+        assert re.fullmatch(r'"[0-9a-f]{32}"', response.headers["etag"])
+    # httpx decodes it: the same script, sent in far fewer bytes.
+    assert packed.content == plain.content
+    assert int(packed.headers["content-length"]) < len(plain.content) / 2
+    assert packed.headers["etag"] != plain.headers["etag"]
+
+    for accepted, encoded in [
+        ("gzip;q=0", False),
+        ("gzip;q=0, *", False),
+        ("*", True),
+        ("identity;q=1, *;q=0.5", True),
+        ("deflate", False),
+        ("GZIP;q=0.3", True),
+        ("x-gzip", True),
+        ("gzip;q=oops", False),
+    ]:
+        response = await client.get("/sdk/consent.js", headers={"Accept-Encoding": accepted})
+        assert ("content-encoding" in response.headers) is encoded, accepted
+
+    # Each validator names its own representation only.
+    for etag, accepted, status in [
+        (packed.headers["etag"], "gzip", 304),
+        (plain.headers["etag"], "identity", 304),
+        (packed.headers["etag"], "identity", 200),
+        (plain.headers["etag"], "gzip", 200),
+    ]:
+        response = await client.get(
+            "/sdk/consent.js", headers={"Accept-Encoding": accepted, "If-None-Match": etag}
+        )
+        assert response.status_code == status, (accepted, status)
+        assert response.headers["vary"] == "Accept-Encoding"
+    assert (
+        await client.get(
+            "/sdk/consent.js",
+            headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["etag"]},
+        )
+    ).headers["etag"] == packed.headers["etag"]
+
+
+async def test_the_gzipped_script_is_the_same_on_every_process(client: httpx.AsyncClient) -> None:
+    """Two replicas must agree on the ETag: compressing never stamps a time into the bytes."""
+    first = await client.get("/sdk/consent.js", headers={"Accept-Encoding": "gzip"})
+    body = (await client.get("/sdk/consent.js", headers={"Accept-Encoding": "identity"})).content
+    assert gzip.compress(body, compresslevel=9, mtime=0)[4:8] == b"\0\0\0\0"
+    assert first.headers["etag"] == strong_etag(gzip.compress(body, compresslevel=9, mtime=0))
+
+
+async def test_privacy_page_names_the_platform_when_configured(database_url: str) -> None:
+    from consentry.app import create_app
+
+    url = "https://learn.example.edu/account?tab=privacy&x=<1>"
+    app = create_app(make_settings(database_url, platform_url=url))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        page = await client.get("/privacy")
+    assert (
+        '<meta name="consentry-platform" '
+        'content="https://learn.example.edu/account?tab=privacy&amp;x=&lt;1&gt;">'
+    ) in page.text
+    assert (
+        "<script" in page.text
+        and '<meta name="consentry-platform"' not in page.text.split("<script")[1]
+    )
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "https://user:pw@learn.example", "learn"])
+def test_platform_and_policy_urls_are_web_pages(url: str) -> None:
+    from pydantic import ValidationError
+
+    from consentry.settings import Settings
+
+    for name in ("platform_url", "policy_url"):
+        with pytest.raises(ValidationError):
+            Settings(**{name: url})

@@ -6,11 +6,11 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Body, Depends, Header, Request
 from starlette.responses import Response
 
 from consentry.auth import Caller, subject_access, subject_caller
-from consentry.consent import service
+from consentry.consent import examples, service
 from consentry.consent.facts import request_facts
 from consentry.consent.schemas import (
     REGION_DESCRIPTION,
@@ -33,8 +33,10 @@ router = APIRouter(
     prefix="/v1/subjects/{subject_id}",
     tags=["consent"],
     route_class=JSONRoute,
-    responses=problem_responses(400, 401, 403, 410, 412, 413, 415, 422, 429, 503),
+    # What every subject route can answer; writes add their own (a body, a precondition).
+    responses=problem_responses(401, 403, 410, 422, 429, 503),
 )
+_WRITE_ERRORS = problem_responses(400, 412, 413, 415)
 
 ReadCaller = Annotated[Caller, Depends(subject_access("consent:read", anonymous=True))]
 WriteCaller = Annotated[Caller, Depends(subject_access("consent:write", anonymous=True))]
@@ -108,10 +110,20 @@ def _region_query(request: Request) -> str | None:
 
 
 @router.get(
-    "/consent", response_model=ConsentRead, responses=NOT_MODIFIED, openapi_extra=_READ_PARAMETERS
+    "/consent",
+    response_model=ConsentRead,
+    summary="Read a subject's consent",
+    responses={**examples.CONSENT_READ, **NOT_MODIFIED},
+    openapi_extra=_READ_PARAMETERS,
 )
 async def get_consent(request: Request) -> Response:
-    """The subject's consent now, or the defaults of its region when it recorded no choice."""
+    """The subject's consent now, or the defaults of its region when it has not chosen.
+
+    Until the subject chooses, the categories are the defaults of this request's region
+    (`?region=`, the region header, else the region recorded) and Global Privacy Control; in an
+    opt-out region a category whose default differs from the last notice has `updated_at` null,
+    which tells consent.js to record a notice before the scripts of that category run.
+    """
     await subject_caller(request, "consent:read", anonymous=True)
     region = _region_query(request)
     state = await service.read_consent(
@@ -153,31 +165,54 @@ async def _record(
     return _state_response(request, state)
 
 
-@router.put("/consent", response_model=ConsentRead)
+@router.put(
+    "/consent",
+    response_model=ConsentRead,
+    summary="Record a choice or a notice",
+    responses={200: examples.CONSENT_READ[200], **_WRITE_ERRORS},
+)
 async def put_consent(
     subject_id: SubjectIdPath,
-    choice: ConsentUpdate,
+    choice: Annotated[ConsentUpdate, Body(openapi_examples=examples.CHOICE_BODY)],
     request: Request,
     caller: WriteCaller,
     pseudonyms: PseudonymsDep,
     uow: UnitOfWorkDep,
     if_match: IfMatch = None,
 ) -> Response:
-    """Record the subject's choice for every optional category."""
+    """Record the subject's choice for every optional category, or a notice of the defaults.
+
+    A choice appends one history record when it changes a value or confirms the choice under
+    another policy version; a subject's first choice is always recorded. `source: notice`
+    (opt-out regions only, for exactly the defaults that apply after Global Privacy Control,
+    without `method`) appends a record the event rule judges by, but is no choice: the
+    categories keep source `default`/`gpc`, the banner still asks, and once the subject has
+    chosen a notice changes nothing. 422 for a notice elsewhere or of other values.
+    """
     return await _record(request, pseudonyms, uow, subject_id, choice, caller, if_match)
 
 
-@router.patch("/consent", response_model=ConsentRead)
+@router.patch(
+    "/consent",
+    response_model=ConsentRead,
+    summary="Record a choice for some categories",
+    responses={200: examples.CONSENT_READ[200], **_WRITE_ERRORS},
+)
 async def patch_consent(
     subject_id: SubjectIdPath,
-    choice: ConsentPatch,
+    choice: Annotated[ConsentPatch, Body(openapi_examples=examples.PATCH_BODY)],
     request: Request,
     caller: WriteCaller,
     pseudonyms: PseudonymsDep,
     uow: UnitOfWorkDep,
     if_match: IfMatch = None,
 ) -> Response:
-    """Record the subject's choice for some categories; the others keep their value."""
+    """Record the subject's choice for some categories; the others keep their value.
+
+    As a first choice, the categories it does not name take the defaults the subject was shown
+    and keep their source; one that names no optional category accepts all it was shown. The
+    rules of `PUT` apply, notices included.
+    """
     return await _record(request, pseudonyms, uow, subject_id, choice, caller, if_match)
 
 

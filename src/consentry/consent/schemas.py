@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, with_config
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from consentry.subjects import ANONYMOUS_PATTERN, SUBJECT_ID_PATTERN
 
-Source = Literal["banner", "preference_center", "api", "import"]
+# `notice`: the defaults consent.js applied in an opt-out region; recorded, but not a choice.
+Source = Literal["banner", "preference_center", "api", "import", "notice"]
 Method = Literal["accept_all", "reject_all", "custom"]
 CategorySource = Literal["required", "default", "gpc", "user", "admin"]
 
@@ -48,6 +57,13 @@ class ChoiceContext(BaseModel):
     method: Method | None = None
     region: str | None = Field(default=None, pattern=REGION_PATTERN)
     language: str | None = Field(default=None, max_length=35, pattern=LANGUAGE_PATTERN)
+
+    @model_validator(mode="after")
+    def _notice_has_no_method(self) -> ChoiceContext:
+        # A notice applies defaults; a method would make it read like a choice in the history.
+        if self.source == "notice" and self.method is not None:
+            raise ValueError("a notice has no method")
+        return self
 
 
 class ConsentUpdate(ChoiceContext):

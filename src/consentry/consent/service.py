@@ -22,11 +22,13 @@ from consentry.errors import (
     RequiredCategory,
     SubjectErased,
     UnknownPolicyVersion,
+    ValidationFailed,
 )
 from consentry.etags import matches, names_version, strong_etag
 from consentry.pagination import Cursors
 from consentry.policy import (
     CATEGORIES,
+    OPTIONAL_CATEGORIES,
     REQUIRED_CATEGORY,
     Policy,
     consent_mode,
@@ -60,21 +62,50 @@ class ConsentChange:
     if_match: str | None
 
 
+# The category sources a choice leaves; defaults, GPC and notices leave `default` or `gpc`.
+_CHOSEN_BY = frozenset({"user", "admin"})
+
+
+def has_chosen(stored: StoredConsent | None) -> bool:
+    """Whether the subject has recorded a choice: the one predicate for `stale`, banner, linking.
+
+    A notice (the defaults consent.js applied in an opt-out region) is a record the event rule
+    judges by, but not a choice: it leaves every category's source `default` or `gpc`, and a
+    choice leaves `user` or `admin` on at least one. A subject whose records are all notices
+    has therefore not chosen; linking never carries such a record over.
+    """
+    return stored is not None and any(
+        stored.categories[category]["source"] in _CHOSEN_BY for category in OPTIONAL_CATEGORIES
+    )
+
+
 def represent(
-    policy: Policy, subject_id: str, stored: StoredConsent | None, facts: RequestFacts
+    policy: Policy, subject_id: str, stored: StoredConsent | None, facts: RequestFacts | None
 ) -> dict[str, Any]:
-    """The consent state as clients see it: recorded choices, or the defaults that apply."""
+    """The consent state as clients see it: recorded choices, or the defaults that apply.
+
+    Until the subject chooses, the categories are the defaults of the request's situation
+    (region, GPC), each with the `updated_at` of the recorded notice when that notice recorded
+    the same value, else null: so consent.js sees when the defaults it applies changed. Without
+    `facts` (a document, not a request) the state is shown as recorded.
+    """
+    chosen = has_chosen(stored)
     categories: dict[str, dict[str, Any]] = {}
-    if stored is None:
-        region = facts.region
+    if stored is None or (facts is not None and not chosen):
+        facts = facts or _NO_FACTS
+        region = facts.region or (stored.region if stored else None)
         regime = policy.regime_for(region)
         for category, (default, source) in policy.defaults(regime, facts.gpc).items():
+            recorded = stored.categories[category] if stored else None
             categories[category] = {
                 "granted": default,
                 "required": category == REQUIRED_CATEGORY,
                 "source": source,
-                "updated_at": None,
+                "updated_at": (
+                    recorded["updated_at"] if recorded and recorded["granted"] == default else None
+                ),
             }
+        version = policy.version
     else:
         region = stored.region
         regime = policy.regime_for(region)
@@ -86,13 +117,14 @@ def represent(
                 "source": entry["source"],
                 "updated_at": entry["updated_at"],
             }
+        version = stored.policy_version
     granted = {category: entry["granted"] for category, entry in categories.items()}
     return {
         "subject_id": subject_id,
         "region": region,
         "regime": regime,
-        "policy_version": stored.policy_version if stored else policy.version,
-        "stale": stored is not None and stored.policy_version != policy.version,
+        "policy_version": version,
+        "stale": chosen and stored is not None and stored.policy_version != policy.version,
         "revision": stored.revision if stored else 0,
         "categories": categories,
         "consent_mode": consent_mode(granted),
@@ -100,6 +132,9 @@ def represent(
         "updated_at": format_timestamp(stored.updated_at) if stored else None,
         "receipt_id": stored.receipt_id if stored else None,
     }
+
+
+_NO_FACTS = RequestFacts(region=None, gpc=False, ip=None, user_agent=None)
 
 
 def body_and_etag(state: dict[str, Any]) -> tuple[bytes, str]:
@@ -138,16 +173,51 @@ def _requested_categories(categories: Mapping[str, bool]) -> dict[str, bool]:
     return {c: v for c, v in categories.items() if c != REQUIRED_CATEGORY}
 
 
-def _unchanged(if_match: str, current: dict[str, Any]) -> bool:
+def _unchanged(if_match: str, current: dict[str, Any], chosen: bool) -> bool:
     """Whether `If-Match` names the current state.
 
-    A subject with no record has nothing to lose, only default views that differ by region and
-    GPC; a tag of any of them still holds, so a client that read with `?region=` may write
+    A subject who has not chosen has nothing to lose, only default views that differ by region
+    and GPC; a tag of any of them still holds, so a client that read with `?region=` may write
     without repeating it.
     """
     if matches(if_match, body_and_etag(current)[1]):
         return True
-    return current["revision"] == 0 and names_version(if_match, 0)
+    return not chosen and names_version(if_match, current["revision"])
+
+
+def _granted(categories: Mapping[str, Mapping[str, Any]]) -> dict[str, bool]:
+    return {category: bool(categories[category]["granted"]) for category in CATEGORIES}
+
+
+def _check_notice(
+    policy: Policy, facts: RequestFacts, stored: StoredConsent | None, requested: dict[str, bool]
+) -> None:
+    """ValidationFailed unless a notice records exactly the defaults of an opt-out region."""
+    region = facts.region or (stored.region if stored else None)
+    if policy.regime_for(region) != "opt_out":
+        raise ValidationFailed(
+            "A notice is recorded only in an opt-out region; name the region.",
+            errors=[
+                {
+                    "loc": ["body", "source"],
+                    "msg": "notice needs an opt-out region",
+                    "type": "value_error",
+                }
+            ],
+        )
+    defaults = policy.defaults("opt_out", facts.gpc)
+    if any(granted != defaults[category][0] for category, granted in requested.items()):
+        raise ValidationFailed(
+            "A notice records the defaults that apply (after Global Privacy Control), no other "
+            "values.",
+            errors=[
+                {
+                    "loc": ["body", "categories"],
+                    "msg": "must be the defaults that apply",
+                    "type": "value_error",
+                }
+            ],
+        )
 
 
 async def record_choice(
@@ -158,10 +228,11 @@ async def record_choice(
     subject_id: str,
     change: ConsentChange,
 ) -> dict[str, Any]:
-    """Record a choice under the subject's write lock; a write that changes nothing records nothing.
+    """Record a choice or a notice under the subject's write lock; no change records nothing.
 
     A change is a new value for any category, or a confirmation under another policy version
-    (which is what clears `stale`). A subject's first choice is always recorded.
+    (which is what clears `stale`). A subject's first choice is always recorded. A notice is
+    recorded only while the subject has not chosen, and only when the defaults changed.
     """
     choice, facts = change.choice, change.facts
     requested = _requested_categories(change.categories)
@@ -173,14 +244,27 @@ async def record_choice(
     stored, erased = await repository.lock_state(uow, subject_id, pseudonyms.of(subject_id))
     if erased:
         raise SubjectErased("This subject was erased.")
+    chosen = has_chosen(stored)
     current = represent(policy, subject_id, stored, facts)
-    if change.if_match is not None and not _unchanged(change.if_match, current):
+    if change.if_match is not None and not _unchanged(change.if_match, current, chosen):
         raise PreconditionFailed("The consent changed since it was read; read it again.")
 
-    before = {category: entry["granted"] for category, entry in current["categories"].items()}
-    after = {**before, **requested}
+    # What the subject sees now, and what the event rule judges by now.
+    shown = _granted(current["categories"])
+    before = _granted(stored.categories) if stored is not None else shown
+    after = {**shown, **requested}
+    notice = choice.source == "notice"
+    if notice:
+        _check_notice(policy, facts, stored, requested)
     changed = [category for category in CATEGORIES if after[category] != before[category]]
-    if stored is not None and not changed and choice.policy_version == stored.policy_version:
+    if notice and (chosen or (stored is not None and not changed)):
+        return current  # a choice always wins; the same defaults again record nothing
+    if (
+        chosen
+        and not changed
+        and stored is not None
+        and choice.policy_version == stored.policy_version
+    ):
         return current
 
     now = utcnow()
@@ -234,23 +318,32 @@ def next_state(
     caller: Caller,
     now: datetime,
 ) -> StoredConsent:
-    """The state after `record`: changed categories restart their time, the others keep it."""
+    """The state after `record`: changed categories restart their time, the others keep it.
+
+    A notice leaves the sources of the defaults it records. A choice marks what it names as
+    chosen (a first choice that names nothing optional accepts what it was shown); what it
+    does not name keeps its source.
+    """
+    chosen = has_chosen(stored)
+    notice = record["source"] == "notice"
+    accepts_shown = not chosen and not notice and not requested
     chosen_by = "admin" if caller.is_admin else "user"
     categories: dict[str, Any] = {}
     for category in CATEGORIES:
-        if stored is not None and category not in record["changed"]:
-            categories[category] = stored.categories[category]
+        kept = stored.categories[category] if stored and category not in record["changed"] else None
+        if kept is not None and (chosen or (notice and category == REQUIRED_CATEGORY)):
+            categories[category] = kept
             continue
         if category == REQUIRED_CATEGORY:
             source = "required"
-        elif category in requested:
+        elif not notice and (category in requested or accepts_shown):
             source = chosen_by
-        else:  # a first PATCH: what it does not name keeps the default it was shown
+        else:  # a notice, or what a first PATCH does not name: the default it was shown
             source = current["categories"][category]["source"]
         categories[category] = {
             "granted": record["categories"][category],
             "source": source,
-            "updated_at": record["recorded_at"],
+            "updated_at": kept["updated_at"] if kept is not None else record["recorded_at"],
         }
     return StoredConsent(
         revision=current["revision"] + 1,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Request
@@ -22,10 +22,57 @@ from consentry.routing import JSONRoute
 router = APIRouter(prefix="/v1", tags=["policy"], route_class=JSONRoute)
 
 _CACHE_CONTROL = "public, max-age=300"
+_EXAMPLE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The policy in force.",
+        "content": {
+            "application/json": {
+                "example": {
+                    "version": "2026-11-01",
+                    "url": "https://learn.example.edu/data-tracking-policy",
+                    "versions": [
+                        {
+                            "version": "2026-11-01",
+                            "published_at": "2026-11-01",
+                            "summary": "Four tracking categories and the list of providers.",
+                        }
+                    ],
+                    "categories": [
+                        {
+                            "id": "performance",
+                            "name": "Performance",
+                            "description": "Measures how the platform is used.",
+                            "required": False,
+                            "if_disabled": "We learn less about what works.",
+                        }
+                    ],
+                    "regimes": {
+                        "opt_in": {
+                            "law": "GDPR",
+                            "regions": ["DE", "FR"],
+                            "optional_categories_default": False,
+                        },
+                        "opt_out": {
+                            "law": "CCPA/CPRA",
+                            "regions": ["US-CA", "US-CO"],
+                            "optional_categories_default": True,
+                        },
+                    },
+                    "unknown_region_regime": "opt_in",
+                    "gpc_categories": ["customization", "performance"],
+                    "consent_mode": {"analytics_storage": "performance"},
+                }
+            }
+        },
+    }
+}
 
 
-def render_policy(policy: Policy) -> bytes:
-    """The body of `GET /v1/policy`, built once per process since the policy never changes."""
+def render_policy(policy: Policy, url: str | None = None) -> bytes:
+    """The body of `GET /v1/policy`, built once per process since the policy never changes.
+
+    `url` is where people read the published policy (`CONSENTRY_POLICY_URL`).
+    """
     document = policy.document
     regimes = {
         "opt_in": {
@@ -42,6 +89,7 @@ def render_policy(policy: Policy) -> bytes:
     body = PolicyRead.model_validate(
         {
             "version": policy.version,
+            "url": url,
             "versions": [v.model_dump() for v in document.versions],
             "categories": [c.model_dump() for c in document.categories],
             "regimes": regimes,
@@ -57,12 +105,16 @@ def render_policy(policy: Policy) -> bytes:
     "/policy",
     response_model=PolicyRead,
     summary="The policy in force",
-    responses={**NOT_MODIFIED, **problem_responses(422, 429, 503)},
+    responses={**_EXAMPLE, **NOT_MODIFIED, **problem_responses(422, 429)},
 )
 async def get_policy(
     request: Request, if_none_match: Annotated[str | None, Header()] = None
 ) -> Response:
-    """Categories, regimes and versions of the published policy; public."""
+    """Categories, regimes and versions of the published policy; public.
+
+    `url` is where people read the published policy (`CONSENTRY_POLICY_URL`); the banner and
+    the privacy settings link to it with the version in force.
+    """
     body: bytes = request.app.state.policy_body
     etag = strong_etag(body)
     headers = {"ETag": etag, "Cache-Control": _CACHE_CONTROL}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class CategoryRead(BaseModel):
@@ -37,6 +37,9 @@ class PolicyRead(BaseModel):
     """The policy in force."""
 
     version: str
+    url: str | None = Field(
+        description="Where people read the published policy (`CONSENTRY_POLICY_URL`), or null."
+    )
     versions: list[PolicyVersionRead]
     categories: list[CategoryRead]
     regimes: dict[str, RegimeRead]

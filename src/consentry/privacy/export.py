@@ -10,7 +10,7 @@ import orjson
 
 from consentry.audit import service as audit
 from consentry.auth import Caller
-from consentry.consent.service import RequestFacts, represent
+from consentry.consent.service import represent
 from consentry.db import Database, UnitOfWork, format_timestamp
 from consentry.integrations import repository as integrations
 from consentry.integrations import service as integrations_service
@@ -20,7 +20,6 @@ from consentry.privacy import export_repository as repository
 from consentry.providers import service as providers_service
 from consentry.pseudonyms import Pseudonyms
 
-_NO_FACTS = RequestFacts(region=None, gpc=False, ip=None, user_agent=None)
 _TIMES = ("recorded_at", "occurred_at", "received_at")
 _PIECE_BYTES = 64 * 1024
 
@@ -46,7 +45,7 @@ async def stream_export(
     """
     async with database.snapshot() as snapshot:
         stored = await repository.state(snapshot, subject_id)
-        consent = represent(policy, subject_id, stored, _NO_FACTS)
+        consent = represent(policy, subject_id, stored, None)
         head = {
             "subject_id": subject_id,
             "exported_at": format_timestamp(exported_at),

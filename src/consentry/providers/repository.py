@@ -26,6 +26,7 @@ class StoredProvider:
     countries: list[str]
     transfer_mechanism: str | None
     opt_out_url: str | None
+    translations: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 
@@ -41,6 +42,7 @@ COLUMNS = (
     Provider.countries,
     Provider.transfer_mechanism,
     Provider.opt_out_url,
+    Provider.translations,
     Provider.created_at,
     Provider.updated_at,
 )

@@ -7,7 +7,7 @@ import unicodedata
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from consentry.providers.countries import COUNTRY_CODES
 
@@ -102,10 +102,30 @@ OptOutUrl = Annotated[
     ),
     AfterValidator(_https_url),
 ]
+# A BCP 47 tag such as `de` or `de-CH`, kept in lower case so that a read matches it either way.
+LANGUAGE_KEY_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,2}$"
+LanguageKey = Annotated[
+    str, Field(max_length=35, pattern=LANGUAGE_KEY_PATTERN), AfterValidator(str.lower)
+]
+Label = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_plain_text)]
 ProviderId = Annotated[
     str,
     Field(min_length=1, max_length=64, pattern=PROVIDER_ID_PATTERN),
 ]
+
+
+class ProviderTranslation(BaseModel):
+    """A provider's texts in one more language; `data_shared` names some items in it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    purpose: Purpose
+    data_shared: dict[DataItem, Label] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Labels of the provider's `data_shared` items in this language.",
+    )
 
 
 class ProviderFields(BaseModel):
@@ -125,6 +145,23 @@ class ProviderFields(BaseModel):
         "where no transfer safeguard is needed.",
     )
     opt_out_url: OptOutUrl | None = None
+    translations: dict[LanguageKey, ProviderTranslation] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Name and purpose in other languages, by language tag (`de`); "
+        "`?language=` on the reads picks one.",
+    )
+
+    @model_validator(mode="after")
+    def _labels_name_shared_items(self) -> ProviderFields:
+        for language, translation in self.translations.items():
+            unknown = set(translation.data_shared) - set(self.data_shared)
+            if unknown:
+                raise ValueError(
+                    f"translations.{language}.data_shared names items the provider does not "
+                    f"receive: {', '.join(sorted(unknown))}"
+                )
+        return self
 
 
 class ProviderCreate(ProviderFields):
@@ -143,6 +180,14 @@ class ProviderReplace(ProviderFields):
 EDITABLE_FIELDS: tuple[str, ...] = tuple(ProviderFields.model_fields)
 
 
+class ProviderTranslationRead(BaseModel):
+    """A provider's texts in one more language."""
+
+    name: str
+    purpose: str
+    data_shared: dict[str, str]
+
+
 class ProviderRead(BaseModel):
     """A provider as the registry lists it."""
 
@@ -155,6 +200,7 @@ class ProviderRead(BaseModel):
     countries: list[str]
     transfer_mechanism: TransferMechanism | None
     opt_out_url: str | None
+    translations: dict[str, ProviderTranslationRead]
     created_at: str
     updated_at: str
 

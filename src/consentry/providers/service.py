@@ -38,18 +38,31 @@ _LIST = "providers"
 ConnectedProviders = Callable[[Reader, str], Awaitable[list[str]]]
 
 
-def represent(stored: StoredProvider) -> dict[str, Any]:
-    """A stored provider as the API shows it."""
+def translation(stored: StoredProvider, language: str | None) -> dict[str, Any] | None:
+    """The provider's texts in `language` (or its primary language: `de` for `de-AT`), if any."""
+    if language is None:
+        return None
+    wanted = language.lower()
+    found: dict[str, Any] | None = stored.translations.get(wanted)
+    if found is None:
+        found = stored.translations.get(wanted.split("-")[0])
+    return found
+
+
+def represent(stored: StoredProvider, language: str | None = None) -> dict[str, Any]:
+    """A stored provider as the API shows it, its name and purpose in `language` if translated."""
+    texts = translation(stored, language) or {"name": stored.name, "purpose": stored.purpose}
     return {
         "id": stored.id,
-        "name": stored.name,
+        "name": texts["name"],
         "kind": stored.kind,
-        "purpose": stored.purpose,
+        "purpose": texts["purpose"],
         "data_shared": stored.data_shared,
         "category": stored.category,
         "countries": stored.countries,
         "transfer_mechanism": stored.transfer_mechanism,
         "opt_out_url": stored.opt_out_url,
+        "translations": stored.translations,
         "created_at": format_timestamp(stored.created_at),
         "updated_at": format_timestamp(stored.updated_at),
     }
@@ -79,23 +92,24 @@ async def read_page(
     cursors: Cursors,
     categories: Collection[str] | None = None,
     ids: Collection[str] = (),
+    language: str | None = None,
 ) -> dict[str, Any]:
     """A page of providers ordered by id, only those of `categories` (or `ids`) if given."""
     after = _after(cursor, cursors)
     rows = await repository.page(
         reader, after=after, categories=categories, ids=ids, limit=limit + 1
     )
-    items = [represent(row) for row in rows[:limit]]
+    items = [represent(row, language) for row in rows[:limit]]
     next_cursor = cursors.encode(_LIST, {"after": items[-1]["id"]}) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
 
 
-async def read_one(reader: Reader, provider_id: str) -> dict[str, Any]:
+async def read_one(reader: Reader, provider_id: str, language: str | None = None) -> dict[str, Any]:
     """One provider; NotFound when no provider has that id."""
     stored = await repository.get(reader, provider_id)
     if stored is None:
         raise NotFound("No provider has that id.")
-    return represent(stored)
+    return represent(stored, language)
 
 
 async def create(uow: UnitOfWork, provider: ProviderCreate, actor: str) -> dict[str, Any]:
@@ -206,6 +220,7 @@ async def read_for_subject(
     limit: int,
     cursor: str | None,
     connected: ConnectedProviders | None = None,
+    language: str | None = None,
 ) -> dict[str, Any]:
     """A page of the providers the subject's data may reach now: those its consent grants (its
     defaults if none), and those `connected` names (the integrations it approved or was told of).
@@ -221,4 +236,5 @@ async def read_for_subject(
             cursors=pseudonyms.cursors,
             categories=categories,
             ids=ids,
+            language=language,
         )

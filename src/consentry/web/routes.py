@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import html
 from dataclasses import dataclass
+from functools import cache
 from importlib.resources import files
 
 from fastapi import APIRouter, Request
@@ -56,36 +59,103 @@ _TYPES = {
 }
 
 
+# Compressing a file that shrinks by less than this is not worth a second representation.
+_WORTH_GZIP = 0.9
+
+
 @dataclass(frozen=True)
 class Asset:
-    """One packaged file, read once, with its type and validator."""
+    """One packaged file, read once, with its type and validator, and gzipped where it pays.
+
+    Each representation has its own strong ETag (RFC 9110 §8.8.3): the gzipped bytes are not
+    the plain ones, and a cache must never answer one with the other.
+    """
 
     body: bytes
     media_type: str
     etag: str
+    # The gzipped bytes and their ETag, or None.
+    gzipped: tuple[bytes, str] | None = None
 
     @classmethod
     def read(cls, path: str) -> Asset:
         """The file at `path` (`/`-separated) in the package's `static/` folder."""
-        body = files(__package__).joinpath("static", *path.split("/")).read_bytes()
-        return cls(body, _TYPES[path.rpartition(".")[2]], strong_etag(body))
+        return _read(path)
+
+    @classmethod
+    def of(cls, body: bytes, media_type: str) -> Asset:
+        """An asset of these bytes; gzipped once, here, at the highest level (mtime 0: stable)."""
+        packed = gzip.compress(body, compresslevel=9, mtime=0)
+        if len(packed) > len(body) * _WORTH_GZIP:
+            return cls(body, media_type, strong_etag(body))
+        return cls(body, media_type, strong_etag(body), (packed, strong_etag(packed)))
+
+
+@cache
+def _read(path: str) -> Asset:
+    # The packaged files never change while the process runs; each is read and compressed once.
+    body = files(__package__).joinpath("static", *path.split("/")).read_bytes()
+    return Asset.of(body, _TYPES[path.rpartition(".")[2]])
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """Whether `Accept-Encoding` admits gzip (RFC 9110 §12.5.3): named, or `*`, with q > 0."""
+    if not header:
+        return False
+    weights: dict[str, float] = {}
+    for part in header.split(","):
+        coding, _, parameters = part.strip().partition(";")
+        weight = 1.0
+        name, _, value = parameters.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = 0.0
+        weights[coding.strip().lower()] = weight
+    for coding in ("gzip", "x-gzip"):
+        if coding in weights:
+            return weights[coding] > 0
+    return weights.get("*", 0.0) > 0
 
 
 def _serve(request: Request, asset: Asset, headers: dict[str, str]) -> Response:
-    all_headers = {**headers, "ETag": asset.etag}
-    if none_match(request.headers.get("if-none-match"), asset.etag):
+    body, etag = asset.body, asset.etag
+    all_headers = dict(headers)
+    packed = asset.gzipped is not None and accepts_gzip(request.headers.get("accept-encoding"))
+    if asset.gzipped is not None:
+        all_headers["Vary"] = "Accept-Encoding"
+        if packed:
+            body, etag = asset.gzipped
+    all_headers["ETag"] = etag
+    if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=all_headers)
-    return Response(asset.body, headers={**all_headers, "Content-Type": asset.media_type})
+    if packed:
+        all_headers["Content-Encoding"] = "gzip"
+    return Response(body, headers={**all_headers, "Content-Type": asset.media_type})
 
 
-def build_router(*, docs: bool) -> APIRouter:
-    """The routes, with every file read once when the app is built; the API docs if `docs`."""
+def _privacy_page(platform_url: str | None) -> Asset:
+    """The /privacy page, telling its script where the platform is (no inline code needed)."""
+    page = _read("privacy.html")
+    if platform_url is None:
+        return page
+    meta = f'<meta name="consentry-platform" content="{html.escape(platform_url)}">\n'
+    body = page.body.replace(b"<title>", meta.encode() + b"<title>", 1)
+    return Asset.of(body, page.media_type)
+
+
+def build_router(*, docs: bool, platform_url: str | None = None) -> APIRouter:
+    """The routes, with every file read once per process; the API docs if `docs`.
+
+    `/privacy` links back to `platform_url` when it is given.
+    """
     router = APIRouter(include_in_schema=False)
     # Fetched cross-origin by the platform's pages, including those isolated with COEP.
     sdk_headers = {**_SDK_CACHE, "Cross-Origin-Resource-Policy": "cross-origin"}
     sdk = {name: Asset.read(name) for name in ("consent.js", "consent.css")}
     page_assets = {name: Asset.read(name) for name in ("privacy.js", "privacy.css", "icon.svg")}
-    page = Asset.read("privacy.html")
+    page = _privacy_page(platform_url)
 
     @router.get("/sdk/{name}")
     async def get_sdk(name: str, request: Request) -> Response:

@@ -36,7 +36,7 @@
       sharedWith: "Shared with:", nobody: "no outside provider",
       receiving: "Who receives your data now",
       receivingNone: "No outside provider receives your data.",
-      countries: "processed in",
+      countries: "Processed in:",
       history: "Your consent history", historyNone: "No choice recorded yet.",
       historyMore: "Only the latest 20 changes are shown.",
       yourData: "Your data",
@@ -53,9 +53,15 @@
       expired: "Your sign-in has expired. Open the privacy settings again from the platform.",
       down: "Your privacy settings cannot be loaded right now, so only what is strictly necessary is used. Please try again later.",
       loading: "Loading…", downloaded: "Your download has started.",
-      sources: { banner: "banner", preference_center: "privacy settings", api: "the platform", import: "import" },
+      sources: { banner: "banner", preference_center: "privacy settings", api: "the platform", import: "import", notice: "notice of the defaults" },
       methods: { accept_all: "accepted all", reject_all: "rejected all", custom: "own choice" },
       via: "via", defaults: "defaults",
+      noticeText: "We use what is strictly necessary to sign you in and save your work. Unless you opt out, we also measure how the platform is used and suggest courses from your activity; we remember your settings either way. You can change this at any time in the privacy settings.",
+      optOut: "Do not sell or share my personal information",
+      policyLink: "Data tracking policy", version: "version", providersLink: "Service providers",
+      signedIn: "Signed in as", back: "Back to the platform",
+      receives: "Receives:", safeguard: "safeguarded by", optOutAt: "Opt out with this provider",
+      mechanisms: { adequacy: "an adequacy decision", SCC: "Standard Contractual Clauses", BCR: "Binding Corporate Rules", DPF: "the EU-US Data Privacy Framework", consent: "your explicit consent" },
     },
     de: {
       bannerTitle: "Ihre Datenschutz-Einstellungen",
@@ -73,7 +79,7 @@
       sharedWith: "Weitergegeben an:", nobody: "keinen externen Anbieter",
       receiving: "Wer Ihre Daten jetzt erhält",
       receivingNone: "Kein externer Anbieter erhält Ihre Daten.",
-      countries: "verarbeitet in",
+      countries: "Verarbeitet in:",
       history: "Ihr Einwilligungsverlauf", historyNone: "Noch keine Wahl gespeichert.",
       historyMore: "Es werden nur die letzten 20 Änderungen gezeigt.",
       yourData: "Ihre Daten",
@@ -90,9 +96,15 @@
       expired: "Ihre Anmeldung ist abgelaufen. Öffnen Sie die Datenschutz-Einstellungen erneut über die Plattform.",
       down: "Ihre Datenschutz-Einstellungen können gerade nicht geladen werden; es wird nur das unbedingt Nötige verwendet. Bitte versuchen Sie es später erneut.",
       loading: "Wird geladen …", downloaded: "Ihr Download hat begonnen.",
-      sources: { banner: "Banner", preference_center: "Datenschutz-Einstellungen", api: "die Plattform", import: "Import" },
+      sources: { banner: "Banner", preference_center: "Datenschutz-Einstellungen", api: "die Plattform", import: "Import", notice: "Hinweis auf die Voreinstellungen" },
       methods: { accept_all: "alle akzeptiert", reject_all: "alle abgelehnt", custom: "eigene Auswahl" },
       via: "über", defaults: "Voreinstellung",
+      noticeText: "Wir verwenden, was zum Anmelden und Speichern Ihrer Arbeit unbedingt nötig ist. Wenn Sie nicht widersprechen, messen wir außerdem, wie die Plattform genutzt wird, und schlagen Ihnen Kurse nach Ihren Aktivitäten vor; Ihre Einstellungen speichern wir in jedem Fall. Sie können das jederzeit in den Datenschutz-Einstellungen ändern.",
+      optOut: "Meine personenbezogenen Daten nicht verkaufen oder weitergeben",
+      policyLink: "Richtlinie zur Datenerfassung", version: "Fassung", providersLink: "Dienstleister",
+      signedIn: "Angemeldet als", back: "Zurück zur Plattform",
+      receives: "Erhält:", safeguard: "abgesichert durch", optOutAt: "Beim Anbieter widersprechen",
+      mechanisms: { adequacy: "einen Angemessenheitsbeschluss", SCC: "Standardvertragsklauseln", BCR: "verbindliche interne Datenschutzvorschriften", DPF: "das EU-US Data Privacy Framework", consent: "Ihre ausdrückliche Einwilligung" },
       // The policy's own texts are English; these say the same for the packaged categories.
       cats: {
         necessary: ["Unbedingt nötig", "Anmelden, Ihre Sitzung halten, Ihre Stelle in einer Lektion merken und eingereichte Arbeiten speichern.", "Lässt sich nicht ausschalten: Ohne sie könnten Sie sich nicht anmelden, Ihre Kurse nicht öffnen und keine Aufgaben abgeben."],
@@ -268,7 +280,9 @@
     return S.state ? JSON.parse(JSON.stringify(S.state)) : null;
   }
 
-  const needsChoice = () => Boolean(S.state && (S.state.revision === 0 || S.state.stale));
+  // As the service's has_chosen: a choice leaves `user` or `admin`; defaults and notices never.
+  const chosen = () => Object.values(S.state.categories).some((c) => c.source === "user" || c.source === "admin");
+  const needsChoice = () => Boolean(S.state && (!chosen() || S.state.stale));
 
   function load(options = {}) {
     if (S.ready) return S.ready;
@@ -288,6 +302,19 @@
         S.failed = error;
         runScripts();
         return null;
+      }
+      // Opt-out region, no choice: the defaults about to apply are recorded first (a notice), so
+      // that what their scripts send is kept. A default without a time has no record yet.
+      const optional = Object.values(S.state.categories).filter((c) => !c.required);
+      if (S.state.regime === "opt_out" && !chosen() && optional.some((c) => !c.updated_at)) {
+        try {
+          S.state = await notice();
+        } catch (error) {
+          // Fail closed: nothing optional runs that the service would not count.
+          console.warn("Consentry: the defaults could not be recorded; only necessary features run.", error);
+          for (const c of optional) c.granted = false;
+          S.state.consent_mode = { ...DENIED };
+        }
       }
       setState(S.state);
       if (needsChoice() && options.banner !== false) {
@@ -334,6 +361,14 @@
     const body = { categories: choice, policy_version: current.version, source, method, language: language() };
     if (S.region) body.region = S.region;
     setState(await json("PUT", subjectPath("consent"), body));
+  }
+
+  function notice() {
+    const categories = {};
+    for (const [id, c] of Object.entries(S.state.categories)) if (!c.required) categories[id] = c.granted;
+    const body = { categories, policy_version: S.state.policy_version, source: "notice", language: language() };
+    if (S.region) body.region = S.region;
+    return json("PUT", subjectPath("consent"), body);
   }
 
   function all(granted) {
@@ -390,12 +425,17 @@
 
   async function showBanner() {
     const shadow = await root();
+    const doc = await policy().catch(() => null);
     if (S.banner || !needsChoice()) return;
     const choose = (method) => async (event) => {
       const buttons = S.banner.querySelectorAll("button");
       buttons.forEach((b) => { b.disabled = true; });
       try {
-        await save(all(method === "accept_all"), "banner", method);
+        if (method === "opt_out") {
+          // What Global Privacy Control turns off: sale, sharing and profiling; settings stay.
+          const off = (await policy()).gpc_categories;
+          await save(Object.fromEntries(Object.entries(S.state.categories).map(([c, v]) => [c, v.granted && !off.includes(c)])), "banner", "custom");
+        } else await save(all(method === "accept_all"), "banner", method);
         announce(t("savedAll"));
       } catch (error) {
         buttons.forEach((b) => { b.disabled = false; });
@@ -404,19 +444,29 @@
       }
     };
     const gpc = Object.values(S.state.categories).some((c) => c.source === "gpc");
+    const optOut = S.state.regime === "opt_out";
     S.banner = h("section", { class: "banner", lang: language(), "aria-labelledby": "cs-banner-title" },
       h("div", { class: "text" },
-        h("div", { class: "row" }, h("h2", { id: "cs-banner-title" }, t("bannerTitle")),
+        h("div", { class: "row top" }, h("h2", { id: "cs-banner-title" }, t("bannerTitle")),
           langButton(() => { closeBanner(); showBanner(); })),
-        h("p", null, t("bannerText")),
+        h("p", null, t(optOut ? "noticeText" : "bannerText")),
         S.state.stale ? h("p", null, t("stale")) : null,
         gpc ? h("p", null, t("gpc")) : null,
         h("p", { class: "error", role: "alert" })),
       h("div", { class: "actions" }, h("div", { class: "pair" },
         h("button", { type: "button", class: "btn primary", "data-action": "accept_all", onclick: choose("accept_all") }, t("accept")),
-        h("button", { type: "button", class: "btn primary", "data-action": "reject_all", onclick: choose("reject_all") }, t("reject"))),
-        h("button", { type: "button", class: "btn", "data-action": "customize", onclick: () => openPreferences() }, t("customize"))));
+        optOut ? h("button", { type: "button", class: "btn primary", "data-action": "opt_out", onclick: choose("opt_out") }, t("optOut")) :
+          h("button", { type: "button", class: "btn primary", "data-action": "reject_all", onclick: choose("reject_all") }, t("reject"))),
+        h("button", { type: "button", class: "btn", "data-action": "customize", onclick: () => openPreferences() }, t("customize"))),
+      h("div", { class: "links" }, policyLink(doc),
+        h("button", { type: "button", class: "link", "data-action": "providers", onclick: () => openPreferences({ focus: "providers" }) }, t("providersLink"))));
     shadow.append(S.banner);
+  }
+
+  // The published policy, linked where its address is known, with the version in force.
+  function policyLink(doc) {
+    if (!doc || !doc.url) return null;
+    return h("a", { href: doc.url, "data-policy": "" }, `${t("policyLink")} (${t("version")} ${doc.version})`);
   }
 
   function closeBanner() {
@@ -438,7 +488,7 @@
   // The preference center: in a modal dialog on the platform, or inside `container` (/privacy).
   async function openPreferences(options = {}) {
     if (S.prefs) {
-      S.prefs.focus();
+      S.prefs.focus(options.focus);
       return;
     }
     // Taken at once, so that a second call while this one loads opens nothing more.
@@ -474,13 +524,38 @@
       json("GET", "v1/providers?limit=1000").then((r) => r.items).catch(() => []),
     ]);
     if (!frame.isConnected) return; // closed while it loaded
-    const view = { frame, body, modal, policy: policyDoc, providers, level: modal ? 2 : 1 };
+    const view = { frame, body, modal, policy: policyDoc, providers, level: modal ? 2 : 1, options };
     S.prefs = {
       update: () => updatePrefs(view),
-      focus: () => (frame.querySelector("input:not([disabled])") || frame.querySelector("button")).focus(),
+      focus: (to) => {
+        // The banner's provider link lands on the providers; anything else on the first switch.
+        const target = to === "providers" && frame.querySelector("#cs-providers");
+        if (target) target.scrollIntoView({ block: "start" });
+        (target || frame.querySelector("input:not([disabled])") || frame.querySelector("button")).focus();
+      },
     };
     renderPrefs(view);
-    if (modal) S.prefs.focus();
+    if (modal || options.focus) S.prefs.focus(options.focus);
+  }
+
+  // On a phone the top one is a mere cross, so that the title keeps its line's width.
+  function closeButton(view) {
+    return h("button", { type: "button", class: "btn", "data-action": "close", "aria-label": t("close"), onclick: () => view.frame.close() },
+      h("span", { class: "label" }, t("close")), h("span", { class: "x", "aria-hidden": "true" }, "\u2715"));
+  }
+
+  // A provider in the page's language, with what it receives, where, under which safeguard.
+  function providerItem(p) {
+    const own = (p.translations || {})[language()] || {};
+    const labels = own.data_shared || {};
+    const regions = new Intl.DisplayNames([language()], { type: "region" });
+    const mechanism = p.transfer_mechanism && (t("mechanisms")[p.transfer_mechanism] || p.transfer_mechanism);
+    return h("li", null, h("details", null,
+      h("summary", null, own.name || p.name),
+      h("p", null, own.purpose || p.purpose),
+      h("p", null, h("strong", null, t("receives")), " ", p.data_shared.map((d) => labels[d] || d.replace(/_/g, " ")).join(", ")),
+      h("p", null, `${t("countries")} ${p.countries.map((c) => regions.of(c)).join(", ")}`, mechanism ? `, ${t("safeguard")} ${mechanism}` : ""),
+      p.opt_out_url ? h("p", null, h("a", { href: p.opt_out_url, target: "_blank", rel: "noopener noreferrer" }, t("optOutAt"))) : null));
   }
 
   function heading(view, depth, props, text) {
@@ -488,19 +563,24 @@
   }
 
   function renderPrefs(view) {
-    const { body } = view;
+    const { body, options } = view;
     body.replaceChildren();
     body.setAttribute("lang", language());
     if (!view.modal) {
       document.title = t("title");
       document.documentElement.lang = language();
     }
-    const top = h("div", { class: "row" }, heading(view, 0, { id: "cs-prefs-title" }, t("title")),
+    const top = h("div", { class: "row top" }, heading(view, 0, { id: "cs-prefs-title" }, t("title")),
       h("span", { class: "tools" }, langButton(() => {
         renderPrefs(view);
         view.body.querySelector("[data-lang]").focus();
-      }), view.modal ? h("button", { type: "button", class: "btn", "data-action": "close",
-        onclick: () => view.frame.close() }, t("close")) : null));
+      }), view.modal ? closeButton(view) : null));
+    // On /privacy: who is signed in, and the way back to the platform.
+    if (options.account || options.platform) {
+      body.append(h("div", { class: "row account" },
+        options.account ? h("p", null, t("signedIn"), " ", h("strong", null, options.account)) : h("span"),
+        options.platform ? h("a", { href: options.platform, "data-action": "back" }, t("back")) : null));
+    }
     body.append(top);
     if (!S.state || !view.policy) {
       const status = S.failed && S.failed.status;
@@ -521,13 +601,13 @@
       });
       const stateText = h("span", { class: "state", "aria-hidden": "true" });
       view.switches[category.id] = [input, stateText, category.required];
-      const names = view.providers.filter((p) => p.category === category.id).map((p) => p.name);
+      const shared = view.providers.filter((p) => p.category === category.id);
       list.append(h("li", { class: "cat" },
         h("div", { class: "row" }, heading(view, 1, null, h("label", { for: id }, text.name)),
           h("span", { class: "switch" }, input, stateText)),
         h("p", { id: id + "-desc" }, text.description),
         h("p", { id: id + "-off" }, h("strong", null, t(category.required ? "whyOn" : "ifOff")), " ", text.off),
-        h("p", { class: "muted" }, t("sharedWith"), " ", names.length ? names.join(", ") : t("nobody"))));
+        h("div", { class: "muted" }, t("sharedWith"), " ", shared.length ? h("ul", { class: "list providers" }, shared.map(providerItem)) : t("nobody"))));
     }
     view.receiving = h("div");
     view.history = h("div");
@@ -535,10 +615,12 @@
       h("button", { type: "button", class: "btn primary", "data-action": "accept_all", onclick: () => saveAll(view, true) }, t("accept")),
       h("button", { type: "button", class: "btn primary", "data-action": "reject_all", onclick: () => saveAll(view, false) }, t("reject"))),
       view.saveButton = h("button", { type: "button", class: "btn", "data-action": "save", onclick: () => saveSwitches(view) }, t("save")));
-    body.append(h("p", null, t("intro")), view.notice, list, actions, view.status,
-      h("section", null, heading(view, 1, null, t("receiving")), view.receiving),
+    const policyLine = h("p", { class: "muted" }, policyLink(view.policy) || `${t("policyLink")} (${t("version")} ${view.policy.version})`);
+    body.append(h("p", null, t("intro")), policyLine, view.notice, list, actions, view.status,
+      h("section", null, heading(view, 1, { id: "cs-providers", tabindex: "-1" }, t("receiving")), view.receiving),
       h("section", null, heading(view, 1, null, t("history")), view.history),
-      dataSection(view));
+      dataSection(view),
+      view.modal ? h("div", { class: "actions end" }, closeButton(view)) : "");
     if (S.token) body.lastChild.before(connectionsSection(view));
     updatePrefs(view);
   }
@@ -551,7 +633,7 @@
     }
     const gpc = Object.values(S.state.categories).some((c) => c.source === "gpc");
     view.notice.replaceChildren(
-      ...[gpc && t("gpc"), S.state.stale ? t("stale") : S.state.revision === 0 && t("unsaved")]
+      ...[gpc && t("gpc"), S.state.stale ? t("stale") : !chosen() && t("unsaved")]
         .filter(Boolean).map((text) => h("p", { class: "notice" }, text)));
     view.saveButton.hidden = !needsChoice();
     refreshLists(view);
@@ -563,8 +645,7 @@
       json("GET", subjectPath("consent/history?limit=20")).catch(() => null),
     ]);
     if (receiving) {
-      view.receiving.replaceChildren(receiving.length ? h("ul", { class: "list" }, receiving.map((p) =>
-        h("li", null, h("strong", null, p.name), ` (${p.countries.join(", ")}): ${p.purpose}`))) :
+      view.receiving.replaceChildren(receiving.length ? h("ul", { class: "list providers" }, receiving.map(providerItem)) :
         h("p", null, t("receivingNone")));
     }
     if (history) {

@@ -10,15 +10,20 @@
   if (token) sessionStorage.setItem(KEY, token);
   else token = sessionStorage.getItem(KEY);
 
-  // The subject is the token's `sub`; the service checks the signature on every call.
-  function subjectOf(jwt) {
+  // The token's claims, unchecked: the service checks the signature on every call.
+  function claimsOf(jwt) {
     try {
       const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-      const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0))));
-      return typeof claims.sub === "string" ? claims.sub : null;
+      return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0))));
     } catch {
-      return null;
+      return {};
     }
+  }
+
+  // The subject is the token's `sub`.
+  function subjectOf(jwt) {
+    const claims = claimsOf(jwt);
+    return typeof claims.sub === "string" ? claims.sub : null;
   }
 
   const subjectId = token ? subjectOf(token) : null;
@@ -26,5 +31,12 @@
   const options = { baseUrl: new URL(".", location.href).href, banner: false };
   if (subjectId) Object.assign(options, { token, subjectId });
   window.Consentry.load(options);
-  window.Consentry.openPreferences({ container: document.getElementById("consentry-privacy") });
+  // Who is signed in, by the name the platform's token gives, and the way back to the platform.
+  const claims = subjectId ? claimsOf(token) : {};
+  const account = [claims.name, claims.preferred_username, claims.email, subjectId].find((v) => typeof v === "string" && v);
+  const platform = document.querySelector('meta[name="consentry-platform"]');
+  window.Consentry.openPreferences({
+    container: document.getElementById("consentry-privacy"),
+    account, platform: platform && platform.content,
+  });
 })();
