@@ -5,8 +5,8 @@ they were loaded (their `updated_at` is still the load time of revision 0004): a
 renamed to a real vendor must not show the translation of a placeholder.
 
 Revision ID: 0012
-Revises: 0006
-Create Date: 2026-12-13
+Revises: 0010
+Create Date: 2026-12-06
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0012"
-down_revision: str | None = "0006"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
