@@ -8,6 +8,7 @@ from consentry.keys.models import ApiKey
 from consentry.privacy.models import ErasureRequest
 from consentry.providers.models import Provider
 from consentry.pseudonyms import ServiceSecret
+from consentry.systems.models import OutboxMessage, System, SystemEvent, WebhookDelivery
 
 __all__ = [
     "ApiKey",
@@ -18,7 +19,11 @@ __all__ = [
     "ErasureRequest",
     "Event",
     "EventAggregate",
+    "OutboxMessage",
     "Provider",
     "ServiceSecret",
+    "System",
+    "SystemEvent",
     "Tombstone",
+    "WebhookDelivery",
 ]

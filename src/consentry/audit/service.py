@@ -24,6 +24,11 @@ Action = Literal[
     "provider_deleted",
     "key_created",
     "key_revoked",
+    "system_created",
+    "system_changed",
+    "system_deleted",
+    "system_secret_rotated",
+    "delivery_retried",
 ]
 ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
 
