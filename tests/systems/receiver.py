@@ -38,6 +38,9 @@ class Receiver:
         self.default = Reply()
         # Set when the sender closed the connection before taking the whole answer.
         self.cut_short = 0
+        # Requests of one webhook-id being answered at the same moment, and the most ever seen.
+        self.in_flight: dict[str, int] = {}
+        self.most_at_once = 0
         self._lock = threading.Lock()
         self.port = 0
 
@@ -49,7 +52,14 @@ class Receiver:
     def next_reply(self, request: Received) -> Reply:
         with self._lock:
             self.received.append(request)
+            webhook_id = request.headers.get("webhook-id", "")
+            self.in_flight[webhook_id] = self.in_flight.get(webhook_id, 0) + 1
+            self.most_at_once = max(self.most_at_once, self.in_flight[webhook_id])
             return self.replies.pop(0) if self.replies else self.default
+
+    def done(self, request: Received) -> None:
+        with self._lock:
+            self.in_flight[request.headers.get("webhook-id", "")] -= 1
 
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
@@ -60,9 +70,11 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length)
             headers = {name.lower(): value for name, value in self.headers.items()}
-            reply = receiver.next_reply(Received(self.path, headers, body))
+            request = Received(self.path, headers, body)
+            reply = receiver.next_reply(request)
             if reply.delay:
                 time.sleep(reply.delay)
+            receiver.done(request)
             try:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
