@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -111,3 +112,21 @@ def sample_acceptance(base_url: str, events_key: str, plan: Plan) -> Acceptance:
             for name in totals:
                 totals[name] += int(answer[name])
     return Acceptance(**totals)
+
+
+def register_systems(base_url: str, admin_key: str, receiver: str, ids: Sequence[str]) -> None:
+    """Register systems subscribed to consent.changed, each at its own path of the receiver."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=10.0) as client:
+        for system_id in ids:
+            body = {
+                "id": system_id,
+                "name": system_id,
+                "webhook_url": f"{receiver}/{system_id}",
+                "events": ["consent.changed"],
+            }
+            response = client.post("/v1/systems", json=body)
+            if response.status_code != 201:
+                raise HarnessError(
+                    f"POST /v1/systems answered {response.status_code}: {response.text}"
+                )

@@ -8,11 +8,11 @@ mid-attempt leaves it to whichever worker looks once the lease has run out (at l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import certifi
-import httpx
+import h11
 import orjson
 
 from consentry import __version__
@@ -42,8 +42,6 @@ RETRY_AFTER_CAP_SECONDS = 24 * 3600.0
 LEASE = timedelta(seconds=60)
 # Deliveries one claim takes; they are sent at once, each within the timeout.
 BATCH = 64
-# Clients kept, one per host name.
-_CLIENTS = 64
 _USER_AGENT = f"Consentry-Webhooks/{__version__}"
 
 
@@ -124,38 +122,24 @@ def outcome(
 
 
 def _tls_context() -> ssl.SSLContext:
-    """The system's trusted CAs (and SSL_CERT_FILE) and certifi's: names are always verified."""
+    """The system's trusted CAs (and SSL_CERT_FILE) and certifi's; names are always verified."""
     context = ssl.create_default_context()
     context.load_verify_locations(certifi.where())
     return context
 
 
 class Sender:
-    """Sends attempts; one HTTP client per host name, so a connection never serves another."""
+    """Sends attempts, each on a connection of its own to the address just judged.
+
+    HTTP/1.1 is spoken with h11 over the event loop's own streams: the connection goes to the
+    checked address, TLS sends and verifies the host's name, and nothing (no proxy from the
+    environment, no redirect, no pooled connection opened for another name) can send the
+    request anywhere else. Only the answer's head is read, within 64 KiB.
+    """
 
     def __init__(self, allow: urls.AllowList) -> None:
         self.allow = allow
         self._tls = _tls_context()
-        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
-
-    def _client(self, host: str) -> httpx.AsyncClient:
-        client = self._clients.get(host)
-        if client is not None:
-            self._clients.move_to_end(host)
-            return client
-        client = httpx.AsyncClient(
-            verify=self._tls,
-            follow_redirects=False,
-            # No proxy from the environment: the attempt goes to the address just checked.
-            trust_env=False,
-            timeout=httpx.Timeout(TIMEOUT_SECONDS),
-            limits=httpx.Limits(max_connections=BATCH, max_keepalive_connections=BATCH),
-        )
-        self._clients[host] = client
-        if len(self._clients) > _CLIENTS:
-            _, oldest = self._clients.popitem(last=False)
-            asyncio.get_running_loop().create_task(oldest.aclose())
-        return client
 
     async def send(self, prepared: Prepared, now: datetime) -> Answer:
         """One signed attempt, within the timeout; never raises for what the receiver does."""
@@ -166,11 +150,13 @@ class Sender:
         except urls.Refused as refused:
             log.info("webhook to %s refused: %s", claim.system_id, refused)
             return Answer("refused", error="url_not_allowed")
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             return Answer("timeout")
-        except httpx.ConnectError:
+        except ssl.SSLError:
+            return Answer("refused", error="tls_failed")
+        except _Unconnected:
             return Answer("refused", error="connect_failed")
-        except (httpx.TransportError, OSError):
+        except (OSError, h11.ProtocolError, _AnswerTooLarge):
             return Answer("refused", error="connection_lost")
 
     async def _send(self, prepared: Prepared, now: datetime) -> Answer:
@@ -183,34 +169,80 @@ class Sender:
             claim.secret, claim.previous_secret, claim.previous_secret_until, now
         )
         headers = {
+            "host": target.authority,
+            "user-agent": _USER_AGENT,
+            "content-type": "application/json",
+            "content-length": str(len(body)),
+            "connection": "close",
             **signing.headers(secrets, claim.message_id, int(time.time()), body),
             **prepared.headers,
-            "content-type": "application/json",
-            "user-agent": _USER_AGENT,
-            "host": target.authority,
         }
-        # To the address just judged, never a second lookup; TLS checks the name all the same.
-        url = httpx.URL(claim.webhook_url).copy_with(host=str(address))
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        client = self._client(target.host)
-        async with client.stream(
-            "POST", url, content=body, headers=headers, extensions=extensions
-        ) as response:
-            read = 0
-            async for chunk in response.aiter_raw():
-                read += len(chunk)
-                if read >= MAX_ANSWER_BYTES:
-                    break  # the rest is never read; the connection is closed
-            code = response.status_code
-            wait = retry_after(response.headers.get("retry-after"), time.time())
-        return Answer(str(code), code=code, retry_after=wait)
+        tls = target.scheme == "https"
+        try:
+            reader, writer = await asyncio.open_connection(
+                str(address),
+                target.port,
+                ssl=self._tls if tls else None,
+                # SNI, and the name the certificate is verified against.
+                server_hostname=target.host if tls else None,
+            )
+        except ssl.SSLError:
+            raise
+        except OSError as error:
+            raise _Unconnected from error
+        try:
+            return await _exchange(reader, writer, target.target, headers, body)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await writer.wait_closed()
 
     async def aclose(self) -> None:
-        """Close every client."""
-        clients = list(self._clients.values())
-        self._clients.clear()
-        for client in clients:
-            await client.aclose()
+        """Nothing stays open between attempts; kept so callers need not know."""
+
+
+class _Unconnected(Exception):
+    """No connection to the address could be made."""
+
+
+class _AnswerTooLarge(Exception):
+    """The answer's head did not fit in what is read of an answer."""
+
+
+async def _exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> Answer:
+    """POST and read the answer's status line and headers; its body is never read."""
+    connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_ANSWER_BYTES)
+    request = h11.Request(method="POST", target=path, headers=list(headers.items()))
+    writer.write(connection.send(request) or b"")
+    writer.write(connection.send(h11.Data(data=body)) or b"")
+    writer.write(connection.send(h11.EndOfMessage()) or b"")
+    await writer.drain()
+    read = 0
+    while True:
+        event = connection.next_event()
+        if event is h11.NEED_DATA:
+            if read >= MAX_ANSWER_BYTES:
+                raise _AnswerTooLarge
+            chunk = await reader.read(MAX_ANSWER_BYTES - read)
+            read += len(chunk)
+            connection.receive_data(chunk)  # b"" is the end of the stream
+            continue
+        if isinstance(event, h11.Response):
+            retry = None
+            for name, value in event.headers:
+                if name == b"retry-after":
+                    retry = retry_after(value.decode("latin-1"), time.time())
+            return Answer(str(event.status_code), code=event.status_code, retry_after=retry)
+        if isinstance(event, h11.ConnectionClosed):
+            raise ConnectionResetError("closed before answering")
+        # An informational answer (100 Continue) comes before the real one.
 
 
 async def deliver_due(

@@ -68,6 +68,8 @@ class Target:
     # `host[:port]` as the Host header carries it.
     authority: str
     ip_literal: IPAddress | None
+    # The path and query, as the request line carries them.
+    target: str
 
 
 def parse(url: str) -> Target:
@@ -97,7 +99,8 @@ def parse(url: str) -> Target:
     default_port = 443 if parts.scheme == "https" else 80
     shown = f"[{host}]" if isinstance(literal, ipaddress.IPv6Address) else host
     authority = shown if port in (None, default_port) else f"{shown}:{port}"
-    return Target(url, parts.scheme, host, port or default_port, authority, literal)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(url, parts.scheme, host, port or default_port, authority, literal, target)
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
