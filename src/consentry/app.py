@@ -32,8 +32,10 @@ from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
 from consentry.policy.routes import render_policy
 from consentry.policy.routes import router as policy_router
+from consentry.privacy import fanout
 from consentry.privacy.export_slots import ExportSlots
-from consentry.privacy.repository import OPEN as ERASURE_OPEN
+from consentry.privacy.metrics import erasure_metrics
+from consentry.privacy.repository import UNFINISHED as ERASURE_UNFINISHED
 from consentry.privacy.repository import open_by_status
 from consentry.privacy.routes import router as erasure_router
 from consentry.privacy.routes import subjects as export_router
@@ -84,7 +86,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     deliveries = None
     if settings.run_worker:
         worker = asyncio.create_task(run_worker(settings, database, pseudonyms, signals))
-        deliveries = asyncio.create_task(run_deliveries(settings, database, delivery_signals))
+        deliveries = asyncio.create_task(
+            run_deliveries(
+                settings,
+                database,
+                delivery_signals,
+                prepare=fanout.prepare_attempt,
+                settle=fanout.settle_attempts,
+            )
+        )
     # Everything built so far (the libraries, the app, its schemas) lives as long as the process:
     # leaving it out of the collector's full passes shortens the pauses that every request in
     # flight would wait for (they set the read's p99 under load).
@@ -131,7 +141,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.schema_head = head_revision()
     app.state.schema_revisions = known_revisions()
-    app.state.metrics = metrics = Metrics(ERASURE_OPEN, open_by_status, [delivery_metrics])
+    app.state.metrics = metrics = Metrics(
+        ERASURE_UNFINISHED, open_by_status, [delivery_metrics, erasure_metrics]
+    )
     app.state.webhook_allow = AllowList.parse(settings.webhook_allow_hosts)
     app.state.event_counts = EventCounts(metrics.events)
     # Hardening: per-credential rate limits (None when switched off), and the JSON depth limit.

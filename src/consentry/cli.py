@@ -24,6 +24,7 @@ from consentry.keys import service as keys
 from consentry.keys.format import SCOPES
 from consentry.observability import multiprocess
 from consentry.observability.logs import logging_config
+from consentry.privacy import fanout
 from consentry.privacy.retention import RetentionReport, run_retention
 from consentry.privacy.worker import Signals, run_worker
 from consentry.pseudonyms import PseudonymSource
@@ -202,7 +203,13 @@ async def _work(settings: Settings) -> None:
     try:
         await asyncio.gather(
             run_worker(settings, database, PseudonymSource(settings, database), signals),
-            run_deliveries(settings, database, delivery_signals),
+            run_deliveries(
+                settings,
+                database,
+                delivery_signals,
+                prepare=fanout.prepare_attempt,
+                settle=fanout.settle_attempts,
+            ),
         )
     finally:
         await database.dispose()

@@ -5,7 +5,7 @@ from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
 from consentry.db import Base
 from consentry.events.models import Event, EventAggregate
 from consentry.keys.models import ApiKey
-from consentry.privacy.models import ErasureRequest
+from consentry.privacy.models import ErasureConfirmToken, ErasureRequest, ErasureSystem
 from consentry.providers.models import Provider
 from consentry.pseudonyms import ServiceSecret
 from consentry.systems.models import OutboxMessage, System, SystemEvent, WebhookDelivery
@@ -16,7 +16,9 @@ __all__ = [
     "Base",
     "ConsentRecord",
     "ConsentState",
+    "ErasureConfirmToken",
     "ErasureRequest",
+    "ErasureSystem",
     "Event",
     "EventAggregate",
     "OutboxMessage",

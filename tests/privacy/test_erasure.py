@@ -210,9 +210,12 @@ async def test_who_may_ask_for_and_read_erasures(app: FastAPI, client: httpx.Asy
     assert_problem(await _request(client, **bearer(events_key)), 403, "forbidden")
     own = await _request(client, **bearer(user_token(SUBJECT)))
     assert own.status_code == 202
-    for headers in ({}, bearer(user_token(SUBJECT)), bearer(events_key)):
+    for headers in ({}, bearer(events_key)):
         response = await client.get(ERASURES, headers=headers)
         assert response.status_code == (401 if not headers else 403)
+    # The learner reads its own requests (and only those: see test_learner.py).
+    mine = await client.get(ERASURES, headers=bearer(user_token(SUBJECT)))
+    assert [item["id"] for item in mine.json()["items"]] == [own.json()["id"]]
     entry = (await client.get("/v1/audit-log", headers=admin())).json()["items"][0]
     assert (entry["action"], entry["actor"]) == ("erasure_requested", "subject")
     assert entry["subject_hash"] == (await app.state.pseudonyms.get()).of(SUBJECT)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from standardwebhooks import Webhook
 
 from consentry.db import utcnow
+from consentry.privacy import fanout
 from consentry.systems.delivery import Sender, deliver_due
 from consentry.systems.urls import AllowList
 from consentry.systems.worker import schedule_of
@@ -46,11 +47,16 @@ async def deliver(
     clock: Callable[[], datetime] = utcnow,
     allow: AllowList | None = None,
 ) -> int:
-    """One step of the delivery worker, as the app's settings make it; how many it claimed."""
+    """One step of the delivery worker, as the app runs it; how many deliveries it claimed."""
     sender = Sender(allow or app.state.webhook_allow)
     try:
         return await deliver_due(
-            app.state.database, sender, schedule_of(app.state.settings), clock=clock
+            app.state.database,
+            sender,
+            schedule_of(app.state.settings),
+            clock=clock,
+            prepare=fanout.prepare_attempt,
+            settle=fanout.settle_attempts,
         )
     finally:
         await sender.aclose()

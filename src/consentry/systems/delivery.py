@@ -66,6 +66,9 @@ class Prepared:
 # Called inside the claim's transaction for each claimed delivery, before it commits: what it
 # returns is added to the attempt's headers (the erasure's confirm tokens are issued so).
 Preparer = Callable[[UnitOfWork, Claim], Awaitable[dict[str, str]]]
+# Called inside the transaction that records the outcomes, with each claim and its outcome: a
+# domain that waits on deliveries (an erasure on its `notify` systems) settles in the same one.
+Settler = Callable[[UnitOfWork, Sequence[tuple[Claim, Outcome]]], Awaitable[None]]
 
 
 def retry_after(value: str | None, now: float) -> float | None:
@@ -253,6 +256,7 @@ async def deliver_due(
     clock: Callable[[], datetime] = utcnow,
     limit: int = BATCH,
     prepare: Preparer | None = None,
+    settle: Settler | None = None,
 ) -> int:
     """Claim up to `limit` due deliveries, send them at once, record each; how many were claimed."""
     async with database.unit_of_work() as uow:
@@ -264,24 +268,26 @@ async def deliver_due(
             prepared.append(Prepared(claim, extra))
     if not claims:
         return 0
-    outcomes: list[Outcome] = []
+    results: list[tuple[Claim, Outcome]] = []
     sendable = [p for p in prepared if p.claim.body is not None]
     answers = await asyncio.gather(*(sender.send(p, clock()) for p in sendable))
     now = clock()
     gone: set[str] = set()
     for item, answer in zip(sendable, answers, strict=True):
-        outcomes.append(outcome(item.claim, answer, now, schedule))
+        results.append((item.claim, outcome(item.claim, answer, now, schedule)))
         if answer.code == 410:
             gone.add(item.claim.system_id)
     for item in prepared:
         if item.claim.body is None:
             # Its subject was erased as it was claimed: nothing is left to send.
             erased = Answer("refused", error="subject_erased")
-            outcomes.append(outcome(item.claim, erased, now, ()))
+            results.append((item.claim, outcome(item.claim, erased, now, ())))
     async with database.unit_of_work() as uow:
-        await repository.record_outcomes(uow, outcomes)
+        await repository.record_outcomes(uow, [result for _, result in results])
         for system_id in sorted(gone):
             await repository.disable(uow, system_id, now)
+        if settle is not None:
+            await settle(uow, results)
     for system_id in sorted(gone):
         log.warning("system %s answered 410 Gone: its deliveries wait for its next PUT", system_id)
     return len(claims)

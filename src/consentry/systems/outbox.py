@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from consentry.db import UnitOfWork, format_timestamp
+from consentry.db import Reader, UnitOfWork, format_timestamp
 from consentry.systems import repository
-from consentry.systems.repository import StoredMessage
+from consentry.systems.repository import DeliveryState, StoredMessage
 
 MESSAGE_TYPES = ("consent.changed", "integration.changed", "erasure.requested")
 _MESSAGE_ID_PREFIX = "msg_"
@@ -67,6 +67,29 @@ async def announce(
         await repository.add_message(uow, message.stored(), system_ids)
         ring_on_commit(uow)
     return system_ids
+
+
+async def erasure_recipients(reader: Reader) -> list[tuple[str, str]]:
+    """The systems told of erasures (`erasure` not `none`): (id, `confirm` or `notify`)."""
+    return await repository.told_of_erasures(reader)
+
+
+async def delivery_states(
+    reader: Reader, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], DeliveryState]:
+    """Where each (message id, system id) delivery stands, and its system now."""
+    return await repository.delivery_states(reader, keys)
+
+
+async def message_body(reader: Reader, message_id: str) -> dict[str, Any] | None:
+    """A stored message's body, until it is cleared."""
+    return await repository.message_body(reader, message_id)
+
+
+async def forget_subject(uow: UnitOfWork, subject_hash: str) -> int:
+    """Clear every stored body that names the subject (its erasure has ended): a message that
+    was still to be sent is `exhausted` and can no longer be sent. How many were cleared."""
+    return await repository.forget_subject(uow, subject_hash)
 
 
 def pg_statement_part(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, null, select, tuple_, update
 from sqlalchemy import insert as insert_into
 
 from consentry.db import Dialect, Query, Reader, Row, UnitOfWork, insert_ignoring_conflicts
@@ -523,3 +523,84 @@ _DISABLED = Query(select(System.id).where(System.disabled_at.is_not(None)))
 async def disabled_systems(reader: Reader) -> list[str]:
     """The ids of the systems whose deliveries are held."""
     return [row["id"] for row in await reader.all(_DISABLED)]
+
+
+# ---- what the erasure of a subject asks of the outbox ----
+
+_TOLD_OF_ERASURES = Query(
+    select(System.id, System.erasure).where(System.erasure != "none").order_by(System.id)
+)
+
+
+async def told_of_erasures(reader: Reader) -> list[tuple[str, str]]:
+    """Every system whose `erasure` is not `none`, with its mode."""
+    return [(row["id"], row["erasure"]) for row in await reader.all(_TOLD_OF_ERASURES)]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """Where a message stands with the system it was sent to, and that system now."""
+
+    status: str | None  # None once the delivery is gone (its system was deleted)
+    system_erasure: str | None  # None once the system is gone
+    system_disabled: bool
+
+
+async def delivery_states(
+    reader: Reader, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], DeliveryState]:
+    """The state of each (message id, system id) delivery, and of its system."""
+    if not keys:
+        return {}
+    message_ids = sorted({message_id for message_id, _ in keys})
+    system_ids = sorted({system_id for _, system_id in keys})
+    found = await reader.all(
+        select(WebhookDelivery.message_id, WebhookDelivery.system_id, WebhookDelivery.status).where(
+            WebhookDelivery.message_id.in_(message_ids)
+        )
+    )
+    statuses = {(row["message_id"], row["system_id"]): row["status"] for row in found}
+    systems = {
+        row["id"]: row
+        for row in await reader.all(
+            select(System.id, System.erasure, System.disabled_at).where(System.id.in_(system_ids))
+        )
+    }
+    states = {}
+    for key in keys:
+        system = systems.get(key[1])
+        states[key] = DeliveryState(
+            status=statuses.get(key),
+            system_erasure=system["erasure"] if system is not None else None,
+            system_disabled=system is not None and system["disabled_at"] is not None,
+        )
+    return states
+
+
+_NAMING = select(OutboxMessage.id).where(OutboxMessage.subject_hash == bindparam("key_hash"))
+_EXHAUST_NAMING = Query(
+    update(WebhookDelivery)
+    .where(WebhookDelivery.status.in_(UNDELIVERED), WebhookDelivery.message_id.in_(_NAMING))
+    .values(status="exhausted", next_attempt_at=None, last_error="subject_erased")
+)
+_CLEAR_NAMING = Query(
+    update(OutboxMessage)
+    .where(OutboxMessage.subject_hash == bindparam("key_hash"))
+    .values(body=null())
+)
+
+
+async def forget_subject(uow: UnitOfWork, subject_hash: str) -> int:
+    """Clear every stored body naming the subject; what was still to be sent is exhausted."""
+    key = {"key_hash": subject_hash}
+    await uow.execute(_EXHAUST_NAMING, key)
+    return await uow.execute(_CLEAR_NAMING, key)
+
+
+_BODY = Query(select(OutboxMessage.body).where(OutboxMessage.id == bindparam("id")))
+
+
+async def message_body(reader: Reader, message_id: str) -> dict[str, Any] | None:
+    """A message's body, or None once cleared (or when there is no such message)."""
+    body: dict[str, Any] | None = await reader.scalar(_BODY, {"id": message_id})
+    return body

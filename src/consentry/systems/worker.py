@@ -14,7 +14,7 @@ from consentry.errors import ServiceUnavailable
 from consentry.observability.logs import describe_exception
 from consentry.settings import Settings
 from consentry.systems import outbox, urls
-from consentry.systems.delivery import BATCH, SCHEDULE, Preparer, Sender, deliver_due
+from consentry.systems.delivery import BATCH, SCHEDULE, Preparer, Sender, Settler, deliver_due
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ async def run_deliveries(
     signals: DeliverySignals,
     *,
     prepare: Preparer | None = None,
+    settle: Settler | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> None:
     """Deliver until stopped; a pass that fails is logged and the next one tries again."""
@@ -59,7 +60,9 @@ async def run_deliveries(
             try:
                 # A full batch means more may be due: go on until the outbox is drained.
                 while (
-                    await deliver_due(database, sender, schedule, clock=clock, prepare=prepare)
+                    await deliver_due(
+                        database, sender, schedule, clock=clock, prepare=prepare, settle=settle
+                    )
                     == BATCH
                     and not signals.stopping
                 ):
