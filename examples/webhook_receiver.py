@@ -9,7 +9,9 @@ one dependency (`pip install standardwebhooks`):
 - `consent.changed` keeps the newest state per learner (an older `revision` is ignored, since
   messages are not ordered);
 - `erasure.requested` deletes what it holds about the learner and, when its mode is `confirm`,
-  confirms to Consentry with the token that came with the attempt.
+  confirms to Consentry with the token that came with the attempt; a `consent.changed` about
+  that learner arriving later (messages are not ordered) is ignored, so nothing comes back. It
+  remembers the erased learner only as a SHA-256 hash.
 
     python examples/webhook_receiver.py --port 9000 --secret whsec_... --database receiver.db \\
         --system-id course-progress --consentry http://127.0.0.1:8000
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import sqlite3
 import sys
@@ -40,6 +43,7 @@ CREATE TABLE IF NOT EXISTS consent (
     subject_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, categories TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS erasures (request_id TEXT NOT NULL, removed INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS erased (subject_hash TEXT PRIMARY KEY);
 """
 
 
@@ -107,6 +111,10 @@ class Receiver:
     def act(self, db: sqlite3.Connection, message: dict[str, Any], headers: dict[str, str]) -> None:
         data = message["data"]
         if message["type"] == "consent.changed":
+            if db.execute(
+                "SELECT 1 FROM erased WHERE subject_hash = ?", (_hashed(data["subject_id"]),)
+            ).fetchone():
+                return  # erased already: a late message must not bring the learner back
             # Messages are not ordered: only a newer revision replaces what is kept.
             db.execute(
                 "INSERT INTO consent (subject_id, revision, categories) VALUES (?, ?, ?) "
@@ -121,6 +129,10 @@ class Receiver:
             db.execute(
                 "INSERT INTO erasures (request_id, removed) VALUES (?, ?)",
                 (data["request_id"], removed),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO erased (subject_hash) VALUES (?)",
+                (_hashed(data["subject_id"]),),
             )
             if data.get("mode") == "confirm":
                 # Inside the transaction: if Consentry cannot be told, nothing is marked done
@@ -140,6 +152,10 @@ class Receiver:
         )
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
             answer.read()
+
+
+def _hashed(subject_id: str) -> str:
+    return hashlib.sha256(subject_id.encode()).hexdigest()
 
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:

@@ -101,6 +101,8 @@ async def test_every_system_told_of_erasures_hears_and_the_request_waits_for_the
         "course-progress": ("confirm", "pending"),
         "support-desk": ("notify", "pending"),
     }
+    # What was still to be said about the subject is not sent after its erasure.
+    assert {i["status"] for i in await deliveries(client, "analytics")} == {"exhausted"}
     # Consentry's own part is done at once: the subject answers 410 already.
     gone = await client.get(f"/v1/subjects/{SUBJECT}/consent", headers=admin())
     assert_problem(gone, 410, "subject_erased")

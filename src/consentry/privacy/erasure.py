@@ -249,6 +249,9 @@ async def erase(
             uow, subject_id, pseudonyms.of(subject_id), now, until
         )
         await _erase_linked_anonymous_subjects(uow, pseudonyms, subject_id, now, until, deleted)
+        # What was still to be said about the subject is moot now, and must not reach a system
+        # after its erasure (messages are not ordered): only the erasure's own messages remain.
+        await outbox.forget_subject(uow, request.subject_hash, keep=("erasure.requested",))
         # The other systems hear of it from the outbox, in this same transaction: the erasure
         # and its announcement commit together, or neither does.
         entries = await fanout.fan_out(uow, request, subject_id, now)

@@ -86,10 +86,10 @@ async def message_body(reader: Reader, message_id: str) -> dict[str, Any] | None
     return await repository.message_body(reader, message_id)
 
 
-async def forget_subject(uow: UnitOfWork, subject_hash: str) -> int:
-    """Clear every stored body that names the subject (its erasure has ended): a message that
-    was still to be sent is `exhausted` and can no longer be sent. How many were cleared."""
-    return await repository.forget_subject(uow, subject_hash)
+async def forget_subject(uow: UnitOfWork, subject_hash: str, keep: Sequence[str] = ()) -> int:
+    """Clear every stored body that names the subject, but those of the `keep` types: a message
+    that was still to be sent is `exhausted` and can no longer be sent. How many were cleared."""
+    return await repository.forget_subject(uow, subject_hash, keep)
 
 
 def pg_statement_part(

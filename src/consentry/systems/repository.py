@@ -577,24 +577,28 @@ async def delivery_states(
     return states
 
 
-_NAMING = select(OutboxMessage.id).where(OutboxMessage.subject_hash == bindparam("key_hash"))
-_EXHAUST_NAMING = Query(
-    update(WebhookDelivery)
-    .where(WebhookDelivery.status.in_(UNDELIVERED), WebhookDelivery.message_id.in_(_NAMING))
-    .values(status="exhausted", next_attempt_at=None, last_error="subject_erased")
-)
-_CLEAR_NAMING = Query(
-    update(OutboxMessage)
-    .where(OutboxMessage.subject_hash == bindparam("key_hash"))
-    .values(body=null())
-)
+def _naming(keep: Sequence[str]) -> Any:
+    query = select(OutboxMessage.id).where(OutboxMessage.subject_hash == bindparam("key_hash"))
+    return query.where(OutboxMessage.type.not_in(keep)) if keep else query
 
 
-async def forget_subject(uow: UnitOfWork, subject_hash: str) -> int:
-    """Clear every stored body naming the subject; what was still to be sent is exhausted."""
+async def forget_subject(uow: UnitOfWork, subject_hash: str, keep: Sequence[str] = ()) -> int:
+    """Clear every stored body naming the subject, but those of the `keep` types; what was still
+    to be sent is exhausted. How many bodies were cleared."""
+    naming = _naming(keep)
     key = {"key_hash": subject_hash}
-    await uow.execute(_EXHAUST_NAMING, key)
-    return await uow.execute(_CLEAR_NAMING, key)
+    await uow.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.status.in_(UNDELIVERED), WebhookDelivery.message_id.in_(naming))
+        .values(status="exhausted", next_attempt_at=None, last_error="subject_erased"),
+        key,
+    )
+    return await uow.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(naming), OutboxMessage.body.is_not(None))
+        .values(body=null()),
+        key,
+    )
 
 
 _BODY = Query(select(OutboxMessage.body).where(OutboxMessage.id == bindparam("id")))
