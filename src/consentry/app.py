@@ -164,7 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(export_router)
     app.include_router(ops_router)
     # The frontend's consent.js, banner and preference center, the /privacy page, the API docs.
-    app.include_router(build_web_router(docs=settings.docs_enabled))
+    app.include_router(
+        build_web_router(docs=settings.docs_enabled, erasure_grace_days=settings.erasure_grace_days)
+    )
     # Hardening: bodies refused past their limit before any route (the event intake is the one
     # route with a limit of its own).
     app.add_middleware(BodyLimit, limits=body_limits(events_router.routes))

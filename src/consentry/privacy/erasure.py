@@ -61,6 +61,8 @@ def represent(
         "deleted": request.deleted,
         "retained_until": moment(request.retained_until),
         "erased_at": moment(request.erased_at),
+        # During a grace period: when the erasure starts (until then it can be cancelled).
+        "starts_at": moment(request.run_after) if _in_grace(request) else None,
         "overdue": request.status not in _ENDED and now > request.due_by,
         "systems": [fanout.represent_entry(view) for view in systems or []],
     }
@@ -71,6 +73,15 @@ async def represented(reader: Reader, requests: list[StoredErasure]) -> list[dic
     found = await fanout.views(reader, [request.id for request in requests])
     now = utcnow()
     return [represent(request, found[request.id], now) for request in requests]
+
+
+def _in_grace(request: StoredErasure) -> bool:
+    """Whether the request waits out a grace period (it has not started, and is not due yet)."""
+    return (
+        request.status == "pending"
+        and request.attempts == 0
+        and request.run_after > request.requested_at
+    )
 
 
 def _owns(caller: Caller, pseudonyms: Pseudonyms, request: StoredErasure) -> bool:

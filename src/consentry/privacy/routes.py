@@ -83,6 +83,7 @@ _REQUEST_EXAMPLE = {
     "deleted": {"events": 412, "consent_states": 1, "consent_records": 3},
     "retained_until": "2027-03-01T09:30:05.000000Z",
     "erased_at": "2026-12-01T09:30:05.000000Z",
+    "starts_at": None,
     "overdue": False,
     "systems": [
         {

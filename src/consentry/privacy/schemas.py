@@ -58,6 +58,10 @@ class ErasureRead(BaseModel):
     deleted: dict[str, int] | None = Field(description="What Consentry itself removed, per kind.")
     retained_until: str | None
     erased_at: str | None = Field(description="When Consentry's own part was done.")
+    starts_at: str | None = Field(
+        description="While it waits out the grace period: when it starts; until then it can be "
+        "cancelled."
+    )
     overdue: bool = Field(description="True while the request is unfinished past `due_by`.")
     systems: list[ErasureSystemRead]
 

@@ -1,15 +1,19 @@
-"""Static routes: `/sdk/consent.js` and its stylesheet, the `/privacy` page, and the API docs."""
+"""Static routes: `/sdk/consent.js`, its stylesheet and the erasure's deadlines, the `/privacy`
+page, and the API docs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.resources import files
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from consentry.errors import NotFound
 from consentry.etags import none_match, strong_etag
+from consentry.privacy.erasure import DUE_IN as ERASURE_DUE
+from consentry.privacy.erasure import KEEP_RECORDS_FOR as ERASURE_KEEPS_RECORDS
 
 # The script and its stylesheet are not versioned in their URL: browsers keep them five minutes,
 # then revalidate with the ETag (a 304 without the body).
@@ -78,12 +82,26 @@ def _serve(request: Request, asset: Asset, headers: dict[str, str]) -> Response:
     return Response(asset.body, headers={**all_headers, "Content-Type": asset.media_type})
 
 
-def build_router(*, docs: bool) -> APIRouter:
+def erasure_facts(grace_days: int) -> Asset:
+    """`/sdk/erasure.json`: what the learner's pages tell before a deletion is asked for."""
+    body = orjson.dumps(
+        {
+            "grace_days": grace_days,
+            "due_days": ERASURE_DUE.days,
+            "kept_days": ERASURE_KEEPS_RECORDS.days,
+        }
+    )
+    return Asset(body, "application/json", strong_etag(body))
+
+
+def build_router(*, docs: bool, erasure_grace_days: int = 0) -> APIRouter:
     """The routes, with every file read once when the app is built; the API docs if `docs`."""
     router = APIRouter(include_in_schema=False)
     # Fetched cross-origin by the platform's pages, including those isolated with COEP.
     sdk_headers = {**_SDK_CACHE, "Cross-Origin-Resource-Policy": "cross-origin"}
     sdk = {name: Asset.read(name) for name in ("consent.js", "consent.css")}
+    # The grace period and the deadlines, so that the dialog says them before anything is asked.
+    sdk["erasure.json"] = erasure_facts(erasure_grace_days)
     page_assets = {name: Asset.read(name) for name in ("privacy.js", "privacy.css", "icon.svg")}
     page = Asset.read("privacy.html")
 
