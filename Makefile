@@ -28,13 +28,13 @@ fuzz: $(STAMP) ## schemathesis against the OpenAPI document, 500 examples per op
 	CONSENTRY_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/test_fuzz.py
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
-	$(BIN)/ruff check src tests migrations bench
-	$(BIN)/ruff format --check src tests migrations bench
+	$(BIN)/ruff check src tests migrations bench examples
+	$(BIN)/ruff format --check src tests migrations bench examples
 	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests migrations bench
-	$(BIN)/ruff format src tests migrations bench
+	$(BIN)/ruff check --fix src tests migrations bench examples
+	$(BIN)/ruff format src tests migrations bench examples
 
 migrate: $(STAMP) ## bring the database schema to the latest revision
 	$(BIN)/consentry migrate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -219,3 +220,21 @@ def sample_decisions(base_url: str, key: str, plan: Plan, size: int, category: s
         or item["categories"][category] != subject.accepts(category)
         for item, subject in zip(items, subjects, strict=True)
     )
+
+
+def register_systems(base_url: str, admin_key: str, receiver: str, ids: Sequence[str]) -> None:
+    """Register systems subscribed to consent.changed, each at its own path of the receiver."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=10.0) as client:
+        for system_id in ids:
+            body = {
+                "id": system_id,
+                "name": system_id,
+                "webhook_url": f"{receiver}/{system_id}",
+                "events": ["consent.changed"],
+            }
+            response = client.post("/v1/systems", json=body)
+            if response.status_code != 201:
+                raise HarnessError(
+                    f"POST /v1/systems answered {response.status_code}: {response.text}"
+                )

@@ -73,3 +73,46 @@ async def _count_changes(dsn: str, subject_ids: list[str]) -> int | None:
     finally:
         await connection.close()
     return count
+
+
+_GRANTS = """
+SELECT subject_id, (categories -> 'performance' ->> 'granted')::boolean AS granted
+FROM consent_states WHERE subject_id = ANY($1::text[])
+"""
+
+
+def current_grants(url: URL, subject_ids: list[str]) -> dict[str, bool]:
+    """Whether each subject's `performance` is granted now, as the write load left it."""
+    return asyncio.run(_current_grants(asyncpg_dsn(url), subject_ids))
+
+
+async def _current_grants(dsn: str, subject_ids: list[str]) -> dict[str, bool]:
+    connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        rows = await connection.fetch(_GRANTS, subject_ids)
+    finally:
+        await connection.close()
+    return {row["subject_id"]: bool(row["granted"]) for row in rows}
+
+
+_DELIVERIES = """
+SELECT count(*) FILTER (WHERE status <> 'delivered') AS waiting,
+       count(*) FILTER (WHERE status = 'delivered') AS delivered,
+       min(delivered_at) AS first, max(delivered_at) AS last
+FROM webhook_deliveries
+"""
+
+
+def deliveries(url: URL) -> tuple[int, int, float | None]:
+    """Webhook deliveries waiting and delivered, and the seconds from first to last delivered."""
+    return asyncio.run(_deliveries(asyncpg_dsn(url)))
+
+
+async def _deliveries(dsn: str) -> tuple[int, int, float | None]:
+    connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        row = await connection.fetchrow(_DELIVERIES)
+    finally:
+        await connection.close()
+    span = (row["last"] - row["first"]).total_seconds() if row["first"] is not None else None
+    return int(row["waiting"]), int(row["delivered"]), span

@@ -164,9 +164,24 @@ def write_data_files(plan: Plan, directory: Path) -> dict[str, Path]:
     return files
 
 
-def _writer_line(subject: Subject) -> str:
-    choice = subject.choice or {}
-    return f"{subject.id}\t{subject.token}\t{int(choice.get('performance', False))}"
+def _writer_line(subject: Subject, granted: bool | None = None) -> str:
+    if granted is None:
+        granted = bool((subject.choice or {}).get("performance", False))
+    return f"{subject.id}\t{subject.token}\t{int(granted)}"
+
+
+def write_writer_files(
+    plan: Plan, directory: Path, granted: dict[str, bool], suffix: str
+) -> dict[str, Path]:
+    """The write load's files again, from the grants stored now: a second write run flips on."""
+    warmup, measured = plan.writers()
+    files = {
+        "writes_warmup": directory / f"writes_warmup_{suffix}.tsv",
+        "writes_measured": directory / f"writes_measured_{suffix}.tsv",
+    }
+    for name, slice_ in (("writes_warmup", warmup), ("writes_measured", measured)):
+        _write_lines(files[name], (_writer_line(s, granted[s.id]) for s in slice_))
+    return files
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> None:

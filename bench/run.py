@@ -32,6 +32,8 @@ from bench.database import (
     asyncpg_dsn,
     count_changes,
     create_database,
+    current_grants,
+    deliveries,
     drop_database,
     fresh_database_url,
     service_url,
@@ -48,15 +50,20 @@ from bench.plan import (
     Plan,
     build_plan,
     write_data_files,
+    write_writer_files,
 )
 from bench.processes import (
+    CONSENTRY,
     ROOT,
     Server,
     clean_environment,
     consentry,
+    free_port,
+    start,
     start_floor,
     start_service,
     stop,
+    tail,
     wait_ready,
 )
 from bench.report import RESULTS, Row, notes, relate, table, write_json
@@ -74,6 +81,13 @@ DECISION_CONNECTIONS = 4
 DECISION_CATEGORY = "customization"
 # The analytics libraries' route, as a share of the native intake's events/s.
 ANALYTICS_TARGET = 0.80
+# With two systems subscribed, the write keeps this share of its rate without any; the worker
+# delivers at least as many changes per second as the write produces.
+SYSTEMS_WRITE_TARGET = 0.85
+DRAIN_TARGET = 1.0
+SUBSCRIBERS = ("bench-recommendations", "bench-analytics")
+# How long the delivery worker may take to drain the backlog before the row fails.
+DRAIN_TIMEOUT_SECONDS = 600
 # The sample batches must show the mix the plan intends, within this much.
 ACCEPTED_SHARE = 1 - 1 / REJECT_EVERY
 ACCEPTED_TOLERANCE = 0.05
@@ -93,6 +107,8 @@ class Run:
     decision_keys: list[str]
     policy_version: str
     plan: Plan
+    admin_key: str
+    env: dict[str, str]
 
 
 def main() -> int:
@@ -176,11 +192,16 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
     try:
         servers.append(service := start_service(env, work))
         servers.append(floor := start_floor(clean_environment(), work))
+        servers.append(receiver := _start_receiver(work))
         wait_ready(service, ("/healthz", "/readyz"))
         wait_ready(floor, (FLOOR_PATH,))
+        wait_ready(receiver, ("/",))
         version, seeded_at = _seed(service, admin_key, plan)
-        run = Run(wrk, load, work, files, events_key, decision_keys, version, plan)
+        run = Run(
+            wrk, load, work, files, events_key, decision_keys, version, plan, admin_key, env
+        )
         rows, extra = _http_rows(run, url, plan, service, floor, seeded_at)
+        rows.update(_systems_rows(run, url, service, receiver, rows["write"], extra))
     finally:
         for server in servers:
             stop(server)
@@ -189,9 +210,11 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
     ordered = [
         rows["read"],
         rows["write"],
+        rows["write_systems"],
         rows["events"],
-        rows["decisions"],
+        rows["drain"],
         rows["check"],
+        rows["decisions"],
         rows["analytics"],
         rows["floor"],
         copy_row,
@@ -209,7 +232,19 @@ def _service_environment(url: URL, secret: str, admin_key: str) -> dict[str, str
         CONSENTRY_ENV="development",
         # As deployed: JSON lines with one access line per request, which each request pays.
         CONSENTRY_LOG_LEVEL="info",
+        # The webhook receiver is local. Deliveries are measured on their own, by a
+        # `consentry worker` started for the delivery row, as a deployment that scales its
+        # workers apart from its web processes runs them.
+        CONSENTRY_WEBHOOK_ALLOW_HOSTS="127.0.0.1",
+        CONSENTRY_RUN_WORKER="false",
     )
+
+
+def _start_receiver(work: Path) -> Server:
+    """The local webhook receiver (bench/receiver.py)."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.receiver", "--host", "127.0.0.1", "--port", str(port)]
+    return start("receiver", command, clean_environment(), port, work)
 
 
 def _seed(service: Server, admin_key: str, plan: Plan) -> tuple[str, float]:
@@ -425,19 +460,84 @@ def _check_acceptance(
         row.problems.append(f"accepted share {sample.share:.1%}, not {ACCEPTED_SHARE:.0%}")
 
 
-def _check_writes(url: URL, plan: Plan, row: Row, connections: int, extra: list[str]) -> None:
+def _check_writes(
+    url: URL, plan: Plan, row: Row, connections: int, extra: list[str], before: int = 0
+) -> None:
     """Every answered write must have appended a history record: it changed the state."""
     subjects = [subject.id for subject in plan.writers()[1]]
-    changes = count_changes(url, subjects)
-    if changes is None:
+    counted = count_changes(url, subjects)
+    if counted is None:
         extra.append("consent write: no consent_records table, so changes were not counted")
         return
+    changes = counted - before
     extra.append(
-        f"consent write: {row.requests:,} answered writes, {changes:,} history records "
+        f"{row.scenario}: {row.requests:,} answered writes, {changes:,} history records "
         f"(requests still in flight when wrk stopped may add up to {connections})"
     )
     if not row.requests <= changes <= row.requests + connections:
         row.problems.append("not every write changed the state")
+
+
+def _systems_rows(
+    run: Run, url: URL, service: Server, receiver: Server, write_row: Row, extra: list[str]
+) -> dict[str, Row]:
+    """(b2) the consent write with two systems subscribed, then (h) the worker draining it."""
+    progress(f"registering {len(SUBSCRIBERS)} systems subscribed to consent.changed")
+    api.register_systems(service.base_url, run.admin_key, receiver.base_url, SUBSCRIBERS)
+    writers = [subject.id for part in run.plan.writers() for subject in part]
+    files = write_writer_files(run.plan, run.work, current_grants(url, writers), "systems")
+    measured_ids = [subject.id for subject in run.plan.writers()[1]]
+    before = count_changes(url, measured_ids) or 0
+
+    def writes() -> Measurement:
+        base = {"BENCH_POLICY_VERSION": run.policy_version}
+        warmup = {**base, "BENCH_SUBJECTS": str(files["writes_warmup"])}
+        measured = {**base, "BENCH_SUBJECTS": str(files["writes_measured"])}
+        return _scenario(
+            run, "write_systems", "consent_write.lua", service.base_url, warmup, measured
+        )
+
+    systems_row = _http_row("(b2) consent write, 2 systems", "req/s", writes)
+    if not systems_row.problems:
+        _check_writes(url, run.plan, systems_row, run.load.connections, extra, before)
+    relate(systems_row, write_row, SYSTEMS_WRITE_TARGET)
+    drain_row = _drain_row(run, url, extra)
+    relate(drain_row, systems_row, DRAIN_TARGET)
+    return {"write_systems": systems_row, "drain": drain_row}
+
+
+def _drain_row(run: Run, url: URL, extra: list[str]) -> Row:
+    """A `consentry worker` delivers the backlog (b2) left to the local receiver; changes/s."""
+    waiting, delivered, _ = deliveries(url)
+    progress(f"measuring webhook delivery ({waiting:,} deliveries waiting)")
+    worker = start("worker", [CONSENTRY, "worker"], run.env, 0, run.work)
+    problems: list[str] = []
+    try:
+        deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
+        while (left := deliveries(url)[0]) > 0:
+            if worker.process.poll() is not None:
+                problems.append(f"the worker stopped:\n{tail(worker.log)}")
+                break
+            if time.monotonic() > deadline:
+                problems.append(
+                    f"{left:,} deliveries still waiting after {DRAIN_TIMEOUT_SECONDS} s"
+                )
+                break
+            time.sleep(0.2)
+    finally:
+        stop(worker)
+    _, done, span = deliveries(url)
+    sent = done - delivered
+    if not problems and (span is None or span <= 0 or sent < waiting):
+        problems.append(f"{sent:,} deliveries were delivered, of at least {waiting:,}")
+    # A change is delivered once both systems have it: changes per second, as the write counts.
+    rate = sent / len(SUBSCRIBERS) / span if span else 0.0
+    extra.append(
+        f"webhook delivery: {sent:,} deliveries ({sent // len(SUBSCRIBERS):,} changes to "
+        f"{len(SUBSCRIBERS)} systems) from the first to the last in {span or 0:.1f} s, "
+        "one `consentry worker`, the receiver local"
+    )
+    return Row("(h) webhook delivery", rate, "changes/s", None, None, problems=problems)
 
 
 def _raw_copy_row(url: URL, plan: Plan, load: Load, extra: list[str]) -> Row:

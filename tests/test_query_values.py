@@ -27,7 +27,7 @@ pytestmark = pytest.mark.anyio
 
 SUBJECT = "learner-1"
 # What fills each path parameter of a list route: a subject that has data in every list.
-PATH_VALUES = {"subject_id": SUBJECT}
+PATH_VALUES = {"subject_id": SUBJECT, "system_id": "sys-1"}
 
 REPLICA_KEY = "replica-pseudonym-key-0123456789abcdef"
 
@@ -87,6 +87,10 @@ async def strong(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 async def _seed(client: httpx.AsyncClient) -> None:
     """Two items in every list, so each issues a cursor."""
+    for system_id in ("sys-1", "sys-2"):
+        system = {"id": system_id, "name": system_id, "webhook_url": "https://93.184.215.14/h"}
+        response = await client.post("/v1/systems", json={**system, "events": ["consent.changed"]})
+        assert response.status_code == 201, response.text
     for performance in (True, False):
         response = await client.put(
             f"/v1/subjects/{SUBJECT}/consent", json=choice(performance, True)
@@ -164,7 +168,15 @@ async def _cases(
         ]
     # Signed as the service signs, by a service with another key.
     stranger = Cursors(b"another service's key")
-    kinds = ("consent_history", "events", "audit_log", "erasure_requests", "providers")
+    kinds = (
+        "consent_history",
+        "events",
+        "audit_log",
+        "erasure_requests",
+        "providers",
+        "systems",
+        "webhook_deliveries",
+    )
     for kind in kinds:
         cases += [("cursor", stranger.encode(kind, position), 422) for position in SHAPES]
     # Signed with this service's own key, yet holding what no list of it holds.
@@ -186,6 +198,8 @@ LISTS = [
     "/v1/erasure-requests",
     "/v1/providers",
     "/v1/subjects/{subject_id}/providers",
+    "/v1/systems",
+    "/v1/systems/{system_id}/deliveries",
 ]
 
 
@@ -267,6 +281,8 @@ PATHS = {
     "/v1/subjects/{}/events": ["get"],
     "/v1/subjects/{}/providers": ["get"],
     "/v1/subjects/{}/export": ["get"],
+    "/v1/systems/{}": ["get", "put", "delete"],
+    "/v1/systems/{}/deliveries": ["get"],
 }
 
 

@@ -42,8 +42,10 @@ from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
 from consentry.policy.routes import render_policy
 from consentry.policy.routes import router as policy_router
+from consentry.privacy import fanout
 from consentry.privacy.export_slots import ExportSlots
-from consentry.privacy.repository import OPEN as ERASURE_OPEN
+from consentry.privacy.metrics import erasure_metrics
+from consentry.privacy.repository import UNFINISHED as ERASURE_UNFINISHED
 from consentry.privacy.repository import open_by_status
 from consentry.privacy.routes import router as erasure_router
 from consentry.privacy.routes import subjects as export_router
@@ -53,6 +55,10 @@ from consentry.pseudonyms import PseudonymSource
 from consentry.ratelimit import rate_limiter
 from consentry.routing import BodyLimit, body_limits
 from consentry.settings import Settings, get_settings
+from consentry.systems.metrics import delivery_metrics
+from consentry.systems.routes import router as systems_router
+from consentry.systems.urls import AllowList
+from consentry.systems.worker import DeliverySignals, run_deliveries
 from consentry.tokens import TokenVerifier
 from consentry.web.routes import build_router as build_web_router
 
@@ -90,8 +96,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: Metrics = app.state.metrics
     tasks.append(asyncio.create_task(sample_pools_forever(metrics, database)))
     worker = None
+    delivery_signals = DeliverySignals()
+    app.state.delivery_worker = delivery_signals
+    deliveries = None
     if settings.run_worker:
         worker = asyncio.create_task(run_worker(settings, database, pseudonyms, signals))
+        deliveries = asyncio.create_task(
+            run_deliveries(
+                settings,
+                database,
+                delivery_signals,
+                prepare=fanout.prepare_attempt,
+                settle=fanout.settle_attempts,
+            )
+        )
     # Everything built so far (the libraries, the app, its schemas) lives as long as the process:
     # leaving it out of the collector's full passes shortens the pauses that every request in
     # flight would wait for (they set the read's p99 under load).
@@ -99,10 +117,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if worker is not None:
+        if worker is not None and deliveries is not None:
             signals.stop()
+            delivery_signals.stop()
             try:
-                await asyncio.wait_for(worker, _WORKER_STOP_SECONDS)
+                await asyncio.wait_for(asyncio.gather(worker, deliveries), _WORKER_STOP_SECONDS)
             except TimeoutError:
                 log.warning("the worker did not finish its pass in time; it was cancelled")
         for task in tasks:
@@ -138,7 +157,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.schema_head = head_revision()
     app.state.schema_revisions = known_revisions()
-    app.state.metrics = metrics = Metrics(ERASURE_OPEN, open_by_status)
+    app.state.metrics = metrics = Metrics(
+        ERASURE_UNFINISHED, open_by_status, [delivery_metrics, erasure_metrics]
+    )
+    app.state.webhook_allow = AllowList.parse(settings.webhook_allow_hosts)
     app.state.event_counts = EventCounts(metrics.events)
     app.state.event_categories = event_categories
     # Hardening: per-credential rate limits (None when switched off), and the JSON depth limit.
@@ -161,13 +183,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(analytics_router)
     app.include_router(providers_router)
+    app.include_router(systems_router)
     app.include_router(audit_router)
     app.include_router(erasure_router)
     app.include_router(export_router)
     app.include_router(ops_router)
     # The frontend's consent.js, banner and preference center, the /privacy page, the API docs.
     app.include_router(
-        build_web_router(docs=settings.docs_enabled, platform_url=settings.platform_url)
+        build_web_router(
+            docs=settings.docs_enabled,
+            platform_url=settings.platform_url,
+            erasure_grace_days=settings.erasure_grace_days,
+        )
     )
     # Hardening: bodies refused past their limit before any route (the event intakes and bulk
     # decisions have limits of their own).

@@ -21,6 +21,11 @@ from consentry.subjects import is_anonymous, is_subject_id
 from consentry.tokens import TokenVerifier
 
 ADMIN_SCOPE = "privacy:admin"
+# The single-purpose tokens a system confirms an erasure with; only that route takes them.
+CONFIRM_TOKEN_PREFIX = "cct_"  # noqa: S105  # a prefix, not a token
+_CONFIRMING = "consentry.confirming"
+# A confirm token is the prefix and at most this much more (the service issues 32 characters).
+_MAX_CONFIRM_TOKEN = 128
 # Longer tokens are refused before they are read: a JWT from an identity provider is about 1 KiB
 # (a few with many claims reach 4 KiB), an API key 47 bytes.
 MAX_TOKEN_BYTES = 8 * 1024
@@ -346,3 +351,36 @@ def subject_key_access(scope: str) -> Callable[..., Awaitable[Caller]]:
         return caller
 
     return _gate(check)
+
+
+def admin_or_confirm_token() -> Callable[..., Awaitable[Caller]]:
+    """A dependency that admits a `privacy:admin` key, or a confirm token (`cct_...`).
+
+    A confirm token is not checked here: it names one request and one system, which only the
+    route knows; the route reads it with `confirm_token_of` and refuses it with 403 if it does
+    not fit. Like any credential still to be checked, it counts against the client's address.
+    """
+
+    async def check(request: Request) -> Caller:
+        token = _bearer_token(request) if _CALLER not in request.scope else None
+        if token is not None and token.startswith(CONFIRM_TOKEN_PREFIX):
+            if len(token) > _MAX_CONFIRM_TOKEN:
+                limit_address(request)
+                raise Forbidden("This confirm token was not issued by this service.")
+            limit_address(request)
+            request.scope[_CONFIRMING] = token
+            return Caller(kind="key", name="confirm-token")
+        caller = await _authenticate(request)
+        if caller is None:
+            raise _no_token(request)
+        if not caller.is_admin:
+            raise Forbidden(f"This needs the {ADMIN_SCOPE} scope or a confirm token.")
+        return caller
+
+    return _gate(check)
+
+
+def confirm_token_of(request: Request) -> str | None:
+    """The confirm token `admin_or_confirm_token` admitted, if the caller sent one."""
+    token: str | None = request.scope.get(_CONFIRMING)
+    return token

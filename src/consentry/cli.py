@@ -25,10 +25,12 @@ from consentry.keys import service as keys
 from consentry.keys.format import SCOPES
 from consentry.observability import multiprocess
 from consentry.observability.logs import logging_config
+from consentry.privacy import fanout
 from consentry.privacy.retention import RetentionReport, run_retention
 from consentry.privacy.worker import Signals, run_worker
 from consentry.pseudonyms import PseudonymSource
 from consentry.settings import Settings, get_settings
+from consentry.systems.worker import DeliverySignals, run_deliveries
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -46,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="bring the database schema to the latest revision")
     commands.add_parser(
-        "worker", help="run due erasures and retention passes until stopped (SIGTERM)"
+        "worker",
+        help="run due erasures, webhook deliveries and retention passes until stopped (SIGTERM)",
     )
     commands.add_parser("openapi", help="print the OpenAPI document")
 
@@ -199,12 +202,27 @@ async def _work(settings: Settings) -> None:
     )
     database = await open_database(settings)
     signals = Signals()
+    delivery_signals = DeliverySignals()
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        signals.stop()
+        delivery_signals.stop()
+
     for signal_number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signal_number, signals.stop)
+        loop.add_signal_handler(signal_number, stop)
     log.info("consentry worker: running")
     try:
-        await run_worker(settings, database, PseudonymSource(settings, database), signals)
+        await asyncio.gather(
+            run_worker(settings, database, PseudonymSource(settings, database), signals),
+            run_deliveries(
+                settings,
+                database,
+                delivery_signals,
+                prepare=fanout.prepare_attempt,
+                settle=fanout.settle_attempts,
+            ),
+        )
     finally:
         await database.dispose()
     log.info("consentry worker: stopped")

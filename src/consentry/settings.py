@@ -25,6 +25,9 @@ _PLACEHOLDERS = (
 )
 _MIN_SECRET_LENGTH = 32
 _US_STATE = re.compile(r"^US-[A-Z]{2}$")
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?"
+)
 _ORIGIN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:]+\])(:[0-9]{1,5})?")
 
 CommaList = Annotated[list[str], NoDecode]
@@ -70,6 +73,14 @@ class Settings(BaseSettings):
     # The worker inside each service process; off when it runs as its own `consentry worker`.
     run_worker: bool = True
     worker_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+
+    # Platform systems: hosts (or networks) whose webhooks may use plain http or addresses that
+    # are not globally routable (in-cluster services), and the retry delays after a failed
+    # delivery attempt (seconds; the contract's schedule unless set, e.g. shorter for tests).
+    webhook_allow_hosts: CommaList = Field(default_factory=list)
+    webhook_retry_schedule: CommaList = Field(default_factory=list)
+    # How often the delivery worker looks for due messages when nothing woke it.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=3600)
 
     policy_file: Path | None = None
     # Event name (or `prefix.*`) → consent category, for analytics messages that name none.
@@ -121,7 +132,12 @@ class Settings(BaseSettings):
     docs: bool | None = None
 
     _split_lists = field_validator(
-        "opt_out_regions", "trusted_proxies", "cors_origins", mode="before"
+        "opt_out_regions",
+        "trusted_proxies",
+        "cors_origins",
+        "webhook_allow_hosts",
+        "webhook_retry_schedule",
+        mode="before",
     )(_split)
 
     @field_validator("opt_out_regions")
@@ -139,6 +155,34 @@ class Settings(BaseSettings):
         for network in value:
             ipaddress.ip_network(network, strict=False)
         return value
+
+    @field_validator("webhook_allow_hosts")
+    @classmethod
+    def _hosts_or_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _HOST_NAME.fullmatch(entry.lower()):
+                    raise ValueError(f"{entry!r} is neither a host name nor a network") from None
+        return [entry.lower() for entry in value]
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _delays(cls, value: list[str]) -> list[str]:
+        for delay in value:
+            try:
+                seconds = float(delay)
+            except ValueError:
+                raise ValueError(f"{delay!r} is not a number of seconds") from None
+            if not 0 <= seconds <= 86_400 * 7:
+                raise ValueError(f"{delay!r} is not between 0 and a week")
+        return value
+
+    @property
+    def retry_delays(self) -> tuple[float, ...] | None:
+        """The delays of CONSENTRY_WEBHOOK_RETRY_SCHEDULE, or None for the contract's schedule."""
+        return tuple(float(delay) for delay in self.webhook_retry_schedule) or None
 
     @field_validator("cors_origins")
     @classmethod

@@ -11,9 +11,10 @@ from consentry.integrations.models import (
     IntegrationRecord,
 )
 from consentry.keys.models import ApiKey
-from consentry.privacy.models import ErasureRequest
+from consentry.privacy.models import ErasureConfirmToken, ErasureRequest, ErasureSystem
 from consentry.providers.models import Provider
 from consentry.pseudonyms import ServiceSecret
+from consentry.systems.models import OutboxMessage, System, SystemEvent, WebhookDelivery
 
 __all__ = [
     "ApiKey",
@@ -23,13 +24,19 @@ __all__ = [
     "ConsentLink",
     "ConsentRecord",
     "ConsentState",
+    "ErasureConfirmToken",
     "ErasureRequest",
+    "ErasureSystem",
     "Event",
     "EventAggregate",
     "Integration",
     "IntegrationChain",
     "IntegrationRecord",
+    "OutboxMessage",
     "Provider",
     "ServiceSecret",
+    "System",
+    "SystemEvent",
     "Tombstone",
+    "WebhookDelivery",
 ]

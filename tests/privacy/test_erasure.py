@@ -14,11 +14,14 @@ from sqlalchemy import select, text
 
 from consentry.privacy import repository
 from consentry.privacy.worker import run_once
+from consentry.systems.urls import AllowList
 from consentry.tables import Base
 from tests.conftest import make_settings
 from tests.events.support import ingest, outcomes
 from tests.helpers import admin, bearer, choice, event, make_key, user_token
 from tests.integrations.support import declare
+from tests.systems.receiver import Reply, receiving
+from tests.systems.support import deliver, deliveries, register
 from tests.test_errors import assert_problem
 
 pytestmark = pytest.mark.anyio
@@ -111,6 +114,48 @@ async def test_an_erasure_leaves_no_trace_of_the_subject(
     assert len(other.json()["items"]) == 2
     completed_at = datetime.fromisoformat(done["completed_at"])
     assert datetime.fromisoformat(done["retained_until"]) == completed_at + timedelta(days=90)
+
+
+async def test_an_erasure_across_systems_leaves_no_trace_once_it_ends(
+    app: FastAPI, client: httpx.AsyncClient, database_url: str
+) -> None:
+    """The dump test with registered systems, exhausted deliveries and a manual confirmation."""
+    app.state.settings = make_settings(
+        database_url, webhook_allow_hosts=["127.0.0.1"], webhook_retry_schedule="0"
+    )
+    app.state.webhook_allow = AllowList.parse(["127.0.0.1"])
+    with receiving() as receiver:
+        url = receiver.url
+        await register(client, "progress", f"{url}/progress", ["consent.changed"], "confirm")
+        await register(client, "support", f"{url}/support", [], "notify")
+        await register(client, "archive", f"{url}/archive", ["consent.changed"], "confirm")
+        receiver.default = Reply(500)
+        await _learner_with_data(client)
+        request = (await _request(client)).json()
+        assert await work(app) == 1
+        # Every first attempt fails, every second one too: the schedule is exhausted.
+        while await deliver(app, at(timedelta(seconds=1))):
+            pass
+        receiver.default = Reply(204)
+        token = receiver.received[-1].headers.get("webhook-confirm-token")
+        assert SUBJECT in await _dump(app)  # bodies kept while the request is open
+        url_of = f"{ERASURES}/{request['id']}/confirmations"
+        for system_id in ("progress", "archive"):
+            note = f"{SUBJECT} removed by hand from {system_id}"
+            by_hand = await client.post(
+                url_of, json={"system_id": system_id, "note": note}, headers=admin()
+            )
+            assert by_hand.status_code == 200, by_hand.text
+        [support] = await deliveries(client, "support")
+        assert support["status"] == "exhausted"
+        retry = f"/v1/systems/support/deliveries/{support['message_id']}/retry"
+        assert (await client.post(retry, headers=admin())).status_code == 202
+        assert await deliver(app) == 1
+    done = (await client.get(f"{ERASURES}/{request['id']}", headers=admin())).json()
+    assert done["status"] == "completed"
+    dump = await _dump(app)
+    assert SUBJECT not in dump
+    assert token is None or token not in dump
 
 
 async def test_an_erased_subject_answers_410_and_its_events_are_refused(
@@ -246,9 +291,12 @@ async def test_who_may_ask_for_and_read_erasures(app: FastAPI, client: httpx.Asy
     assert_problem(await _request(client, **bearer(events_key)), 403, "forbidden")
     own = await _request(client, **bearer(user_token(SUBJECT)))
     assert own.status_code == 202
-    for headers in ({}, bearer(user_token(SUBJECT)), bearer(events_key)):
+    for headers in ({}, bearer(events_key)):
         response = await client.get(ERASURES, headers=headers)
         assert response.status_code == (401 if not headers else 403)
+    # The learner reads its own requests (and only those: see test_learner.py).
+    mine = await client.get(ERASURES, headers=bearer(user_token(SUBJECT)))
+    assert [item["id"] for item in mine.json()["items"]] == [own.json()["id"]]
     entry = (await client.get("/v1/audit-log", headers=admin())).json()["items"][0]
     assert (entry["action"], entry["actor"]) == ("erasure_requested", "subject")
     assert entry["subject_hash"] == (await app.state.pseudonyms.get()).of(SUBJECT)

@@ -19,6 +19,10 @@ Action = Literal[
     "erasure_cancelled",
     "erasure_completed",
     "erasure_failed",
+    "erasure_awaiting_systems",
+    "erasure_confirmed",
+    "erasure_overdue",
+    "erasure_ended",
     "provider_created",
     "provider_changed",
     "provider_deleted",
@@ -27,6 +31,11 @@ Action = Literal[
     "integration_deleted",
     "key_created",
     "key_revoked",
+    "system_created",
+    "system_changed",
+    "system_deleted",
+    "system_secret_rotated",
+    "delivery_retried",
 ]
 ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
 

@@ -14,6 +14,8 @@ from consentry.consent.gate import ERASED, Gate, gate_of
 from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
 from consentry.db import Query, Reader, Row, UnitOfWork, insert_ignoring_conflicts
 from consentry.policy import OPTIONAL_CATEGORIES
+from consentry.systems import outbox
+from consentry.systems.outbox import Announcement
 
 
 @dataclass(frozen=True)
@@ -171,21 +173,29 @@ async def lock_state(
 
 
 # PostgreSQL: the record, the state and the notice to every replica's read cache (delivered on
-# commit) in one round trip, the write being the service's second hottest path. SQLite cannot
-# modify in a WITH, has no NOTIFY, and answers in-process: two statements.
-_RECORD_PG = """
-WITH record AS (
+# commit) in one round trip, the write being the service's second hottest path; a learner's
+# change also stores its `consent.changed` message to the systems subscribed, in the same
+# statement. SQLite cannot modify in a WITH, has no NOTIFY, and answers in-process: a statement
+# each.
+_RECORD_INSERT_PG = """
+record AS (
     INSERT INTO consent_records (id, subject_id, seq, recorded_at, categories, changed, source,
                                  method, actor, policy_version, region, language, gpc,
                                  user_agent, ip, hash, prev_hash, linked_from)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $25)
-)
+)"""
+_UPDATE_STATE_PG = """
 UPDATE consent_states
 SET revision = $18, categories = $19, policy_version = $10, region = $20, language = $21,
     updated_at = $22, receipt_id = $23, last_hash = $16
 FROM (SELECT pg_notify($24, $2)) AS changed
 WHERE subject_id = $2
 """
+_RECORD_PG = f"WITH {_RECORD_INSERT_PG}{_UPDATE_STATE_PG}"
+_RECORD_ANNOUNCED_PG = (
+    f"WITH {_RECORD_INSERT_PG},{outbox.pg_statement_part('$26', '$27', '$28', '$29', '$4')}"
+    f"{_UPDATE_STATE_PG}"
+)
 _INSERT_RECORD = Query(insert(ConsentRecord))
 _UPDATE_STATE = Query(
     update(ConsentState)
@@ -195,12 +205,18 @@ _UPDATE_STATE = Query(
 
 
 async def record_change(
-    uow: UnitOfWork, subject_id: str, record: StoredRecord, state: StoredConsent
+    uow: UnitOfWork,
+    subject_id: str,
+    record: StoredRecord,
+    state: StoredConsent,
+    announcement: Announcement | None = None,
 ) -> None:
-    """Append `record` to the subject's history and make `state` its current consent."""
+    """Append `record` to the subject's history and make `state` its current consent.
+
+    An `announcement` is stored in the outbox with the change, for the systems subscribed.
+    """
     if uow.dialect == "postgresql":
-        await uow.pg_execute(
-            _RECORD_PG,
+        arguments = [
             record.id,
             subject_id,
             record.seq,
@@ -226,10 +242,22 @@ async def record_change(
             state.receipt_id,
             CHANGES_CHANNEL,
             record.linked_from,
-        )
+        ]
+        if announcement is None:
+            await uow.pg_execute(_RECORD_PG, *arguments)
+            return
+        arguments += [
+            announcement.id,
+            announcement.type,
+            announcement.subject_hash,
+            announcement.body_text(),
+        ]
+        await uow.pg_execute(_RECORD_ANNOUNCED_PG, *arguments)
         return
     await uow.execute(_INSERT_RECORD, {**vars(record), "subject_id": subject_id})
     await uow.execute(_UPDATE_STATE, {**vars(state), "key": subject_id})
+    if announcement is not None:
+        await outbox.announce(uow, announcement)
 
 
 def _history(subject_id_matches: Any, before: bool) -> Query:

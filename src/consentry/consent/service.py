@@ -35,6 +35,8 @@ from consentry.policy import (
     normalize_region,
 )
 from consentry.pseudonyms import Pseudonyms
+from consentry.subjects import is_anonymous
+from consentry.systems import outbox
 
 # The list its cursors belong to: one issued for another list is refused here.
 _HISTORY = "consent_history"
@@ -241,7 +243,8 @@ async def record_choice(
     if choice.region is not None:
         facts = replace(facts, region=normalize_region(choice.region))
 
-    stored, erased = await repository.lock_state(uow, subject_id, pseudonyms.of(subject_id))
+    subject_hash = pseudonyms.of(subject_id)
+    stored, erased = await repository.lock_state(uow, subject_id, subject_hash)
     if erased:
         raise SubjectErased("This subject was erased.")
     chosen = has_chosen(stored)
@@ -277,10 +280,36 @@ async def record_choice(
         ip=facts.ip,
         user_agent=facts.user_agent,
     )
-    await repository.record_change(uow, subject_id, stored_record, new_state)
+    # Systems holding a learner's data hear of the change; an anonymous id is a capability and
+    # is never announced.
+    announcement = None
+    if not is_anonymous(subject_id):
+        announcement = _consent_changed(subject_id, subject_hash, record, new_state, now)
+        outbox.ring_on_commit(uow)
+    await repository.record_change(uow, subject_id, stored_record, new_state, announcement)
     # This process reads its own writes at once; the others hear of it from PostgreSQL.
     uow.on_commit(lambda: cache.forget(subject_id))
     return represent(policy, subject_id, new_state, facts)
+
+
+def _consent_changed(
+    subject_id: str,
+    subject_hash: str,
+    record: dict[str, Any],
+    state: StoredConsent,
+    now: datetime,
+) -> outbox.Announcement:
+    """The thin `consent.changed` message of a recorded change: ids and decisions only."""
+    data = {
+        "subject_id": subject_id,
+        "revision": state.revision,
+        "categories": record["categories"],
+        "changed": record["changed"],
+        "policy_version": record["policy_version"],
+        "effective_at": record["recorded_at"],
+        "receipt_id": record["id"],
+    }
+    return outbox.announcement("consent.changed", data, subject_hash=subject_hash, now=now)
 
 
 def _new_record(

@@ -12,7 +12,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 
 from consentry.db import Database
 from consentry.observability import multiprocess
-from consentry.observability.queue import DatabaseProbe, QueueDepthReader
+from consentry.observability.queue import DatabaseProbe, ProbeReader, QueueDepthReader
 
 # Methods outside this set share one label, so that no client can invent new series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -30,7 +30,12 @@ SHARED_DIRECTORY = multiprocess.shared_directory()
 class Metrics:
     """The metrics of one process (shared with its sibling workers through prometheus files)."""
 
-    def __init__(self, erasure_statuses: Sequence[str], erasure_queue: QueueDepthReader) -> None:
+    def __init__(
+        self,
+        erasure_statuses: Sequence[str],
+        erasure_queue: QueueDepthReader,
+        read_more: Sequence[ProbeReader] = (),
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "consentry_http_requests",
@@ -66,7 +71,7 @@ class Metrics:
             multiprocess_mode="liveall",
             registry=self.registry,
         )
-        self.probe = DatabaseProbe(erasure_statuses, erasure_queue)
+        self.probe = DatabaseProbe(erasure_statuses, erasure_queue, read_more)
         self._probe_registry = CollectorRegistry(auto_describe=True)
         self._probe_registry.register(self.probe)
         # (method, route, status) -> the counter's and the histogram's children: labels() takes

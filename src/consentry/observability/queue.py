@@ -1,6 +1,7 @@
-"""What only the database knows, read when scraped: the erasure queue, and whether it answers.
+"""What only the database knows, read when scraped: the erasure queue, the webhook deliveries,
+and whether it answers.
 
-The queue is read by a function the app hands in, so this module knows no domain.
+The queues are read by functions the app hands in, so this module knows no domain.
 """
 
 from __future__ import annotations
@@ -38,15 +39,24 @@ class QueueDepth:
 
 # Reads the depth of each open status that has requests (one QueueDepth per such status).
 QueueDepthReader = Callable[[Reader], Awaitable[Sequence[QueueDepth]]]
+# Reads further metrics only the database knows (a domain's queues), as ready metric families.
+ProbeReader = Callable[[Reader], Awaitable[Sequence[Metric]]]
 
 
 class DatabaseProbe(Collector):
     """The erasure queue's depth and oldest open request, cached for a few seconds."""
 
-    def __init__(self, statuses: Sequence[str], read_depth: QueueDepthReader) -> None:
+    def __init__(
+        self,
+        statuses: Sequence[str],
+        read_depth: QueueDepthReader,
+        read_more: Sequence[ProbeReader] = (),
+    ) -> None:
         # Every open status is reported, 0 when it has no request.
         self._statuses = tuple(statuses)
         self._read_depth = read_depth
+        self._read_more = tuple(read_more)
+        self._more: list[Metric] = []
         self._lock = asyncio.Lock()
         self._read_at: float | None = None
         self._up = False
@@ -61,6 +71,7 @@ class DatabaseProbe(Collector):
             try:
                 async with asyncio.timeout(QUERY_TIMEOUT_SECONDS), database.reader() as reader:
                     rows = await self._read_depth(reader)
+                    more = [metric for read in self._read_more for metric in await read(reader)]
             except (ServiceUnavailable, SQLAlchemyError, OSError, TimeoutError) as exc:
                 log.warning("metrics: the database did not answer (%s)", type(exc).__name__)
                 self._up = False
@@ -70,6 +81,7 @@ class DatabaseProbe(Collector):
                 self._depth = {row.status: row.count for row in rows}
                 oldest = min((row.oldest for row in rows), default=None)
                 self._oldest_age = (now - oldest).total_seconds() if oldest else 0.0
+                self._more = more
             self._read_at = time.monotonic()
 
     def collect(self) -> Iterator[Metric]:
@@ -94,3 +106,4 @@ class DatabaseProbe(Collector):
             "Age of the oldest erasure request not yet completed (0 when there is none).",
             value=self._oldest_age,
         )
+        yield from self._more

@@ -1,4 +1,7 @@
-"""Erasure rules: requests, cancellation, and the worker's claim, erase, retry."""
+"""Erasure rules: requests, cancellation, reading, and the worker's claim, erase, retry.
+
+The systems' part (telling them, their confirmations, the request's end) is in fanout.py.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +13,16 @@ from typing import Any
 
 from consentry.audit import service as audit
 from consentry.auth import Caller
-from consentry.db import Reader, UnitOfWork, format_timestamp
+from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.errors import Conflict, Forbidden, NotFound
 from consentry.pagination import Cursors
-from consentry.privacy import repository
+from consentry.privacy import fanout, repository
+from consentry.privacy.fanout import EntryView
 from consentry.privacy.models import CANCELLED
-from consentry.privacy.repository import StoredErasure
+from consentry.privacy.repository import AWAITING, StoredErasure
 from consentry.privacy.schemas import ErasureCreate
 from consentry.pseudonyms import Pseudonyms
+from consentry.systems import outbox
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +37,19 @@ _LIST = "erasure_requests"
 WORKER = "worker"
 
 
-def represent(request: StoredErasure) -> dict[str, Any]:
-    """A request as clients see it."""
+# A request that has ended, one way or the other: it can no longer be overdue.
+_ENDED = ("completed", CANCELLED)
+
+
+def represent(
+    request: StoredErasure, systems: list[EntryView] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """A request as clients see it, with where each system stands."""
 
     def moment(value: datetime | None) -> str | None:
         return format_timestamp(value) if value is not None else None
 
+    now = now or utcnow()
     return {
         "id": request.id,
         "subject_id": request.subject_id,
@@ -48,7 +60,37 @@ def represent(request: StoredErasure) -> dict[str, Any]:
         "completed_at": moment(request.completed_at),
         "deleted": request.deleted,
         "retained_until": moment(request.retained_until),
+        "erased_at": moment(request.erased_at),
+        # During a grace period: when the erasure starts (until then it can be cancelled).
+        "starts_at": moment(request.run_after) if _in_grace(request) else None,
+        "overdue": request.status not in _ENDED and now > request.due_by,
+        "systems": [fanout.represent_entry(view) for view in systems or []],
     }
+
+
+async def represented(reader: Reader, requests: list[StoredErasure]) -> list[dict[str, Any]]:
+    """Requests as clients see them, their systems read in one go."""
+    found = await fanout.views(reader, [request.id for request in requests])
+    now = utcnow()
+    return [represent(request, found[request.id], now) for request in requests]
+
+
+def _in_grace(request: StoredErasure) -> bool:
+    """Whether the request waits out a grace period (it has not started, and is not due yet)."""
+    return (
+        request.status == "pending"
+        and request.attempts == 0
+        and request.run_after > request.requested_at
+    )
+
+
+def _owns(caller: Caller, pseudonyms: Pseudonyms, request: StoredErasure) -> bool:
+    """Whether the caller is the request's subject, by keyed hash (also after its erasure)."""
+    return (
+        caller.kind == "user"
+        and caller.subject_id is not None
+        and pseudonyms.of(caller.subject_id) == request.subject_hash
+    )
 
 
 async def request_erasure(
@@ -79,6 +121,8 @@ async def request_erasure(
         completed_at=None,
         deleted=None,
         retained_until=None,
+        erased_at=None,
+        overdue_at=None,
     )
     # The database keeps one standing request per subject. An insert that loses the race finds
     # the winner's request on the next read (each statement sees what has committed before it),
@@ -86,7 +130,7 @@ async def request_erasure(
     while not await repository.add_unless_standing(uow, request):
         standing = await repository.find_standing(uow, subject_hash)
         if standing is not None:
-            return represent(standing), False
+            return (await represented(uow, [standing]))[0], False
     await audit.record(
         uow,
         "erasure_requested",
@@ -98,11 +142,20 @@ async def request_erasure(
     return represent(request), True
 
 
-async def cancel(uow: UnitOfWork, request_id: str, caller: Caller) -> dict[str, Any]:
-    """Cancel a request that has not started (the account was restored)."""
+async def cancel(
+    uow: UnitOfWork, pseudonyms: Pseudonyms, request_id: str, caller: Caller
+) -> dict[str, Any]:
+    """Cancel a request that has not started (the account was restored).
+
+    The privacy team may cancel any request; a learner, with its own token, one it made itself.
+    """
     request = await repository.get_locked(uow, request_id)
     if request is None:
         raise NotFound("No such erasure request.")
+    if not caller.is_admin and not (
+        _owns(caller, pseudonyms, request) and request.requested_by == "subject"
+    ):
+        raise Forbidden("Only the privacy team, or the learner who asked, may cancel this request.")
     if request.status == CANCELLED:
         return represent(request)
     if request.status != "pending" or request.attempts:
@@ -118,12 +171,37 @@ async def cancel(uow: UnitOfWork, request_id: str, caller: Caller) -> dict[str, 
     return represent(replace(request, status=CANCELLED))
 
 
-async def read_one(reader: Reader, request_id: str) -> dict[str, Any]:
-    """One request."""
+async def read_one(
+    reader: Reader, pseudonyms: Pseudonyms, request_id: str, caller: Caller
+) -> dict[str, Any]:
+    """One request: for the privacy team, or for the learner it is about."""
     request = await repository.get(reader, request_id)
     if request is None:
         raise NotFound("No such erasure request.")
-    return represent(request)
+    if not caller.is_admin and not _owns(caller, pseudonyms, request):
+        raise Forbidden("This request is about someone else.")
+    return (await represented(reader, [request]))[0]
+
+
+async def read_after(reader: Reader, request_id: str) -> dict[str, Any]:
+    """A request as it reads after a change made in this unit of work."""
+    request = await repository.get(reader, request_id)
+    assert request is not None  # locked by the change
+    return (await represented(reader, [request]))[0]
+
+
+def readable_subject_hash(
+    caller: Caller, pseudonyms: Pseudonyms, subject_id: str | None
+) -> str | None:
+    """The subject a list may show: any (or `subject_id`) for the privacy team, else only the
+    caller's own; 403 for a learner naming someone else, or for another kind of caller."""
+    if caller.is_admin:
+        return pseudonyms.of(subject_id) if subject_id is not None else None
+    if caller.kind != "user" or caller.subject_id is None:
+        raise Forbidden("This needs the privacy:admin scope, or the learner's own token.")
+    if subject_id is not None and subject_id != caller.subject_id:
+        raise Forbidden("A learner may list only the requests about itself.")
+    return pseudonyms.of(caller.subject_id)
 
 
 async def read_page(
@@ -140,7 +218,7 @@ async def read_page(
     requests = await repository.page(
         reader, status=status, subject_hash=subject_hash, before=before, limit=limit + 1
     )
-    items = [represent(request) for request in requests[:limit]]
+    items = await represented(reader, requests[:limit])
     next_cursor = None
     if len(requests) > limit:
         next_cursor = cursors.encode_time(_LIST, items[-1]["requested_at"], items[-1]["id"])
@@ -169,25 +247,45 @@ async def erase(
         return False
     until = now + KEEP_RECORDS_FOR
     details: dict[str, Any] = {"attempt": attempt}
+    entries: list[repository.StoredEntry] = []
     if request.subject_id is None:
         # Only an erasure clears the id (of every request of the subject): the subject is
         # erased already, and there is nothing left to remove. Done, not failed forever.
         deleted = dict.fromkeys(repository.ERASED_KINDS, 0)
         details["already_erased"] = True
     else:
-        deleted = await _erase_with_linked(uow, pseudonyms, request.subject_id, now, until)
+        subject_id = request.subject_id
+        deleted = await _erase_with_linked(uow, pseudonyms, subject_id, now, until)
         details["linked_subjects"] = deleted.pop("linked_subjects")
+        # What was still to be said about the subject is moot now, and must not reach a system
+        # after its erasure (messages are not ordered): only the erasure's own messages remain.
+        await outbox.forget_subject(uow, request.subject_hash, keep=("erasure.requested",))
+        # The other systems hear of it from the outbox, in this same transaction: the erasure
+        # and its announcement commit together, or neither does.
+        entries = await fanout.fan_out(uow, request, subject_id, now)
+    done = {
+        "deleted": deleted,
+        "retained_until": until,
+        "erased_at": now,
+        "last_error": None,
+    }
+    if entries:
+        await repository.set_fields(uow, request_id, {**done, "status": AWAITING})
+        systems = {entry.system_id: entry.mode for entry in entries}
+        await audit.record(
+            uow,
+            "erasure_awaiting_systems",
+            WORKER,
+            subject_hash=request.subject_hash,
+            target=request_id,
+            details={"deleted": deleted, "systems": systems, **details},
+        )
+        return True
     await repository.set_fields(
-        uow,
-        request_id,
-        {
-            "status": "completed",
-            "completed_at": now,
-            "deleted": deleted,
-            "retained_until": until,
-            "last_error": None,
-        },
+        uow, request_id, {**done, "status": "completed", "completed_at": now}
     )
+    # Nothing waits for a system: every stored message naming the subject goes now.
+    await outbox.forget_subject(uow, request.subject_hash)
     await audit.record(
         uow,
         "erasure_completed",

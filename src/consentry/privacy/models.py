@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, text
+from sqlalchemy import ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from consentry.db import Base, JSONDocument, UTCDateTime
@@ -51,3 +51,47 @@ class ErasureRequest(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     retained_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When Consentry's own part was done (the systems may still be erasing): the 90 days of
+    # `retained_until` and of the request's end run from here.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the request was first seen past `due_by` unfinished (and audited so, once).
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ErasureSystem(Base):
+    """Where one registered system stands in an erasure: told, confirmed, or failed."""
+
+    __tablename__ = "erasure_systems"
+
+    request_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("erasure_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    system_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # `confirm` or `notify`, as the system's `erasure` was when the request ran.
+    mode: Mapped[str] = mapped_column(String(8))
+    # `pending`, `confirmed`, `notified`, or `failed` for good (the request ended without it).
+    # While pending it reads `failed` when its message is exhausted or the system is disabled,
+    # deleted or no longer told of erasures.
+    status: Mapped[str] = mapped_column(String(16))
+    # The `erasure.requested` message sent to it (its webhook-id).
+    message_id: Mapped[str] = mapped_column(String(40))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # `system:<id>` when the system confirmed, else the privacy team's key name.
+    confirmed_by: Mapped[str | None] = mapped_column(String(80))
+    deleted: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    note: Mapped[str | None] = mapped_column(String(1000))
+
+
+class ErasureConfirmToken(Base):
+    """A confirm token sent with one attempt of `erasure.requested`: only its hash is kept."""
+
+    __tablename__ = "erasure_confirm_tokens"
+    __table_args__ = (Index("ix_erasure_confirm_tokens_request_id", "request_id"),)
+
+    # SHA-256 of the token: the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("erasure_requests.id", ondelete="CASCADE")
+    )
+    system_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

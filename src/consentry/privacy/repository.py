@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, tuple_, update
 
 from consentry import subject_locks
 from consentry.consent.models import ConsentLink, ConsentRecord, ConsentState, Tombstone
@@ -15,9 +16,12 @@ from consentry.db import Query, Reader, UnitOfWork, insert_ignoring_conflicts
 from consentry.events.models import Event
 from consentry.integrations import repository as integrations
 from consentry.observability.queue import QueueDepth
-from consentry.privacy.models import CANCELLED, ErasureRequest
+from consentry.privacy.models import CANCELLED, ErasureConfirmToken, ErasureRequest, ErasureSystem
 
 OPEN = ("pending", "running", "failed")
+AWAITING = "awaiting_systems"
+# Every request not yet ended: those the worker still runs, and those waiting for systems.
+UNFINISHED = (*OPEN, AWAITING)
 # What an erasure counts, per kind; a request whose subject was already erased removes none.
 ERASED_KINDS = (
     "events",
@@ -46,6 +50,8 @@ class StoredErasure:
     completed_at: datetime | None
     deleted: dict[str, int] | None
     retained_until: datetime | None
+    erased_at: datetime | None
+    overdue_at: datetime | None
 
 
 _COLUMNS = tuple(ErasureRequest.__table__.columns)
@@ -133,7 +139,7 @@ _OPEN_BY_STATUS = Query(
         func.count().label("count"),
         func.min(ErasureRequest.requested_at).label("oldest"),
     )
-    .where(ErasureRequest.status.in_(OPEN))
+    .where(ErasureRequest.status.in_(UNFINISHED))
     .group_by(ErasureRequest.status)
 )
 
@@ -227,3 +233,187 @@ async def erase_subject(
         await uow.pg_execute(_NOTIFY_PG, CHANGES_CHANNEL, subject_id)
     counts = (events, states, records, connections, connection_records)
     return dict(zip(ERASED_KINDS, counts, strict=True))
+
+
+# ---- the systems' part of an erasure ----
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """Where one system stands in one erasure request, as stored."""
+
+    request_id: str
+    system_id: str
+    mode: str
+    status: str
+    message_id: str
+    confirmed_at: datetime | None
+    confirmed_by: str | None
+    deleted: dict[str, int] | None
+    note: str | None
+
+
+_ENTRY_COLUMNS = tuple(ErasureSystem.__table__.columns)
+_ADD_ENTRY = Query(insert(ErasureSystem))
+
+
+async def add_entries(uow: UnitOfWork, entries: Sequence[StoredEntry]) -> None:
+    """Store the systems an erasure waits for."""
+    await uow.execute_many(_ADD_ENTRY, [vars(entry) for entry in entries])
+
+
+async def entries(reader: Reader, request_ids: Sequence[str]) -> dict[str, list[StoredEntry]]:
+    """Every system entry of these requests, by request, ordered by system id."""
+    found: dict[str, list[StoredEntry]] = {request_id: [] for request_id in request_ids}
+    if not request_ids:
+        return found
+    rows = await reader.all(
+        select(*_ENTRY_COLUMNS)
+        .where(ErasureSystem.request_id.in_(list(request_ids)))
+        .order_by(ErasureSystem.request_id, ErasureSystem.system_id)
+    )
+    for row in rows:
+        found[row["request_id"]].append(StoredEntry(**row))
+    return found
+
+
+async def set_entry(
+    uow: UnitOfWork, request_id: str, system_id: str, values: dict[str, Any]
+) -> None:
+    """Change one system's entry of a request."""
+    await uow.execute(
+        update(ErasureSystem)
+        .where(ErasureSystem.request_id == request_id, ErasureSystem.system_id == system_id)
+        .values(values)
+    )
+
+
+_FAIL_OPEN_ENTRIES = Query(
+    update(ErasureSystem)
+    .where(ErasureSystem.request_id == bindparam("key_request"), ErasureSystem.status == "pending")
+    .values(status="failed")
+)
+
+
+async def fail_open_entries(uow: UnitOfWork, request_id: str) -> None:
+    """Every entry of the request not yet confirmed or notified reads failed, for good."""
+    await uow.execute(_FAIL_OPEN_ENTRIES, {"key_request": request_id})
+
+
+_AWAITING = Query(
+    select(*_COLUMNS)
+    .where(ErasureRequest.status == AWAITING)
+    .order_by(ErasureRequest.erased_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
+async def lock_awaiting(uow: UnitOfWork, limit: int) -> list[StoredErasure]:
+    """Requests waiting for systems, locked; those another worker holds are skipped."""
+    return [StoredErasure(**row) for row in await uow.all(_AWAITING, {"limit": limit})]
+
+
+_NEWLY_OVERDUE = Query(
+    select(*_COLUMNS)
+    .where(
+        ErasureRequest.status.in_(UNFINISHED),
+        ErasureRequest.due_by < bindparam("now"),
+        ErasureRequest.overdue_at.is_(None),
+    )
+    .order_by(ErasureRequest.due_by)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
+async def lock_newly_overdue(uow: UnitOfWork, now: datetime, limit: int) -> list[StoredErasure]:
+    """Unfinished requests past their due date that nobody has marked overdue yet, locked."""
+    rows = await uow.all(_NEWLY_OVERDUE, {"now": now, "limit": limit})
+    return [StoredErasure(**row) for row in rows]
+
+
+_STALE = Query(
+    select(*_COLUMNS)
+    .where(ErasureRequest.status == AWAITING, ErasureRequest.erased_at < bindparam("before"))
+    .order_by(ErasureRequest.erased_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_COUNT_STALE = Query(
+    select(func.count())
+    .select_from(ErasureRequest)
+    .where(ErasureRequest.status == AWAITING, ErasureRequest.erased_at < bindparam("before"))
+)
+
+
+async def lock_stale(uow: UnitOfWork, before: datetime, limit: int) -> list[StoredErasure]:
+    """Requests still waiting for systems whose own part was done before `before`, locked."""
+    rows = await uow.all(_STALE, {"before": before, "limit": limit})
+    return [StoredErasure(**row) for row in rows]
+
+
+async def count_stale(reader: Reader, before: datetime) -> int:
+    """How many requests lock_stale would find."""
+    return int(await reader.scalar(_COUNT_STALE, {"before": before}) or 0)
+
+
+_UNFINISHED_ENTRIES = Query(
+    select(*_ENTRY_COLUMNS, ErasureRequest.due_by)
+    .join(ErasureRequest, ErasureRequest.id == ErasureSystem.request_id)
+    .where(ErasureRequest.status == AWAITING)
+)
+_OVERDUE_COUNT = Query(
+    select(func.count())
+    .select_from(ErasureRequest)
+    .where(ErasureRequest.status.in_(UNFINISHED), ErasureRequest.due_by < bindparam("now"))
+)
+
+
+async def waiting_entries(reader: Reader) -> list[tuple[StoredEntry, datetime]]:
+    """Every entry of the requests waiting for systems, with its request's due date."""
+    rows = await reader.all(_UNFINISHED_ENTRIES)
+    return [
+        (StoredEntry(**{key: row[key] for key in _ENTRY_FIELDS}), row["due_by"]) for row in rows
+    ]
+
+
+_ENTRY_FIELDS = tuple(column.key for column in _ENTRY_COLUMNS)
+
+
+async def count_overdue(reader: Reader, now: datetime) -> int:
+    """Unfinished requests past their due date."""
+    return int(await reader.scalar(_OVERDUE_COUNT, {"now": now}) or 0)
+
+
+# ---- confirm tokens ----
+
+_ADD_TOKEN = Query(insert(ErasureConfirmToken))
+_FIND_TOKEN = Query(
+    select(
+        ErasureConfirmToken.token_hash,
+        ErasureConfirmToken.request_id,
+        ErasureConfirmToken.system_id,
+    ).where(ErasureConfirmToken.token_hash == bindparam("token_hash"))
+)
+
+
+async def add_token(
+    uow: UnitOfWork, token_hash: str, request_id: str, system_id: str, now: datetime
+) -> None:
+    """Keep the hash of a confirm token issued for one system's attempt."""
+    await uow.execute(
+        _ADD_TOKEN,
+        {
+            "token_hash": token_hash,
+            "request_id": request_id,
+            "system_id": system_id,
+            "created_at": now,
+        },
+    )
+
+
+async def find_token(reader: Reader, token_hash: str) -> tuple[str, str, str] | None:
+    """(stored hash, request id, system id) of the token with this hash, or None."""
+    row = await reader.one_or_none(_FIND_TOKEN, {"token_hash": token_hash})
+    return None if row is None else (row["token_hash"], row["request_id"], row["system_id"])

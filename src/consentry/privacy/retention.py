@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from consentry.db import Database, format_timestamp
+from consentry.privacy import fanout
 from consentry.privacy import retention_repository as repository
 from consentry.privacy.retention_repository import Gone, Group
 
@@ -29,6 +30,8 @@ class RetentionReport:
     records_purged: int
     cutoff: datetime
     dry_run: bool
+    # Erasure requests still waiting for systems 90 days after Consentry's own part, ended.
+    erasures_ended: int = 0
 
     def describe(self) -> str:
         """One paragraph for people: the cutoff and every number."""
@@ -36,14 +39,15 @@ class RetentionReport:
         events = f"{self.events_aggregated} analytics events older than the cutoff"
         rows = f"{self.aggregate_rows} daily aggregate rows"
         records = f"{self.records_purged} pseudonymised consent records past their retention date"
+        ended = f"{self.erasures_ended} erasure requests still waiting for systems after 90 days"
         if self.dry_run:
             return (
                 f"Dry run, nothing changed. {head}: would roll {events} into {rows} and delete "
-                f"{self.events_deleted} events; would purge {records}."
+                f"{self.events_deleted} events; would purge {records}; would end {ended}."
             )
         return (
             f"{head}: rolled {events} into {rows} and deleted {self.events_deleted} events; "
-            f"purged {records}. Learner activity (necessary events) is kept."
+            f"purged {records}; ended {ended}. Learner activity (necessary events) is kept."
         )
 
 
@@ -82,6 +86,7 @@ async def run_retention(
     async with database.unit_of_work() as uow:
         await repository.take_turn(uow)
         purged = await repository.purge_records(uow, now=now)
+    ended = await fanout.end_stale(database, now)
     return RetentionReport(
         events_aggregated=events,
         aggregate_rows=groups,
@@ -89,6 +94,7 @@ async def run_retention(
         records_purged=purged,
         cutoff=cutoff,
         dry_run=False,
+        erasures_ended=ended,
     )
 
 
@@ -116,6 +122,7 @@ async def _preview(database: Database, *, now: datetime, cutoff: datetime) -> Re
     async with database.snapshot() as reader:
         events, groups = await repository.count_old_analytics(reader, cutoff=cutoff)
         purged = await repository.count_expired_records(reader, now=now)
+        ended = await fanout.count_stale(reader, now)
     return RetentionReport(
         events_aggregated=events,
         aggregate_rows=groups,
@@ -123,4 +130,5 @@ async def _preview(database: Database, *, now: datetime, cutoff: datetime) -> Re
         records_purged=purged,
         cutoff=cutoff,
         dry_run=True,
+        erasures_ended=ended,
     )

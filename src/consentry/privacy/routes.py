@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
-from consentry.auth import ADMIN_SCOPE, Caller, require_scope, subject_access, token_caller
+from consentry.auth import (
+    ADMIN_SCOPE,
+    Caller,
+    admin_or_confirm_token,
+    confirm_token_of,
+    subject_access,
+    token_caller,
+)
 from consentry.consent.service import ensure_live
 from consentry.db import DatabaseDep, UnitOfWorkDep, utcnow
 from consentry.errors import problem_responses
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
-from consentry.privacy import erasure, export
-from consentry.privacy.schemas import ErasureCreate, ErasurePage, ErasureRead, Status
+from consentry.privacy import erasure, export, fanout
+from consentry.privacy.schemas import (
+    ConfirmationCreate,
+    ErasureCreate,
+    ErasurePage,
+    ErasureRead,
+    Status,
+)
 from consentry.pseudonyms import PseudonymsDep, pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.streaming import ReadAheadResponse
@@ -21,7 +34,6 @@ from consentry.subjects import SUBJECT_ID_PATTERN, SubjectIdPath
 
 router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"], route_class=JSONRoute)
 
-Admin = Annotated[Caller, Depends(require_scope(ADMIN_SCOPE))]
 RequestId = Annotated[str, Path(max_length=36, pattern=r"^[0-9a-f-]{36}$")]
 
 
@@ -60,10 +72,66 @@ async def post_erasure_request(
     return json_response(found, status_code=202 if created else 200, headers=NO_STORE)
 
 
-@router.get("", response_model=ErasurePage, responses=problem_responses(401, 403, 422, 429, 503))
+_REQUEST_EXAMPLE = {
+    "id": "5f0c8a52-8d1e-4c1b-9a53-0c7d2e6f9b14",
+    "subject_id": None,
+    "status": "awaiting_systems",
+    "reason": "account_deleted",
+    "requested_at": "2026-12-01T09:30:00.000000Z",
+    "due_by": "2026-12-31T09:30:00.000000Z",
+    "completed_at": None,
+    "deleted": {"events": 412, "consent_states": 1, "consent_records": 3},
+    "retained_until": "2027-03-01T09:30:05.000000Z",
+    "erased_at": "2026-12-01T09:30:05.000000Z",
+    "starts_at": None,
+    "overdue": False,
+    "systems": [
+        {
+            "id": "course-progress",
+            "mode": "confirm",
+            "status": "confirmed",
+            "confirmed_at": "2026-12-01T09:31:40.000000Z",
+            "deleted": {"progress_rows": 12},
+        },
+        {
+            "id": "recommendations",
+            "mode": "confirm",
+            "status": "pending",
+            "confirmed_at": None,
+            "deleted": None,
+        },
+    ],
+}
+_READERS = (
+    "The privacy team (`privacy:admin`), or the learner with its own token for requests about "
+    "itself (matched by keyed hash, also after the erasure): a request about anyone else is 403."
+)
+
+
+def _example(body: object, status: int = 200, description: str = "OK") -> dict[int | str, Any]:
+    return {
+        status: {"description": description, "content": {"application/json": {"example": body}}}
+    }
+
+
+@router.get(
+    "",
+    response_model=ErasurePage,
+    summary="List erasure requests",
+    description=(
+        "Erasure requests, newest first, each with where every system stands; `status` and "
+        "`subject_id` filter (the subject id is hashed before the search, so completed requests "
+        "are found too). " + _READERS + " A learner's list holds only its own requests; naming "
+        "another subject is 403."
+    ),
+    responses={
+        **_example({"items": [_REQUEST_EXAMPLE], "next_cursor": None}),
+        **problem_responses(401, 403, 422, 429, 503),
+    },
+)
 async def list_erasure_requests(
     request: Request,
-    caller: Admin,
+    caller: Annotated[Caller, Depends(token_caller)],
     database: DatabaseDep,
     status: Annotated[Status | None, Query()] = None,
     subject_id: Annotated[
@@ -73,13 +141,14 @@ async def list_erasure_requests(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
-    """Erasure requests, newest first; `subject_id` finds completed ones too."""
+    """Erasure requests, newest first."""
     pseudonyms = await pseudonyms_of(request)
+    subject_hash = erasure.readable_subject_hash(caller, pseudonyms, subject_id)
     async with database.reader() as reader:
         page = await erasure.read_page(
             reader,
             status=status,
-            subject_hash=pseudonyms.of(subject_id) if subject_id is not None else None,
+            subject_hash=subject_hash,
             limit=limit,
             cursor=cursor,
             cursors=pseudonyms.cursors,
@@ -90,27 +159,122 @@ async def list_erasure_requests(
 @router.get(
     "/{request_id}",
     response_model=ErasureRead,
-    responses=problem_responses(401, 403, 404, 422, 429, 503),
+    summary="Read an erasure request",
+    description=(
+        "One request: Consentry's own part (`deleted`, `retained_until`), where each system "
+        "stands (`systems`), and `overdue` while it is unfinished past `due_by`. " + _READERS
+    ),
+    responses={**_example(_REQUEST_EXAMPLE), **problem_responses(401, 403, 404, 422, 429, 503)},
 )
 async def get_erasure_request(
-    request_id: RequestId, caller: Admin, database: DatabaseDep
+    request_id: RequestId,
+    request: Request,
+    caller: Annotated[Caller, Depends(token_caller)],
+    database: DatabaseDep,
 ) -> Response:
     """One erasure request."""
+    pseudonyms = await pseudonyms_of(request)
     async with database.reader() as reader:
-        found = await erasure.read_one(reader, request_id)
+        found = await erasure.read_one(reader, pseudonyms, request_id, caller)
     return json_response(found, headers=NO_STORE)
 
 
 @router.delete(
     "/{request_id}",
     response_model=ErasureRead,
-    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
+    summary="Cancel an erasure request",
+    description=(
+        "Cancels a request that has not started, during the grace period "
+        "(`CONSENTRY_ERASURE_GRACE_DAYS`): the account is kept. 200 with the cancelled request "
+        "(again 200 for one already cancelled), 409 once it has started. The privacy team "
+        "(`privacy:admin`) may cancel any request; a learner, with its own token, only one it "
+        "made itself (403 otherwise). Audited."
+    ),
+    responses={
+        **_example(
+            {
+                **_REQUEST_EXAMPLE,
+                "subject_id": "u-123",
+                "status": "cancelled",
+                "deleted": None,
+                "retained_until": None,
+                "erased_at": None,
+                "systems": [],
+            }
+        ),
+        **problem_responses(401, 403, 404, 409, 422, 429, 503),
+    },
 )
 async def cancel_erasure_request(
-    request_id: RequestId, caller: Admin, uow: UnitOfWorkDep
+    request_id: RequestId,
+    caller: Annotated[Caller, Depends(token_caller)],
+    pseudonyms: PseudonymsDep,
+    uow: UnitOfWorkDep,
 ) -> Response:
     """Cancel an erasure that has not started (the account was restored)."""
-    return json_response(await erasure.cancel(uow, request_id, caller), headers=NO_STORE)
+    cancelled = await erasure.cancel(uow, pseudonyms, request_id, caller)
+    return json_response(cancelled, headers=NO_STORE)
+
+
+@router.post(
+    "/{request_id}/confirmations",
+    response_model=ErasureRead,
+    summary="Confirm a system's erasure",
+    description=(
+        "Records that a system erased the subject. A `confirm` system calls it with the confirm "
+        "token (`Authorization: Bearer cct_...`) that came with its `erasure.requested` webhook, "
+        "for that request and itself only (another token is 403); a repeat, also after the "
+        "request ended, answers 200 and keeps the first answer. The privacy team records a "
+        "confirmation by hand with a `privacy:admin` key and a `note`, for any system of the "
+        "request not yet confirmed (404 for a system the request does not wait for). When the "
+        "last system is done the request is `completed`. Audited. No other caller may use it."
+    ),
+    responses={
+        **_example(
+            {
+                **_REQUEST_EXAMPLE,
+                "status": "completed",
+                "completed_at": "2026-12-01T09:40:12.000000Z",
+                "systems": [
+                    _REQUEST_EXAMPLE["systems"][0],  # type: ignore[index]
+                    {
+                        "id": "recommendations",
+                        "mode": "confirm",
+                        "status": "confirmed",
+                        "confirmed_at": "2026-12-01T09:40:12.000000Z",
+                        "deleted": {"profiles": 1},
+                    },
+                ],
+            }
+        ),
+        **problem_responses(400, 401, 403, 404, 413, 415, 422, 429, 503),
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {"system_id": "recommendations", "deleted": {"profiles": 1}}
+                }
+            }
+        }
+    },
+)
+async def confirm_erasure(
+    request_id: RequestId,
+    body: ConfirmationCreate,
+    request: Request,
+    caller: Annotated[Caller, Depends(admin_or_confirm_token())],
+    uow: UnitOfWorkDep,
+) -> Response:
+    """Record a system's confirmation."""
+    now = utcnow()
+    token = confirm_token_of(request)
+    if token is not None:
+        found = await fanout.confirm_by_system(uow, request_id, token, body, now)
+    else:
+        found = await fanout.confirm_by_hand(uow, request_id, body, caller.name, now)
+    fresh = await erasure.read_after(uow, found.id)
+    return json_response(fresh, headers=NO_STORE)
 
 
 subjects = APIRouter(prefix="/v1/subjects/{subject_id}", tags=["export"], route_class=JSONRoute)

@@ -1,4 +1,5 @@
-"""The background worker: due erasures, and a retention pass every hour.
+"""The background worker: due erasures, requests whose systems are done, and a retention pass
+every hour.
 
 The worker is where the jobs' transactions begin: each step opens one unit of work and hands it
 to the service that does the step.
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from consentry.db import Database, utcnow
 from consentry.errors import ServiceUnavailable
 from consentry.observability.logs import describe_exception
-from consentry.privacy import erasure
+from consentry.privacy import erasure, fanout
 from consentry.privacy.retention import RetentionReport, run_retention
 from consentry.pseudonyms import Pseudonyms, PseudonymSource
 from consentry.settings import Settings
@@ -72,9 +73,12 @@ async def run_once(
     pseudonyms: PseudonymSource,
     clock: Callable[[], datetime] = utcnow,
 ) -> int:
-    """One pass over the due erasures; how many completed. A database away ends the pass."""
+    """One pass over the due erasures, then over the requests waiting for systems; how many
+    erasures ran. A database away ends the pass."""
     try:
-        return await run_due_erasures(database, await pseudonyms.get(), clock)
+        ran = await run_due_erasures(database, await pseudonyms.get(), clock)
+        await fanout.advance(database, clock())
+        return ran
     except _UNREACHABLE as exc:
         log.warning("worker pass stopped: database unavailable (%s)", type(exc).__name__)
         return 0

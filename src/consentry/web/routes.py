@@ -1,4 +1,5 @@
-"""Static routes: `/sdk/consent.js` and its stylesheet, the `/privacy` page, and the API docs."""
+"""Static routes: `/sdk/consent.js`, its stylesheet and the erasure's deadlines, the `/privacy`
+page, and the API docs."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from consentry.errors import NotFound
 from consentry.etags import none_match, strong_etag
+from consentry.privacy.erasure import DUE_IN as ERASURE_DUE
+from consentry.privacy.erasure import KEEP_RECORDS_FOR as ERASURE_KEEPS_RECORDS
 
 # The script and its stylesheet are not versioned in their URL: browsers keep them five minutes,
 # then revalidate with the ETag (a 304 without the body).
@@ -145,7 +149,21 @@ def _privacy_page(platform_url: str | None) -> Asset:
     return Asset.of(body, page.media_type)
 
 
-def build_router(*, docs: bool, platform_url: str | None = None) -> APIRouter:
+def erasure_facts(grace_days: int) -> Asset:
+    """`/sdk/erasure.json`: what the learner's pages tell before a deletion is asked for."""
+    body = orjson.dumps(
+        {
+            "grace_days": grace_days,
+            "due_days": ERASURE_DUE.days,
+            "kept_days": ERASURE_KEEPS_RECORDS.days,
+        }
+    )
+    return Asset.of(body, "application/json")
+
+
+def build_router(
+    *, docs: bool, platform_url: str | None = None, erasure_grace_days: int = 0
+) -> APIRouter:
     """The routes, with every file read once per process; the API docs if `docs`.
 
     `/privacy` links back to `platform_url` when it is given.
@@ -154,6 +172,8 @@ def build_router(*, docs: bool, platform_url: str | None = None) -> APIRouter:
     # Fetched cross-origin by the platform's pages, including those isolated with COEP.
     sdk_headers = {**_SDK_CACHE, "Cross-Origin-Resource-Policy": "cross-origin"}
     sdk = {name: Asset.read(name) for name in ("consent.js", "consent.css")}
+    # The grace period and the deadlines, so that the dialog says them before anything is asked.
+    sdk["erasure.json"] = erasure_facts(erasure_grace_days)
     page_assets = {name: Asset.read(name) for name in ("privacy.js", "privacy.css", "icon.svg")}
     page = _privacy_page(platform_url)
 

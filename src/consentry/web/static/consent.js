@@ -40,14 +40,29 @@
       history: "Your consent history", historyNone: "No choice recorded yet.",
       historyMore: "Only the latest 20 changes are shown.",
       yourData: "Your data",
-      dataText: "Download everything the platform keeps about you, or ask for it to be deleted.",
+      dataText: "Download a copy of what the consent service keeps about you, or have your data deleted across the platform.",
+      exportScope: "The download holds what the consent service itself keeps: your current choices and every change to them, the activity recorded under your consent, your answers about connected tools, the outside providers that may receive your data, and your deletion requests. Your courses, progress and submissions are kept by the platform's other services; ask the platform's privacy team for a copy of those.",
       dataAnon: "Sign in to the platform and open the privacy settings from your account to download or delete your data.",
       download: "Download my data", erase: "Delete my data",
       eraseTitle: "Delete all your data?",
-      eraseText: "Your account data, your activity and your current choices are deleted, normally within minutes and always within 30 days. A record of your past choices is kept without your name for up to 90 days as legal proof, then deleted. This cannot be undone.",
+      eraseOwn: "The consent service deletes at once your current choices, the activity recorded under them and your answers about connected tools. It keeps a record of your past choices for {kept} days as legal proof, without your name, address or browser, then deletes that too.",
+      eraseOthers: "Every other service of the platform that keeps data about you (such as course progress or recommendations) is told to delete it as well and confirms when it has. Everything is deleted within {due} days.",
+      eraseGrace: "Nothing is deleted during the first {grace} days: until then you can cancel here and keep your account.",
+      eraseNow: "Deletion starts at once and cannot be undone.",
       eraseConfirm: "Yes, delete my data", cancel: "Cancel",
-      erased: "Your request was received: your data is being deleted, normally within minutes and always within 30 days. You can close this page.",
+      erased: "Your request was received: your data is being deleted. The consent service deletes its part within minutes; the platform's other services confirm theirs within {due} days. You can follow it on this page.",
+      erasePending: "Your data will be deleted from {date}. Until then you can cancel and keep your account.",
+      eraseCancel: "Cancel the deletion",
+      eraseCancelled: "The deletion was cancelled. Your account and your data are kept.",
       gone: "The data of this account has been deleted, so there is nothing left to show.",
+      erasedTitle: "What was deleted",
+      erasedOwn: "The consent service deleted its part on {date}:",
+      erasedKept: "Your past choices are kept without your name as legal proof until {date}, then deleted.",
+      erasedSystems: "The platform's other services:",
+      erasedDone: "Finished on {date}: every service has deleted your data.",
+      erasedDue: "Everything is deleted by {date}.",
+      systemStatus: { confirmed: "deleted, confirmed on {date}", notified: "told to delete", pending: "deleting, not confirmed yet", failed: "not confirmed yet; the privacy team follows it up" },
+      kinds: { events: "Activity records", consent_states: "Current choices", consent_records: "Entries of your choice history", integrations: "Answers about connected tools" },
       saved: "Saved.", savedAll: "Your choices were saved.",
       failed: "That did not work. Please try again.",
       expired: "Your sign-in has expired. Open the privacy settings again from the platform.",
@@ -83,14 +98,29 @@
       history: "Ihr Einwilligungsverlauf", historyNone: "Noch keine Wahl gespeichert.",
       historyMore: "Es werden nur die letzten 20 Änderungen gezeigt.",
       yourData: "Ihre Daten",
-      dataText: "Laden Sie alles herunter, was die Plattform über Sie speichert, oder lassen Sie es löschen.",
+      dataText: "Laden Sie eine Kopie dessen herunter, was der Einwilligungsdienst über Sie speichert, oder lassen Sie Ihre Daten auf der ganzen Plattform löschen.",
+      exportScope: "Der Download enthält, was der Einwilligungsdienst selbst speichert: Ihre aktuelle Auswahl und jede Änderung daran, die mit Ihrer Einwilligung erfassten Aktivitäten, Ihre Antworten zu verbundenen Werkzeugen, die externen Anbieter, die Ihre Daten erhalten dürfen, und Ihre Löschanträge. Ihre Kurse, Fortschritte und Abgaben speichern die anderen Dienste der Plattform; eine Kopie davon erhalten Sie beim Datenschutzteam der Plattform.",
       dataAnon: "Melden Sie sich auf der Plattform an und öffnen Sie die Datenschutz-Einstellungen in Ihrem Konto, um Ihre Daten herunterzuladen oder zu löschen.",
       download: "Meine Daten herunterladen", erase: "Meine Daten löschen",
       eraseTitle: "Alle Ihre Daten löschen?",
-      eraseText: "Ihre Kontodaten, Ihre Aktivitäten und Ihre aktuelle Auswahl werden gelöscht, meist innerhalb von Minuten und immer innerhalb von 30 Tagen. Ein Nachweis Ihrer früheren Auswahl wird ohne Ihren Namen bis zu 90 Tage als rechtlicher Beleg aufbewahrt und dann gelöscht. Das lässt sich nicht rückgängig machen.",
+      eraseOwn: "Der Einwilligungsdienst löscht sofort Ihre aktuelle Auswahl, die darunter erfassten Aktivitäten und Ihre Antworten zu verbundenen Werkzeugen. Einen Nachweis Ihrer früheren Auswahl bewahrt er {kept} Tage als rechtlichen Beleg auf, ohne Ihren Namen, Ihre Adresse oder Ihren Browser, und löscht dann auch ihn.",
+      eraseOthers: "Jeder andere Dienst der Plattform, der Daten über Sie speichert (etwa Kursfortschritt oder Empfehlungen), wird ebenfalls zum Löschen aufgefordert und bestätigt es. Alles ist innerhalb von {due} Tagen gelöscht.",
+      eraseGrace: "In den ersten {grace} Tagen wird nichts gelöscht: Bis dahin können Sie hier abbrechen und Ihr Konto behalten.",
+      eraseNow: "Das Löschen beginnt sofort und lässt sich nicht rückgängig machen.",
       eraseConfirm: "Ja, meine Daten löschen", cancel: "Abbrechen",
-      erased: "Ihr Antrag ist eingegangen: Ihre Daten werden gelöscht, meist innerhalb von Minuten und immer innerhalb von 30 Tagen. Sie können diese Seite schließen.",
+      erased: "Ihr Antrag ist eingegangen: Ihre Daten werden gelöscht. Der Einwilligungsdienst löscht seinen Teil innerhalb von Minuten; die anderen Dienste der Plattform bestätigen ihren innerhalb von {due} Tagen. Sie können es auf dieser Seite verfolgen.",
+      erasePending: "Ihre Daten werden ab {date} gelöscht. Bis dahin können Sie abbrechen und Ihr Konto behalten.",
+      eraseCancel: "Löschen abbrechen",
+      eraseCancelled: "Das Löschen wurde abgebrochen. Ihr Konto und Ihre Daten bleiben erhalten.",
       gone: "Die Daten dieses Kontos wurden gelöscht; es gibt nichts mehr anzuzeigen.",
+      erasedTitle: "Was gelöscht wurde",
+      erasedOwn: "Der Einwilligungsdienst hat seinen Teil am {date} gelöscht:",
+      erasedKept: "Ihre frühere Auswahl wird ohne Ihren Namen bis {date} als rechtlicher Beleg aufbewahrt und dann gelöscht.",
+      erasedSystems: "Die anderen Dienste der Plattform:",
+      erasedDone: "Abgeschlossen am {date}: Jeder Dienst hat Ihre Daten gelöscht.",
+      erasedDue: "Alles ist bis {date} gelöscht.",
+      systemStatus: { confirmed: "gelöscht, bestätigt am {date}", notified: "zum Löschen aufgefordert", pending: "löscht, noch nicht bestätigt", failed: "noch nicht bestätigt; das Datenschutzteam kümmert sich darum" },
+      kinds: { events: "Aktivitätseinträge", consent_states: "Aktuelle Auswahl", consent_records: "Einträge Ihres Einwilligungsverlaufs", integrations: "Antworten zu verbundenen Werkzeugen" },
       saved: "Gespeichert.", savedAll: "Ihre Auswahl wurde gespeichert.",
       failed: "Das hat nicht geklappt. Bitte versuchen Sie es erneut.",
       expired: "Ihre Anmeldung ist abgelaufen. Öffnen Sie die Datenschutz-Einstellungen erneut über die Plattform.",
@@ -585,6 +615,7 @@
     if (!S.state || !view.policy) {
       const status = S.failed && S.failed.status;
       body.append(h("p", { role: "alert", class: "notice" }, t(status === 401 ? "expired" : status === 410 ? "gone" : "down")));
+      if (status === 410 && S.token) body.append(erasureReport(view));
       return;
     }
     view.status = h("p", { class: "status", role: "status", "aria-live": "polite" });
@@ -691,6 +722,31 @@
     return run(view, () => save(choices(view), "preference_center", "custom"), t("savedAll"));
   }
 
+  // ---- your data: the export and the erasure -------------------------------------------------
+
+  // "{name}" in a text, filled in.
+  function fill(text, values) {
+    return text.replace(/\{(\w+)\}/g, (_, name) => (name in values ? String(values[name]) : ""));
+  }
+
+  function dayText(value) {
+    return new Date(value).toLocaleDateString(language(), { dateStyle: "long" });
+  }
+
+  // The grace period and the deadlines, as the service is configured.
+  function erasureFacts() {
+    if (!S.erasureFacts) {
+      S.erasureFacts = json("GET", "sdk/erasure.json").catch(() => ({ grace_days: 0, due_days: 30, kept_days: 90 }));
+    }
+    return S.erasureFacts;
+  }
+
+  // The learner's own standing request (not a cancelled one), if any.
+  async function ownRequest() {
+    const page = await json("GET", "v1/erasure-requests?limit=20");
+    return page.items.find((r) => r.status !== "cancelled") || null;
+  }
+
   function dataSection(view) {
     const section = h("section", null, heading(view, 1, null, t("yourData")));
     if (!S.token) {
@@ -698,11 +754,36 @@
       return section;
     }
     const result = h("p", { role: "status", "aria-live": "polite" });
-    section.append(h("p", null, t("dataText")), h("div", { class: "actions" },
-      h("button", { type: "button", class: "btn", "data-action": "export", onclick: () => exportData(result) }, t("download")),
-      h("button", { type: "button", class: "btn danger", "data-action": "erase", onclick: (event) => confirmErase(view, result, event.target) }, t("erase"))),
-    result);
+    const eraseButton = h("button", { type: "button", class: "btn danger", "data-action": "erase", onclick: (event) => confirmErase(view, result, event.target) }, t("erase"));
+    const pending = h("div");
+    section.append(h("p", null, t("dataText")), h("p", { class: "muted", "data-export-scope": "" }, t("exportScope")),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "btn", "data-action": "export", onclick: () => exportData(result) }, t("download")),
+        eraseButton),
+      pending, result);
+    // A request waiting out the grace period is shown, with the way to cancel it.
+    ownRequest().then((request) => {
+      if (request && request.starts_at) showPending(view, pending, eraseButton, request);
+    }).catch(() => {});
     return section;
+  }
+
+  function showPending(view, box, eraseButton, request) {
+    eraseButton.hidden = true;
+    const status = h("p", { role: "status", "aria-live": "polite" });
+    const cancel = h("button", { type: "button", class: "btn", "data-action": "cancel-erasure", onclick: async () => {
+      cancel.disabled = true;
+      try {
+        await json("DELETE", "v1/erasure-requests/" + encodeURIComponent(request.id));
+        box.replaceChildren(h("p", { class: "notice", role: "status" }, t("eraseCancelled")));
+        eraseButton.hidden = false;
+      } catch (error) {
+        cancel.disabled = false;
+        status.textContent = error.status === 401 ? t("expired") : t("failed");
+      }
+    } }, t("eraseCancel"));
+    box.replaceChildren(h("p", { class: "notice" }, fill(t("erasePending"), { date: dateText(request.starts_at) })),
+      h("div", { class: "actions" }, cancel), status);
   }
 
   async function exportData(result) {
@@ -723,17 +804,29 @@
     }
   }
 
-  function confirmErase(view, result, opener) {
+  async function confirmErase(view, result, opener) {
+    const facts = await erasureFacts();
+    const days = { kept: facts.kept_days, due: facts.due_days, grace: facts.grace_days };
     const dialog = h("dialog", { class: "modal confirm", role: "alertdialog", "aria-labelledby": "cs-erase-title", "aria-describedby": "cs-erase-text", lang: language() },
       h("h2", { id: "cs-erase-title" }, t("eraseTitle")),
-      h("p", { id: "cs-erase-text" }, t("eraseText")),
+      h("div", { id: "cs-erase-text" },
+        h("p", null, fill(t("eraseOwn"), days)),
+        h("p", null, fill(t("eraseOthers"), days)),
+        h("p", null, facts.grace_days > 0 ? fill(t("eraseGrace"), days) : t("eraseNow"))),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "btn", autofocus: true, "data-action": "cancel", onclick: () => dialog.close() }, t("cancel")),
         h("button", { type: "button", class: "btn danger", "data-action": "confirm-erase", onclick: async () => {
           dialog.close();
           try {
-            await json("POST", "v1/erasure-requests", { subject_id: S.id, reason: "subject_request" });
-            view.body.replaceChildren(view.body.firstChild, h("p", { class: "notice", role: "alert" }, t("erased")));
+            const request = await json("POST", "v1/erasure-requests", { subject_id: S.id, reason: "subject_request" });
+            if (request.starts_at) {
+              // Nothing happens before the grace period ends: the page stays, with a way back.
+              const box = h("div");
+              result.after(box);
+              showPending(view, box, opener, request);
+              return;
+            }
+            view.body.replaceChildren(view.body.firstChild, h("p", { class: "notice", role: "alert" }, fill(t("erased"), days)));
             S.state = null;
             for (const listener of S.listeners) notify(listener);
           } catch (error) {
@@ -742,7 +835,7 @@
         } }, t("eraseConfirm"))));
     dialog.addEventListener("close", () => {
       dialog.remove();
-      if (opener.isConnected) opener.focus();
+      if (opener.isConnected && !opener.hidden) opener.focus();
     });
     view.frame.append(dialog);
     dialog.showModal();
@@ -880,6 +973,33 @@
       dialog.showModal();
       dialog.focus(); // neither answer is preselected
     });
+  }
+
+
+  // After the erasure: what the consent service deleted at once, and where each service stands.
+  function erasureReport(view) {
+    const section = h("section", { "data-erasure-report": "" });
+    ownRequest().then((request) => {
+      if (!request || !request.erased_at) return;
+      const kinds = t("kinds");
+      const counts = Object.entries(request.deleted || {}).filter(([, n]) => n > 0)
+        .map(([kind, n]) => h("li", null, `${kinds[kind] || kind.replace(/_/g, " ")}: ${n}`));
+      section.append(heading(view, 1, null, t("erasedTitle")),
+        h("p", null, fill(t("erasedOwn"), { date: dayText(request.erased_at) })),
+        counts.length ? h("ul", { class: "list" }, counts) : null,
+        request.retained_until ? h("p", null, fill(t("erasedKept"), { date: dayText(request.retained_until) })) : null);
+      if (request.systems.length) {
+        const states = t("systemStatus");
+        section.append(h("p", null, t("erasedSystems")), h("ul", { class: "list", "data-systems": "" },
+          request.systems.map((system) => h("li", { "data-system": system.id },
+            h("strong", null, system.id), ": ",
+            fill(states[system.status] || system.status, { date: system.confirmed_at ? dayText(system.confirmed_at) : "" })))));
+      }
+      section.append(h("p", null, request.status === "completed" ?
+        fill(t("erasedDone"), { date: dayText(request.completed_at) }) :
+        fill(t("erasedDue"), { date: dayText(request.due_by) })));
+    }).catch(() => {});
+    return section;
   }
 
   // ---- the public API ------------------------------------------------------------------------

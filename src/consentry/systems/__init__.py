@@ -1,0 +1,1 @@
+"""Registered platform systems, the transactional outbox and signed webhook delivery."""
