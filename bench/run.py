@@ -197,9 +197,7 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
         wait_ready(floor, (FLOOR_PATH,))
         wait_ready(receiver, ("/",))
         version, seeded_at = _seed(service, admin_key, plan)
-        run = Run(
-            wrk, load, work, files, events_key, decision_keys, version, plan, admin_key, env
-        )
+        run = Run(wrk, load, work, files, events_key, decision_keys, version, plan, admin_key, env)
         rows, extra = _http_rows(run, url, plan, service, floor, seeded_at)
         rows.update(_systems_rows(run, url, service, receiver, rows["write"], extra))
     finally:

@@ -362,7 +362,7 @@ def admin_or_confirm_token() -> Callable[..., Awaitable[Caller]]:
     """
 
     async def check(request: Request) -> Caller:
-        token = _bearer_token(request) if _CALLER not in request.scope else None
+        token = _sent_token(request) if _CALLER not in request.scope else None
         if token is not None and token.startswith(CONFIRM_TOKEN_PREFIX):
             if len(token) > _MAX_CONFIRM_TOKEN:
                 limit_address(request)
