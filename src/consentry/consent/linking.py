@@ -17,7 +17,7 @@ from consentry.consent import link_repository, repository
 from consentry.consent.cache import ConsentCache
 from consentry.consent.chain import record_hash
 from consentry.consent.repository import StoredConsent, StoredRecord
-from consentry.consent.service import RequestFacts, next_state, represent
+from consentry.consent.service import RequestFacts, consent_changed, next_state, represent
 from consentry.db import UnitOfWork, format_timestamp
 from consentry.errors import Conflict, SubjectErased, ValidationFailed
 from consentry.policy import CATEGORIES, OPTIONAL_CATEGORIES, Policy
@@ -66,7 +66,8 @@ async def link(
     carried = None
     if _carries(policy, learner, visitor, now):
         assert visitor is not None
-        stored = await _carry(uow, policy, cache, caller, stored, visitor, facts, now)
+        subject_hash = pseudonyms.of(learner_id)
+        stored = await _carry(uow, policy, cache, caller, subject_hash, stored, visitor, facts, now)
         carried = stored.receipt_id
     elif stored is None:
         await link_repository.drop_placeholder(uow, learner_id)
@@ -93,6 +94,7 @@ async def _carry(
     policy: Policy,
     cache: ConsentCache,
     caller: Caller,
+    subject_hash: str,
     stored: StoredConsent | None,
     visitor: StoredRecord,
     facts: RequestFacts,
@@ -132,6 +134,8 @@ async def _carry(
             user_agent=facts.user_agent,
         ),
         state,
+        # A carried choice is a change of the learner's consent like any other.
+        consent_changed(learner_id, subject_hash, record, state, now),
     )
     uow.on_commit(lambda: cache.forget(learner_id))
     return state

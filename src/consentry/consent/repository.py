@@ -253,6 +253,7 @@ async def record_change(
             announcement.body_text(),
         ]
         await uow.pg_execute(_RECORD_ANNOUNCED_PG, *arguments)
+        outbox.ring_on_commit(uow)
         return
     await uow.execute(_INSERT_RECORD, {**vars(record), "subject_id": subject_id})
     await uow.execute(_UPDATE_STATE, {**vars(state), "key": subject_id})

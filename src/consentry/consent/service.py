@@ -284,15 +284,14 @@ async def record_choice(
     # is never announced.
     announcement = None
     if not is_anonymous(subject_id):
-        announcement = _consent_changed(subject_id, subject_hash, record, new_state, now)
-        outbox.ring_on_commit(uow)
+        announcement = consent_changed(subject_id, subject_hash, record, new_state, now)
     await repository.record_change(uow, subject_id, stored_record, new_state, announcement)
     # This process reads its own writes at once; the others hear of it from PostgreSQL.
     uow.on_commit(lambda: cache.forget(subject_id))
     return represent(policy, subject_id, new_state, facts)
 
 
-def _consent_changed(
+def consent_changed(
     subject_id: str,
     subject_hash: str,
     record: dict[str, Any],

@@ -227,10 +227,13 @@ async def put_integration(
     integration_id: IntegrationIdPath,
     body: IntegrationReplace,
     caller: Admin,
+    pseudonyms: PseudonymsDep,
     uow: UnitOfWorkDep,
 ) -> Response:
     """Replace an integration (200), or create it (201)."""
-    stored, created = await service.replace(uow, _cache(request), integration_id, body, caller)
+    stored, created = await service.replace(
+        uow, _cache(request), pseudonyms, integration_id, body, caller
+    )
     return _created(stored) if created else json_response(stored)
 
 
@@ -244,10 +247,14 @@ async def put_integration(
     responses={204: {"description": "Removed"}, **problem_responses(401, 403, 404, 422, 429, 503)},
 )
 async def delete_integration(
-    request: Request, integration_id: IntegrationIdPath, caller: Admin, uow: UnitOfWorkDep
+    request: Request,
+    integration_id: IntegrationIdPath,
+    caller: Admin,
+    pseudonyms: PseudonymsDep,
+    uow: UnitOfWorkDep,
 ) -> Response:
     """Remove an integration, revoking its connections; 404 when there is none. Audited."""
-    await service.delete(uow, _cache(request), integration_id, caller)
+    await service.delete(uow, _cache(request), pseudonyms, integration_id, caller)
     return Response(status_code=204)
 
 

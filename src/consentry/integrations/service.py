@@ -41,6 +41,7 @@ from consentry.pagination import Cursors, invalid_cursor
 from consentry.providers import repository as providers
 from consentry.pseudonyms import Pseudonyms
 from consentry.subjects import is_anonymous
+from consentry.systems import outbox
 
 # The fields of an integration record that its hash covers (consent.chain's rule: every field
 # but the hash itself, the previous hash, which the hash chains in, and the subject).
@@ -181,6 +182,7 @@ async def create(uow: UnitOfWork, body: IntegrationCreate, actor: str) -> dict[s
 async def replace(
     uow: UnitOfWork,
     cache: ConnectionCache,
+    pseudonyms: Pseudonyms,
     integration_id: str,
     body: IntegrationReplace,
     caller: Caller,
@@ -218,18 +220,24 @@ async def replace(
     )
     declared = {scope["id"] for scope in wanted["scopes"]}
     if {scope["id"] for scope in current.scopes} - declared:
-        await _for_each_connection(uow, cache, integration_id, now, caller, keep=declared)
+        await _for_each_connection(
+            uow, cache, pseudonyms, integration_id, now, caller, keep=declared
+        )
     return represent(replaced(current, **values, updated_at=now)), False
 
 
 async def delete(
-    uow: UnitOfWork, cache: ConnectionCache, integration_id: str, caller: Caller
+    uow: UnitOfWork,
+    cache: ConnectionCache,
+    pseudonyms: Pseudonyms,
+    integration_id: str,
+    caller: Caller,
 ) -> None:
     """Remove an integration, revoking every connection to it; NotFound when there is none."""
     current = await repository.lock(uow, integration_id)
     if current is None:
         raise NotFound("No integration has that id.")
-    await _for_each_connection(uow, cache, integration_id, utcnow(), caller, keep=None)
+    await _for_each_connection(uow, cache, pseudonyms, integration_id, utcnow(), caller, keep=None)
     await repository.remove(uow, integration_id)
     uow.on_commit(lambda: cache.forget(EVERYONE))
     await audit.record(
@@ -267,6 +275,7 @@ async def _insert(
 async def _for_each_connection(
     uow: UnitOfWork,
     cache: ConnectionCache,
+    pseudonyms: Pseudonyms,
     integration_id: str,
     now: datetime,
     caller: Caller,
@@ -293,7 +302,7 @@ async def _for_each_connection(
                 continue
             after = replaced(current, scopes=scopes, source="admin")
         head = await repository.lock_chain(uow, subject_id)
-        await _write(uow, cache, subject_id, head, after, caller.name, now, exists=True)
+        await _write(uow, cache, pseudonyms, subject_id, head, after, caller.name, now, exists=True)
 
 
 # ---- a learner's connections ----
@@ -449,7 +458,9 @@ async def request_connection(
         decided_at=None,
     )
     exists = current is not None
-    await _write(uow, cache, subject_id, locked.head, after, caller.name, now, exists=exists)
+    await _write(
+        uow, cache, pseudonyms, subject_id, locked.head, after, caller.name, now, exists=exists
+    )
     return represent_connection(integration_id, after), True
 
 
@@ -467,7 +478,7 @@ async def decide(
     approve = decision.decision == "approve"
     scopes = _declared(locked.integration, decision.scopes) if approve else []
     status = "approved" if approve else "declined"
-    return await _settle(uow, cache, caller, subject_id, locked, status, scopes)
+    return await _settle(uow, cache, pseudonyms, caller, subject_id, locked, status, scopes)
 
 
 async def revoke(
@@ -480,12 +491,13 @@ async def revoke(
 ) -> dict[str, Any]:
     """Revoke the connection: nothing flows any more, whatever it was."""
     locked = await _lock(uow, pseudonyms, subject_id, integration_id)
-    return await _settle(uow, cache, caller, subject_id, locked, "revoked", [])
+    return await _settle(uow, cache, pseudonyms, caller, subject_id, locked, "revoked", [])
 
 
 async def _settle(
     uow: UnitOfWork,
     cache: ConnectionCache,
+    pseudonyms: Pseudonyms,
     caller: Caller,
     subject_id: str,
     locked: _Locked,
@@ -511,13 +523,16 @@ async def _settle(
         decided_at=now,
     )
     exists = current is not None
-    await _write(uow, cache, subject_id, locked.head, after, caller.name, now, exists=exists)
+    await _write(
+        uow, cache, pseudonyms, subject_id, locked.head, after, caller.name, now, exists=exists
+    )
     return represent_connection(integration_id, after)
 
 
 async def _write(
     uow: UnitOfWork,
     cache: ConnectionCache,
+    pseudonyms: Pseudonyms,
     subject_id: str,
     head: ChainHead,
     after: StoredConnection,
@@ -547,19 +562,33 @@ async def _write(
     await repository.append(uow, subject_id, record)
     # This process reads its own writes at once; the others hear of it from PostgreSQL.
     uow.on_commit(lambda: cache.forget(subject_id))
-    await _announce(uow, subject_id, after)
+    await _announce(uow, pseudonyms, subject_id, after, now)
 
 
-async def _announce(uow: UnitOfWork, subject_id: str, connection: StoredConnection) -> None:
-    """Announce `integration.changed` in the unit of work of the change: the one call site.
+async def _announce(
+    uow: UnitOfWork,
+    pseudonyms: Pseudonyms,
+    subject_id: str,
+    connection: StoredConnection,
+    now: datetime,
+) -> None:
+    """Announce `integration.changed` through the outbox, in the unit of work of the change.
 
-    Every change of a connection passes here. The outbox of the systems domain stores
-    `{"subject_id", "integration_id", "status", "scopes"}` here once it exists; until then
-    nothing is sent. Anonymous subjects are never announced: their id is a capability.
+    Every change of a connection passes here; the message is thin (ids and the decision).
+    Anonymous subjects are never announced: their id is a capability.
     """
     if is_anonymous(subject_id):
         return
-    del uow, connection  # the outbox's message, once it exists
+    data = {
+        "subject_id": subject_id,
+        "integration_id": connection.integration_id,
+        "status": connection.status,
+        "scopes": connection.scopes,
+    }
+    message = outbox.announcement(
+        "integration.changed", data, subject_hash=pseudonyms.of(subject_id), now=now
+    )
+    await outbox.announce(uow, message)
 
 
 async def flowing_provider_ids(reader: Reader, subject_id: str) -> list[str]:
