@@ -16,7 +16,7 @@ from consentry.privacy.worker import run_once
 from consentry.settings import Settings
 from tests.conftest import make_settings
 from tests.helpers import admin, bearer, choice
-from tests.privacy.test_erasure import SUBJECT, _dump, _learner_with_data
+from tests.privacy.test_erasure import FULL_ERASURE, SUBJECT, _dump, _learner_with_data
 from tests.systems.receiver import Receiver, Reply, receiving
 from tests.systems.support import deliver, deliveries, register, verified
 from tests.test_errors import assert_problem
@@ -96,7 +96,7 @@ async def test_every_system_told_of_erasures_hears_and_the_request_waits_for_the
     waiting = await _read(client, request_id)
     assert waiting["status"] == "awaiting_systems" and waiting["completed_at"] is None
     assert waiting["subject_id"] is None and waiting["erased_at"] is not None
-    assert waiting["deleted"] == {"events": 4, "consent_states": 1, "consent_records": 2}
+    assert waiting["deleted"] == FULL_ERASURE
     assert _systems(waiting) == {
         "course-progress": ("confirm", "pending"),
         "support-desk": ("notify", "pending"),
