@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import re
+from importlib.resources import files
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from consentry.etags import strong_etag
+from consentry.web.routes import compact_script
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -204,3 +206,16 @@ def test_platform_and_policy_urls_are_web_pages(url: str) -> None:
     for name in ("platform_url", "policy_url"):
         with pytest.raises(ValidationError):
             Settings(**{name: url})
+
+
+async def test_our_scripts_keep_no_string_across_lines() -> None:
+    """What lets compact_script strip each line: no string or template literal spans two."""
+    static = files("consentry.web").joinpath("static")
+    for name in ("consent.js", "privacy.js"):
+        source = static.joinpath(name).read_text()
+        for literal in re.findall(r"`[^`]*`", source):
+            assert "\n" not in literal, (name, literal[:60])
+        for line in source.splitlines():
+            assert not line.rstrip().endswith("\\"), (name, line)
+    compacted = compact_script(b"  const a = 1; // kept: not a whole-line comment\n\n  // gone\n")
+    assert compacted == b"const a = 1; // kept: not a whole-line comment\n"
