@@ -259,7 +259,7 @@ async def test_write_key_must_be_the_header_key(app: FastAPI, client: httpx.Asyn
     await record(client, subject, performance=True)
     matching = await send(client, [track(subject)], writeKey=ADMIN_KEY)
     assert matching.status_code == 200
-    for wrong in ("csk_another", 42, ""):
+    for wrong in ("csk_another", 42, "", None):
         response = await send(client, [track(subject)], writeKey=wrong)
         body = assert_problem(response, 401, "unauthorized")
         assert body["message"] == body["detail"]

@@ -100,9 +100,13 @@ def _ok(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     return {200: {"content": {"application/json": {"example": example}}}}
 
 
-def _check_write_key(request: Request, write_key: Any) -> None:
-    """A write key in the body must be the one the request was admitted with."""
-    if write_key is not None and not sent_token_is(request, write_key):
+def _check_write_key(request: Request, body: dict[str, Any] | AnalyticsBatch) -> None:
+    """A write key in the body, even a null one, must be the key the request was admitted with."""
+    if isinstance(body, AnalyticsBatch):
+        sent, write_key = "writeKey" in body.model_fields_set, body.writeKey
+    else:
+        sent, write_key = "writeKey" in body, body.get("writeKey")
+    if sent and not sent_token_is(request, write_key):
         raise Unauthorized("The writeKey in the body is not the key of the Authorization header.")
 
 
@@ -169,7 +173,7 @@ async def post_batch(
     uow: UnitOfWorkDep,
 ) -> Response:
     """Keep each tracked event its subject's consent allows; one result per message, in order."""
-    _check_write_key(request, body.writeKey)
+    _check_write_key(request, body)
     return await _ingest(request, caller, pseudonyms, uow, body.batch, body.sentAt)
 
 
@@ -186,7 +190,7 @@ def _single_route(kind: str) -> Callable[..., Awaitable[Response]]:
         pseudonyms: PseudonymsDep,
         uow: UnitOfWorkDep,
     ) -> Response:
-        _check_write_key(request, message.get("writeKey"))
+        _check_write_key(request, message)
         try:
             sent_at = _SENT_AT.validate_python(message.get("sentAt"))
         except ValidationError as error:
