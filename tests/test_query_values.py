@@ -20,6 +20,7 @@ from consentry.app import create_app
 from consentry.pagination import Cursors
 from tests.conftest import make_settings
 from tests.helpers import admin, bearer, choice, event, user_token
+from tests.integrations.support import integration
 from tests.providers.support import create
 from tests.test_errors import lenient
 
@@ -103,6 +104,15 @@ async def _seed(client: httpx.AsyncClient) -> None:
     for subject in ("gone-1", "gone-2"):
         response = await client.post("/v1/erasure-requests", json={"subject_id": subject})
         assert response.status_code == 202, response.text
+    for integration_id in ("cloud-drive", "calendar"):
+        body = integration(integration_id, provider_id="video-cdn")
+        assert (await client.post("/v1/integrations", json=body)).status_code == 201
+        # Two records of the learner's integration history.
+        asked = await client.post(
+            f"/v1/subjects/{SUBJECT}/integrations/{integration_id}/requests",
+            json={"scopes": ["files.write"]},
+        )
+        assert asked.status_code == 201, asked.text
 
 
 def _list_routes(app: FastAPI) -> dict[str, list[dict[str, Any]]]:
@@ -200,6 +210,9 @@ LISTS = [
     "/v1/subjects/{subject_id}/providers",
     "/v1/systems",
     "/v1/systems/{system_id}/deliveries",
+    "/v1/integrations",
+    "/v1/subjects/{subject_id}/integrations",
+    "/v1/subjects/{subject_id}/integrations/history",
 ]
 
 
