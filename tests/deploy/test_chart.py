@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from consentry.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "consentry"
@@ -185,10 +188,6 @@ def _block_context(values: dict[str, Any], context: Any, pipeline: str, keyword:
     return _element(node) if keyword == "range" else node
 
 
-def _template(name: str) -> str:
-    return (CHART / "templates" / name).read_text(encoding="utf-8")
-
-
 # --- The tests --------------------------------------------------------------------------------
 
 
@@ -209,6 +208,26 @@ def test_values_parse_into_the_sections_the_templates_read() -> None:
     assert values["config"]["CONSENTRY_ENV"] == "production"
     # Every setting is a string: a ConfigMap holds nothing else.
     assert all(isinstance(v, str) for v in values["config"].values())
+
+
+def test_config_holds_settings_the_service_takes_at_its_own_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = _values()["config"]
+    known = {f"CONSENTRY_{name.upper()}" for name in Settings.model_fields}
+    assert sorted(set(config) - known) == [], "config names settings the service does not have"
+    for name, value in config.items():
+        monkeypatch.setenv(name, value)
+    # What the Secret holds; the rest must start the service as the chart writes it.
+    monkeypatch.setenv("CONSENTRY_PSEUDONYM_KEY", secrets.token_urlsafe(48))
+    monkeypatch.setenv("CONSENTRY_JWT_SECRET", secrets.token_urlsafe(48))
+    settings = Settings()
+    # Only production differs on purpose: a chart that restated any other default differently
+    # would override the service's own choice without saying so.
+    for name in sorted(set(config) - {"CONSENTRY_ENV"}):
+        field = name.removeprefix("CONSENTRY_").lower()
+        default = Settings.model_fields[field].get_default(call_default_factory=True)
+        assert getattr(settings, field) == default, f"the chart gives {name} {config[name]!r}"
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: str(p.relative_to(CHART)))
