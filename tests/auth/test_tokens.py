@@ -54,11 +54,13 @@ async def test_hs256_valid_token(client: httpx.AsyncClient) -> None:
     assert response.json()["subject_id"] == SUBJECT
 
 
+# `exp` and `nbf` are seconds from when the test runs: taken at collection, a future `nbf` had
+# passed by the time a slow suite reached the test.
 @pytest.mark.parametrize(
     ("claims", "secret", "reason"),
     [
-        ({"exp": int(time.time()) - 60}, JWT_SECRET, "expired"),
-        ({"nbf": int(time.time()) + 600}, JWT_SECRET, "not yet valid"),
+        ({"exp": -60}, JWT_SECRET, "expired"),
+        ({"nbf": 600}, JWT_SECRET, "not yet valid"),
         ({}, "wrong-secret-0123456789abcdefghijklmnopqrstuvwxyz", "bad signature"),
         ({"sub": "bad id with spaces"}, JWT_SECRET, "not a valid subject id"),
     ],
@@ -67,7 +69,9 @@ async def test_hs256_valid_token(client: httpx.AsyncClient) -> None:
 async def test_hs256_refused(
     client: httpx.AsyncClient, claims: dict[str, Any], secret: str, reason: str
 ) -> None:
-    _assert_refused(await _read(client, user_token(SUBJECT, secret=secret, **claims)), reason)
+    now = int(time.time())
+    timed = {name: now + v if name in {"exp", "nbf"} else v for name, v in claims.items()}
+    _assert_refused(await _read(client, user_token(SUBJECT, secret=secret, **timed)), reason)
 
 
 @pytest.mark.parametrize("alg", [["HS256"], {"HS256": True}, None, 256])
