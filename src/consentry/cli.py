@@ -133,10 +133,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
-    # JSON lines from the first one on (migrations log too); uvicorn applies the same in workers.
-    log_config = logging_config(
-        settings.log_level, settings.log_format, access_log=settings.access_log
-    )
+    # Log lines from the first one on (migrations log too); uvicorn applies the same in workers.
+    log_format = settings.log_format_for(terminal=sys.stderr.isatty())
+    log_config = logging_config(settings.log_level, log_format, access_log=settings.access_log)
     logging.config.dictConfig(log_config)
     # Before any worker imports prometheus-client, which reads the directory's name at import.
     metrics_directory = multiprocess.prepare(args.workers)
@@ -197,9 +196,8 @@ def _stopped(signal_number: int, frame: FrameType | None) -> None:
 
 async def _work(settings: Settings) -> None:
     """The worker on its own, as a separate deployment; SIGTERM lets the pass under way finish."""
-    logging.config.dictConfig(
-        logging_config(settings.log_level, settings.log_format, access_log=False)
-    )
+    log_format = settings.log_format_for(terminal=sys.stderr.isatty())
+    logging.config.dictConfig(logging_config(settings.log_level, log_format, access_log=False))
     database = await open_database(settings)
     signals = Signals()
     delivery_signals = DeliverySignals()
