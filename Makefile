@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Serving needs the project alone; every other task needs its dev tools too.
+SERVE_STAMP := $(VENV)/.serve-stamp
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
@@ -10,15 +12,19 @@ STAMP := $(VENV)/.installed-stamp
 help: ## list every task
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(SERVE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(STAMP): $(SERVE_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-run: $(STAMP) ## serve on http://127.0.0.1:8000 (SQLite unless CONSENTRY_DATABASE_URL says otherwise)
+run: $(SERVE_STAMP) ## serve on http://127.0.0.1:8000 (SQLite unless CONSENTRY_DATABASE_URL says otherwise)
 	$(BIN)/consentry serve
 
 test: $(STAMP) ## run the whole test suite on SQLite and PostgreSQL
@@ -36,7 +42,7 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests migrations bench examples
 	$(BIN)/ruff format src tests migrations bench examples
 
-migrate: $(STAMP) ## bring the database schema to the latest revision
+migrate: $(SERVE_STAMP) ## bring the database schema to the latest revision
 	$(BIN)/consentry migrate
 
 openapi: $(STAMP) ## regenerate openapi/openapi.json from the app

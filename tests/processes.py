@@ -49,7 +49,9 @@ def serving(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
 
 
 @contextmanager
-def server_process(env: dict[str, str], log: Path, *args: str) -> Iterator[Server]:
+def server_process(
+    env: dict[str, str], log: Path, *args: str, cwd: Path | None = None
+) -> Iterator[Server]:
     """`consentry serve` as serving() starts it, for a test that signals the process itself.
 
     A process still running when the block ends is terminated.
@@ -59,7 +61,9 @@ def server_process(env: dict[str, str], log: Path, *args: str) -> Iterator[Serve
     command = [*CONSENTRY, "serve", "--port", str(port), *args]
     with (
         log.open("wb") as output,
-        subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT) as process,
+        subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT
+        ) as process,
     ):
         try:
             deadline = time.monotonic() + 30

@@ -1,4 +1,4 @@
-"""`consentry serve | migrate | worker | keys | retention | openapi`."""
+"""`consentry serve | migrate | worker | keys | tokens | retention | openapi`."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.util import find_spec
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from consentry import migrations
+from consentry import migrations, tokens
 from consentry.db import UnitOfWork, format_timestamp, open_database, utcnow
-from consentry.errors import ConsentryError
+from consentry.errors import ConsentryError, ValidationFailed
 from consentry.events.categories import CategoryMapError, load_category_map
 from consentry.keys import service as keys
 from consentry.keys.format import SCOPES
@@ -68,6 +69,28 @@ def _parser() -> argparse.ArgumentParser:
     named = revoke.add_mutually_exclusive_group(required=True)
     named.add_argument("name", nargs="?")
     named.add_argument("--name", dest="name_option", metavar="NAME")
+
+    token_commands = commands.add_parser(
+        "tokens", help="learner tokens, for trying the service out"
+    ).add_subparsers(dest="tokens_command", required=True)
+    mint = token_commands.add_parser(
+        "mint", help="print an HS256 learner JWT signed with CONSENTRY_JWT_SECRET"
+    )
+    mint.add_argument("--subject", required=True, help="the learner's subject id (the `sub`)")
+    mint.add_argument(
+        "--minutes",
+        type=int,
+        default=60,
+        choices=range(1, 24 * 60 + 1),
+        metavar="1-1440",
+        help="how long the token is valid (default 60)",
+    )
+    mint.add_argument("--name", help="the learner's name, shown on /privacy")
+    mint.add_argument(
+        "--secret-file",
+        type=Path,
+        help="a file holding the secret to sign with; required in production",
+    )
 
     retention = commands.add_parser("retention", help="apply the retention rules")
     retention_commands = retention.add_subparsers(dest="retention_command", required=True)
@@ -121,6 +144,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_work(settings))
     elif args.command == "retention":
         _run_retention(settings, dry_run=args.dry_run)
+    elif args.command == "tokens":
+        print(_mint_token(settings, args))
     elif args.keys_command == "create":
         _create_key(settings, args.name, args.scopes)
     elif args.keys_command == "list":
@@ -133,10 +158,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
-    # JSON lines from the first one on (migrations log too); uvicorn applies the same in workers.
-    log_config = logging_config(
-        settings.log_level, settings.log_format, access_log=settings.access_log
-    )
+    # Log lines from the first one on (migrations log too); uvicorn applies the same in workers.
+    log_format = settings.log_format_for(terminal=sys.stderr.isatty())
+    log_config = logging_config(settings.log_level, log_format, access_log=settings.access_log)
     logging.config.dictConfig(log_config)
     # Before any worker imports prometheus-client, which reads the directory's name at import.
     metrics_directory = multiprocess.prepare(args.workers)
@@ -197,9 +221,8 @@ def _stopped(signal_number: int, frame: FrameType | None) -> None:
 
 async def _work(settings: Settings) -> None:
     """The worker on its own, as a separate deployment; SIGTERM lets the pass under way finish."""
-    logging.config.dictConfig(
-        logging_config(settings.log_level, settings.log_format, access_log=False)
-    )
+    log_format = settings.log_format_for(terminal=sys.stderr.isatty())
+    logging.config.dictConfig(logging_config(settings.log_level, log_format, access_log=False))
     database = await open_database(settings)
     signals = Signals()
     delivery_signals = DeliverySignals()
@@ -247,6 +270,36 @@ def _create_key(settings: Settings, name: str, scopes: list[str]) -> None:
     print(plaintext)
     scopes_text = " ".join(key.scopes)
     print(f"created {key.name} with {scopes_text}; the key is shown only now", file=sys.stderr)
+
+
+def _mint_token(settings: Settings, args: argparse.Namespace) -> str:
+    """A learner token the service accepts, signed with its own HS256 secret."""
+    if args.secret_file is not None:
+        secret = args.secret_file.read_text().strip()
+    elif settings.env == "production":
+        # Whoever holds the service's secret can speak for any learner: in production that
+        # takes a deliberate act, not a command run in the wrong shell.
+        raise ValidationFailed(
+            "refusing to mint a token with the service's secret in production; "
+            "give the secret with --secret-file"
+        )
+    elif settings.jwt_secret is not None:
+        secret = settings.jwt_secret
+    else:
+        raise ValidationFailed(
+            "set CONSENTRY_JWT_SECRET (the service verifies learner tokens with it), "
+            "or give --secret-file"
+        )
+    if not secret:
+        raise ValidationFailed("the secret file is empty")
+    return tokens.mint(
+        secret,
+        args.subject,
+        lifetime_seconds=args.minutes * 60,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        name=args.name,
+    )
 
 
 def _list_keys(settings: Settings, *, as_json: bool) -> None:

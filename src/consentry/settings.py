@@ -124,9 +124,10 @@ class Settings(BaseSettings):
     server_send_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    # Observability: one JSON object per log line, or readable text on a developer's terminal;
-    # one line per request at INFO unless turned off (the metrics count requests anyway).
-    log_format: Literal["json", "text"] = "json"
+    # Observability: one JSON object per log line, or readable text on a developer's terminal
+    # (unset: text when stderr is a terminal outside production, JSON anywhere else); one line
+    # per request at INFO unless turned off (the metrics count requests anyway).
+    log_format: Literal["json", "text"] | None = None
     access_log: bool = True
     # The API docs pages (/docs, /redoc): unset means on, except in production.
     docs: bool | None = None
@@ -215,7 +216,7 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
-    @field_validator("docs", mode="before")
+    @field_validator("docs", "log_format", mode="before")
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         # `CONSENTRY_DOCS=` (as a chart or compose file leaves it) means the default, not an error.
@@ -245,6 +246,13 @@ class Settings(BaseSettings):
     def docs_enabled(self) -> bool:
         """Whether `/docs` and `/redoc` are served."""
         return self.docs if self.docs is not None else self.env != "production"
+
+    def log_format_for(self, *, terminal: bool) -> Literal["json", "text"]:
+        """CONSENTRY_LOG_FORMAT, else text on a terminal outside production, else JSON."""
+        if self.log_format is not None:
+            return self.log_format
+        # A person reads a terminal; a log shipper reads everything else, production always.
+        return "text" if terminal and self.env != "production" else "json"
 
 
 def _is_weak(secret: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import jwt
 
-from consentry.errors import ServiceUnavailable, Unauthorized
+from consentry.errors import ServiceUnavailable, Unauthorized, ValidationFailed
 from consentry.settings import Settings
 from consentry.subjects import is_subject_id
 
@@ -193,3 +193,23 @@ def _reason(exc: jwt.PyJWTError) -> str:
         if isinstance(exc, kind):
             return reason
     return "malformed"
+
+
+def mint(
+    secret: str,
+    subject: str,
+    *,
+    lifetime_seconds: int,
+    audience: str | None = None,
+    issuer: str | None = None,
+    name: str | None = None,
+) -> str:
+    """An HS256 learner token as the platform's identity provider would sign it, for trying out."""
+    if not is_subject_id(subject):
+        raise ValidationFailed(f"{subject!r} is not a valid subject id.")
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + lifetime_seconds}
+    # The claims the service is configured to require, so the token passes its own checks.
+    optional = {"aud": audience, "iss": issuer, "name": name}
+    claims.update({claim: value for claim, value in optional.items() if value is not None})
+    return jwt.encode(claims, secret, algorithm="HS256")
