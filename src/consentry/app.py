@@ -55,6 +55,7 @@ from consentry.pseudonyms import PseudonymSource
 from consentry.ratelimit import rate_limiter
 from consentry.routing import BodyLimit, body_limits
 from consentry.settings import Settings, get_settings
+from consentry.shortcuts import DirectRoutes, route_of
 from consentry.systems.metrics import delivery_metrics
 from consentry.systems.routes import router as systems_router
 from consentry.systems.urls import AllowList
@@ -170,6 +171,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The providers list of a subject counts its connections without providers knowing of them.
     app.state.connected_providers = flowing_provider_ids
 
+    # The innermost middleware: the consent read, answered ahead of the router's walk.
+    read_route = route_of(consent_router, "/v1/subjects/{subject_id}/consent", "GET")
+    app.add_middleware(DirectRoutes, fastapi=app, routes=[read_route])
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
     install_error_handlers(app)
