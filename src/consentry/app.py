@@ -21,6 +21,7 @@ from consentry.clientip import parse_networks
 from consentry.consent.cache import ConsentCache, listen
 from consentry.consent.decision_routes import router as decisions_router
 from consentry.consent.link_routes import router as link_router
+from consentry.consent.rendered import RenderedReads
 from consentry.consent.routes import router as consent_router
 from consentry.cors import StrictCORS
 from consentry.db import open_database
@@ -85,6 +86,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.worker = signals
     cache = ConsentCache(settings.consent_cache_size)
     app.state.consent_cache = cache
+    # The bodies of reads from that cache, kept while the state they show is cached.
+    app.state.consent_renders = RenderedReads(settings.consent_cache_size)
     tasks: list[asyncio.Task[None]] = []
     if database.announces_changes and settings.consent_cache_size > 0:
         tasks.append(asyncio.create_task(listen(database.listener, cache)))

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from consentry.auth import Caller, subject_access, subject_caller
 from consentry.consent import examples, service
 from consentry.consent.facts import request_facts
+from consentry.consent.rendered import RenderedReads
 from consentry.consent.schemas import (
     REGION_DESCRIPTION,
     REGION_PATTERN,
@@ -57,7 +58,10 @@ def _vary(request: Request) -> str:
 
 
 def _state_response(request: Request, state: dict[str, Any]) -> Response:
-    body, etag = service.body_and_etag(state)
+    return _body_response(request, *service.body_and_etag(state))
+
+
+def _body_response(request: Request, body: bytes, etag: str) -> Response:
     headers = {**NO_STORE, "ETag": etag, "Vary": _vary(request)}
     if request.method == "GET" and none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
@@ -126,7 +130,8 @@ async def get_consent(request: Request) -> Response:
     """
     await subject_caller(request, "consent:read", anonymous=True)
     region = _region_query(request)
-    state = await service.read_consent(
+    renders: RenderedReads = request.app.state.consent_renders
+    body, etag = await renders.read(
         database_of(request),
         request.app.state.consent_cache,
         await pseudonyms_of(request),
@@ -134,7 +139,7 @@ async def get_consent(request: Request) -> Response:
         request.path_params["subject_id"],
         request_facts(request, region, for_record=False),
     )
-    return _state_response(request, state)
+    return _body_response(request, body, etag)
 
 
 async def _record(
