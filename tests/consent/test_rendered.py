@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -57,8 +58,10 @@ def _fresh(stored: StoredConsent | None, facts: RequestFacts) -> tuple[bytes, st
 async def _read(
     renders: RenderedReads, cache: ConsentCache, facts: RequestFacts
 ) -> tuple[bytes, str]:
-    # Only cached subjects are read here: the database and pseudonyms are never reached.
-    return await renders.read(None, cache, None, POLICY, SUBJECT, facts)  # type: ignore[arg-type]
+    async def read_anew() -> dict[str, Any]:
+        raise AssertionError("a cached subject is not read anew")
+
+    return await renders.read(cache, POLICY, SUBJECT, facts, read_anew)
 
 
 @pytest.mark.parametrize("stored", [_stored(3, True), None])

@@ -10,15 +10,14 @@ the database, is a different object, whose body is made afresh.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 from consentry.consent import service
 from consentry.consent.cache import ConsentCache
 from consentry.consent.repository import StoredConsent
 from consentry.consent.service import RequestFacts
-from consentry.db import Database
 from consentry.policy import Policy
-from consentry.pseudonyms import Pseudonyms
 
 
 class _Rendered(NamedTuple):
@@ -39,20 +38,16 @@ class RenderedReads:
 
     async def read(
         self,
-        database: Database,
         cache: ConsentCache,
-        pseudonyms: Pseudonyms,
         policy: Policy,
         subject_id: str,
         facts: RequestFacts,
+        read_anew: Callable[[], Awaitable[dict[str, Any]]],
     ) -> tuple[bytes, str]:
-        """The body and ETag of the subject's consent now, as `service.read_consent` gives it."""
+        """The body and ETag of the subject's consent now; `read_anew` reads it when not cached."""
         found, stored = cache.get(subject_id)
         if not found:
-            state = await service.read_consent(
-                database, cache, pseudonyms, policy, subject_id, facts
-            )
-            return service.body_and_etag(state)
+            return service.body_and_etag(await read_anew())
         kept = self._entries.get(subject_id)
         # `is`: the kept entry holds its state object, so no other object can share its identity.
         if (

@@ -129,16 +129,19 @@ async def get_consent(request: Request) -> Response:
     which tells consent.js to record a notice before the scripts of that category run.
     """
     await subject_caller(request, "consent:read", anonymous=True)
-    region = _region_query(request)
+    # Most reads carry no query at all: nothing to parse then.
+    region = _region_query(request) if request.scope["query_string"] else None
+    subject_id: str = request.path_params["subject_id"]
+    facts = request_facts(request, region, for_record=False)
+    policy, cache = _policy(request), request.app.state.consent_cache
+    pseudonyms = await pseudonyms_of(request)
+
+    async def read_anew() -> dict[str, Any]:
+        database = database_of(request)
+        return await service.read_consent(database, cache, pseudonyms, policy, subject_id, facts)
+
     renders: RenderedReads = request.app.state.consent_renders
-    body, etag = await renders.read(
-        database_of(request),
-        request.app.state.consent_cache,
-        await pseudonyms_of(request),
-        _policy(request),
-        request.path_params["subject_id"],
-        request_facts(request, region, for_record=False),
-    )
+    body, etag = await renders.read(cache, policy, subject_id, facts, read_anew)
     return _body_response(request, body, etag)
 
 
