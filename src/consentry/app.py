@@ -21,6 +21,7 @@ from consentry.clientip import parse_networks
 from consentry.consent.cache import ConsentCache, listen
 from consentry.consent.decision_routes import router as decisions_router
 from consentry.consent.link_routes import router as link_router
+from consentry.consent.rendered import RenderedReads
 from consentry.consent.routes import router as consent_router
 from consentry.cors import StrictCORS
 from consentry.db import open_database
@@ -55,6 +56,7 @@ from consentry.pseudonyms import PseudonymSource
 from consentry.ratelimit import rate_limiter
 from consentry.routing import BodyLimit, body_limits
 from consentry.settings import Settings, get_settings
+from consentry.shortcuts import DirectRoutes, route_of
 from consentry.systems.metrics import delivery_metrics
 from consentry.systems.routes import router as systems_router
 from consentry.systems.urls import AllowList
@@ -84,6 +86,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.worker = signals
     cache = ConsentCache(settings.consent_cache_size)
     app.state.consent_cache = cache
+    # The bodies of reads from that cache, kept while the state they show is cached.
+    app.state.consent_renders = RenderedReads(settings.consent_cache_size)
     tasks: list[asyncio.Task[None]] = []
     if database.announces_changes and settings.consent_cache_size > 0:
         tasks.append(asyncio.create_task(listen(database.listener, cache)))
@@ -170,6 +174,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The providers list of a subject counts its connections without providers knowing of them.
     app.state.connected_providers = flowing_provider_ids
 
+    # The innermost middleware: the consent read, answered ahead of the router's walk.
+    read_route = route_of(consent_router, "/v1/subjects/{subject_id}/consent", "GET")
+    app.add_middleware(DirectRoutes, fastapi=app, routes=[read_route])
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
     install_error_handlers(app)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from consentry.auth import Caller, subject_access, subject_caller
 from consentry.consent import examples, service
 from consentry.consent.facts import request_facts
+from consentry.consent.rendered import RenderedReads
 from consentry.consent.schemas import (
     REGION_DESCRIPTION,
     REGION_PATTERN,
@@ -57,7 +58,10 @@ def _vary(request: Request) -> str:
 
 
 def _state_response(request: Request, state: dict[str, Any]) -> Response:
-    body, etag = service.body_and_etag(state)
+    return _body_response(request, *service.body_and_etag(state))
+
+
+def _body_response(request: Request, body: bytes, etag: str) -> Response:
     headers = {**NO_STORE, "ETag": etag, "Vary": _vary(request)}
     if request.method == "GET" and none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
@@ -125,16 +129,20 @@ async def get_consent(request: Request) -> Response:
     which tells consent.js to record a notice before the scripts of that category run.
     """
     await subject_caller(request, "consent:read", anonymous=True)
-    region = _region_query(request)
-    state = await service.read_consent(
-        database_of(request),
-        request.app.state.consent_cache,
-        await pseudonyms_of(request),
-        _policy(request),
-        request.path_params["subject_id"],
-        request_facts(request, region, for_record=False),
-    )
-    return _state_response(request, state)
+    # Most reads carry no query at all: nothing to parse then.
+    region = _region_query(request) if request.scope["query_string"] else None
+    subject_id: str = request.path_params["subject_id"]
+    facts = request_facts(request, region, for_record=False)
+    policy, cache = _policy(request), request.app.state.consent_cache
+    pseudonyms = await pseudonyms_of(request)
+
+    async def read_anew() -> dict[str, Any]:
+        database = database_of(request)
+        return await service.read_consent(database, cache, pseudonyms, policy, subject_id, facts)
+
+    renders: RenderedReads = request.app.state.consent_renders
+    body, etag = await renders.read(cache, policy, subject_id, facts, read_anew)
+    return _body_response(request, body, etag)
 
 
 async def _record(

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import orjson
 
+from consentry.observability.writer import BatchedStreamHandler
+
 # The id of the request being handled; each request runs in a task of its own, so the value
 # set by the middleware is seen by every line logged while handling it, and by no other.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -38,7 +40,7 @@ logging.logMultiprocessing = False
 _second: tuple[int, str] = (-1, "")
 
 
-def _timestamp(created: float) -> str:
+def timestamp(created: float) -> str:
     """`created` in UTC, ISO 8601 with milliseconds and `Z`."""
     global _second
     whole = int(created)
@@ -124,7 +126,7 @@ class JSONFormatter(_WithheldMessages):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": _timestamp(record.created),
+            "time": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -142,7 +144,7 @@ class TextFormatter(_WithheldMessages):
 
     def format(self, record: logging.LogRecord) -> str:
         parts = [
-            _timestamp(record.created),
+            timestamp(record.created),
             record.levelname.lower(),
             record.name,
             f"[{REQUEST_ID.get() or '-'}]",
@@ -156,7 +158,11 @@ class TextFormatter(_WithheldMessages):
 
 
 def logging_config(level: str, log_format: LogFormat, *, access_log: bool) -> dict[str, Any]:
-    """A `logging.config.dictConfig` document: every logger, uvicorn's included, to stderr."""
+    """A `logging.config.dictConfig` document: every logger, uvicorn's included, to stderr.
+
+    Lines are written in batches, off the caller's thread, at most a few milliseconds late
+    (consentry.observability.writer); whatever is waiting is written when the process exits.
+    """
     formatter = JSONFormatter if log_format == "json" else TextFormatter
     return {
         "version": 1,
@@ -164,7 +170,7 @@ def logging_config(level: str, log_format: LogFormat, *, access_log: bool) -> di
         "formatters": {"consentry": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
         "handlers": {
             "stderr": {
-                "class": "logging.StreamHandler",
+                "class": f"{BatchedStreamHandler.__module__}.{BatchedStreamHandler.__qualname__}",
                 "stream": "ext://sys.stderr",
                 "formatter": "consentry",
             }
@@ -177,7 +183,12 @@ def logging_config(level: str, log_format: LogFormat, *, access_log: bool) -> di
             # Its access lines carry raw paths, with subject ids: the middleware's line, with
             # the route template only, replaces them.
             "uvicorn.access": {"handlers": [], "propagate": False},
-            # The service's own line per request (consentry.observability.middleware).
-            "consentry.access": {"level": "NOTSET" if access_log else "WARNING"},
+            # The service's own line per request (consentry.observability.middleware), handed
+            # to the handler directly: see consentry.observability.access.
+            "consentry.access": {
+                "level": "NOTSET" if access_log else "WARNING",
+                "handlers": ["stderr"],
+                "propagate": False,
+            },
         },
     }

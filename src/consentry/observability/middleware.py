@@ -6,11 +6,13 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from consentry.observability.logs import REQUEST_ID, InfoRecords
+from consentry.observability.access import AccessLines
+from consentry.observability.logs import REQUEST_ID
 from consentry.observability.metrics import METHODS, Metrics
 
 access_log = logging.getLogger("consentry.access")
@@ -20,6 +22,18 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 # The route label of requests no route matched: their paths are unbounded and personal.
 UNMATCHED = "unmatched"
+# Request ids are cut from one read of the system's randomness this many at a time: a read per
+# request is a system call per request.
+_IDS_PER_READ = 256
+_ID_DIGITS = 32
+
+
+def _random_ids() -> Iterator[str]:
+    """An endless supply of ids of 32 random hex digits."""
+    while True:
+        digits = secrets.token_hex(_IDS_PER_READ * _ID_DIGITS // 2)
+        for start in range(0, len(digits), _ID_DIGITS):
+            yield digits[start : start + _ID_DIGITS]
 
 
 def _incoming_id(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -39,14 +53,15 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.access_lines = InfoRecords(access_log)
+        self.access_lines = AccessLines(access_log)
+        self._fresh_ids = _random_ids()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_id(scope["headers"]) or secrets.token_hex(16)
+        request_id = _incoming_id(scope["headers"]) or next(self._fresh_ids)
         REQUEST_ID.set(request_id)
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         status = 500
@@ -67,11 +82,4 @@ class ObservabilityMiddleware:
             template = route.path if route is not None else UNMATCHED
             method = scope["method"] if scope["method"] in METHODS else "other"
             self.metrics.observe_request(method, template, status, seconds)
-            if access_log.isEnabledFor(logging.INFO):
-                fields = {
-                    "method": method,
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                }
-                self.access_lines.log("request", fields)
+            self.access_lines.log(request_id, method, template, status, seconds)
