@@ -105,9 +105,9 @@ _READ_STATE = Query(
 _IS_ERASED = Query(
     select(Tombstone.subject_hash).where(Tombstone.subject_hash == bindparam("subject_hash"))
 )
-# Run after the erasure lock is held, so it sees any erasure that committed before. SQLite
+# Run once the erasure lock is held, so it sees any erasure that committed before. SQLite
 # has no FOR UPDATE (and needs none: BEGIN IMMEDIATE made this the only writer).
-_LOCK_STATE = Query(
+_LOCK_STATE_SELECT = (
     select(
         *STATE_COLUMNS,
         exists().where(Tombstone.subject_hash == bindparam("subject_hash")).label("erased"),
@@ -115,6 +115,11 @@ _LOCK_STATE = Query(
     .where(ConsentState.subject_id == bindparam("subject_id"))
     .with_for_update(of=ConsentState)
 )
+_LOCK_STATE = Query(_LOCK_STATE_SELECT)
+# PostgreSQL: the same statement shares the erasure lock first. Its snapshot may predate an
+# erasure that committed while it waited, but that erasure deleted the row it would lock: it
+# finds none, and the placeholder's second read (a new snapshot) sees the tombstone.
+_LOCK_STATE_SHARING = Query(_LOCK_STATE_SELECT.where(subject_locks.shared_first()))
 _PLACEHOLDER = {
     dialect: Query(
         insert_ignoring_conflicts(dialect, ConsentState).values(
@@ -139,6 +144,21 @@ async def read_state(
 ) -> tuple[StoredConsent | None, bool]:
     """The subject's recorded consent (None when it has recorded no choice), and if it is erased."""
     rows = await reader.all(_READ_STATE, {"subject_id": subject_id, "subject_hash": subject_hash})
+    return _state_of(rows)
+
+
+async def read_state_ahead(
+    uow: UnitOfWork, subject_id: str, subject_hash: str
+) -> tuple[StoredConsent | None, bool]:
+    """`read_state` for a write that then checks it still holds (`record_change_if_unchanged`).
+
+    On PostgreSQL it takes no lock and begins no transaction (UnitOfWork.read_ahead).
+    """
+    key = {"subject_id": subject_id, "subject_hash": subject_hash}
+    return _state_of(await uow.read_ahead(_READ_STATE, key))
+
+
+def _state_of(rows: list[Row]) -> tuple[StoredConsent | None, bool]:
     if any(row["erased"] for row in rows):
         return None, True
     return _stored(rows[0] if rows else None), False
@@ -155,14 +175,20 @@ async def lock_state(
     """Take the subject's write lock for this transaction, then read its consent and erasure.
 
     The subject's erasure lock is shared first (see subject_locks), so no erasure can run until
-    the write commits. The state row is locked FOR UPDATE; a subject without one gets a
+    the write commits; on PostgreSQL by the statement that reads the row. The state row is
+    locked FOR UPDATE; a subject without one gets a
     placeholder row (revision 0) first, so there is always a row to lock: concurrent first
     writers queue on its primary key, and the placeholder never outlives the transaction, which
     either records a choice or rolls back.
     """
-    await subject_locks.share(uow, [subject_id])
     key = {"subject_id": subject_id, "subject_hash": subject_hash}
-    row = await uow.one_or_none(_LOCK_STATE, key)
+    if uow.dialect == "postgresql":
+        row = await uow.one_or_none(
+            _LOCK_STATE_SHARING, {**key, **subject_locks.lock_params(subject_id)}
+        )
+    else:
+        await subject_locks.share(uow, [subject_id])
+        row = await uow.one_or_none(_LOCK_STATE, key)
     if row is None:
         await uow.execute(_PLACEHOLDER[uow.dialect], key)
         row = await uow.one_or_none(_LOCK_STATE, key)
@@ -177,31 +203,112 @@ async def lock_state(
 # change also stores its `consent.changed` message to the systems subscribed, in the same
 # statement. SQLite cannot modify in a WITH, has no NOTIFY, and answers in-process: a statement
 # each.
-_RECORD_INSERT_PG = """
-record AS (
-    INSERT INTO consent_records (id, subject_id, seq, recorded_at, categories, changed, source,
-                                 method, actor, policy_version, region, language, gpc,
-                                 user_agent, ip, hash, prev_hash, linked_from)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $25)
-)"""
-_UPDATE_STATE_PG = """
-UPDATE consent_states
-SET revision = $18, categories = $19, policy_version = $10, region = $20, language = $21,
-    updated_at = $22, receipt_id = $23, last_hash = $16
-FROM (SELECT pg_notify($24, $2)) AS changed
-WHERE subject_id = $2
-"""
-_RECORD_PG = f"WITH {_RECORD_INSERT_PG}{_UPDATE_STATE_PG}"
-_RECORD_ANNOUNCED_PG = (
-    f"WITH {_RECORD_INSERT_PG},{outbox.pg_statement_part('$26', '$27', '$28', '$29', '$4')}"
-    f"{_UPDATE_STATE_PG}"
+_RECORD_FIELDS_PG = """id, subject_id, seq, recorded_at, categories, changed, source, method,
+                   actor, policy_version, region, language, gpc, user_agent, ip, hash, prev_hash,
+                   linked_from"""
+_RECORD_VALUES_PG = (
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $25"
 )
+_STATE_VALUES_PG = """revision = $18, categories = $19, policy_version = $10, region = $20,
+    language = $21, updated_at = $22, receipt_id = $23, last_hash = $16"""
 _INSERT_RECORD = Query(insert(ConsentRecord))
-_UPDATE_STATE = Query(
+_UPDATE_STATE_IF_UNCHANGED = Query(
     update(ConsentState)
-    .where(ConsentState.subject_id == bindparam("key"))
+    .where(ConsentState.subject_id == bindparam("key"), ConsentState.revision == bindparam("was"))
     .values({name: bindparam(name) for name in _STATE_FIELDS})
 )
+
+
+def _record_pg(with_message: bool) -> str:
+    """The record, the state and the notice in one statement, under the subject's write lock."""
+    message = (
+        f",{outbox.pg_statement_part('$26', '$27', '$28', '$29', '$4')}" if with_message else ""
+    )
+    return f"""
+WITH record AS (
+    INSERT INTO consent_records ({_RECORD_FIELDS_PG})
+    VALUES ({_RECORD_VALUES_PG})
+){message}
+UPDATE consent_states
+SET {_STATE_VALUES_PG}
+FROM (SELECT pg_notify($24, $2)) AS changed
+WHERE subject_id = $2
+"""  # noqa: S608  (only `$n` placeholders and fixed names are formatted in)
+
+
+def _record_if_unchanged_pg(with_message: bool) -> str:
+    """The same as a transaction of its own, made only if the state is still the one read.
+
+    The state changes only from the revision it was read at ($26), under the subject's erasure
+    lock ($27, $28), which the statement takes before it locks the row; the record, the message
+    and the notice follow only a changed state, the notice naming it in the statement's one row.
+    An erasure that committed meanwhile deleted the row: nothing is written.
+    """
+    message = (
+        f",{outbox.pg_statement_part('$29', '$30', '$31', '$32', '$4', after='state')}"
+        if with_message
+        else ""
+    )
+    return f"""
+WITH state AS (
+    UPDATE consent_states
+    SET {_STATE_VALUES_PG}
+    WHERE subject_id = $2 AND revision = $26 AND {subject_locks.pg_shared_first("$27", "$28")}
+    RETURNING subject_id
+),
+record AS (
+    INSERT INTO consent_records ({_RECORD_FIELDS_PG})
+    SELECT {_RECORD_VALUES_PG} FROM state
+){message}
+SELECT pg_notify($24, subject_id) FROM state
+"""  # noqa: S608  (only `$n` placeholders and fixed names are formatted in)
+
+
+# Keyed by whether a message goes with the change.
+_RECORD_PG = {announced: _record_pg(announced) for announced in (False, True)}
+_RECORD_IF_UNCHANGED_PG = {
+    announced: _record_if_unchanged_pg(announced) for announced in (False, True)
+}
+
+
+def _pg_arguments(subject_id: str, record: StoredRecord, state: StoredConsent) -> list[Any]:
+    """The values of the statements' `$1`-`$25`: the record, the state, the channel."""
+    return [
+        record.id,
+        subject_id,
+        record.seq,
+        record.recorded_at,
+        orjson.dumps(record.categories).decode(),
+        orjson.dumps(record.changed).decode(),
+        record.source,
+        record.method,
+        record.actor,
+        record.policy_version,
+        record.region,
+        record.language,
+        record.gpc,
+        record.user_agent,
+        record.ip,
+        record.hash,
+        record.prev_hash,
+        state.revision,
+        orjson.dumps(state.categories).decode(),
+        state.region,
+        state.language,
+        state.updated_at,
+        state.receipt_id,
+        CHANGES_CHANNEL,
+        record.linked_from,
+    ]
+
+
+def _message_arguments(announcement: Announcement) -> list[Any]:
+    return [
+        announcement.id,
+        announcement.type,
+        announcement.subject_hash,
+        announcement.body_text(),
+    ]
 
 
 async def record_change(
@@ -211,54 +318,68 @@ async def record_change(
     state: StoredConsent,
     announcement: Announcement | None = None,
 ) -> None:
-    """Append `record` to the subject's history and make `state` its current consent.
+    """Append `record` to the subject's history and make `state` its current consent, under the
+    subject's write lock (`lock_state`).
 
     An `announcement` is stored in the outbox with the change, for the systems subscribed.
     """
     if uow.dialect == "postgresql":
-        arguments = [
-            record.id,
-            subject_id,
-            record.seq,
-            record.recorded_at,
-            orjson.dumps(record.categories).decode(),
-            orjson.dumps(record.changed).decode(),
-            record.source,
-            record.method,
-            record.actor,
-            record.policy_version,
-            record.region,
-            record.language,
-            record.gpc,
-            record.user_agent,
-            record.ip,
-            record.hash,
-            record.prev_hash,
-            state.revision,
-            orjson.dumps(state.categories).decode(),
-            state.region,
-            state.language,
-            state.updated_at,
-            state.receipt_id,
-            CHANGES_CHANNEL,
-            record.linked_from,
-        ]
-        if announcement is None:
-            await uow.pg_execute(_RECORD_PG, *arguments)
-            return
-        arguments += [
-            announcement.id,
-            announcement.type,
-            announcement.subject_hash,
-            announcement.body_text(),
-        ]
-        await uow.pg_execute(_RECORD_ANNOUNCED_PG, *arguments)
-        outbox.ring_on_commit(uow)
+        arguments = _pg_arguments(subject_id, record, state)
+        if announcement is not None:
+            arguments += _message_arguments(announcement)
+            outbox.ring_on_commit(uow)
+        await uow.pg_execute(_RECORD_PG[announcement is not None], *arguments)
         return
+    made = await _record_sqlite(uow, subject_id, record, state, announcement)
+    assert made  # the write lock kept the state as it was read
+
+
+async def record_change_if_unchanged(
+    uow: UnitOfWork,
+    subject_id: str,
+    record: StoredRecord,
+    state: StoredConsent,
+    announcement: Announcement | None = None,
+) -> bool:
+    """`record_change` without the write lock held: made only if the subject's state is still
+    the revision `state` follows, as `read_state_ahead` found it. Whether it was made.
+
+    On PostgreSQL one statement takes the subject's erasure lock and makes the whole change or
+    none of it; before anything else of the unit of work, it is a transaction by itself
+    (UnitOfWork.pg_all_or_nothing), and nothing may follow a change it made. On SQLite the
+    unit of work is the only writer since the read, and the change is always made.
+    """
+    if uow.dialect == "postgresql":
+        arguments = _pg_arguments(subject_id, record, state)
+        arguments += [state.revision - 1, *subject_locks.lock_arguments(subject_id)]
+        if announcement is not None:
+            arguments += _message_arguments(announcement)
+        sql = _RECORD_IF_UNCHANGED_PG[announcement is not None]
+        if not await uow.pg_all_or_nothing(sql, *arguments):
+            return False
+        if announcement is not None:
+            outbox.ring_on_commit(uow)
+        return True
+    return await _record_sqlite(uow, subject_id, record, state, announcement)
+
+
+async def _record_sqlite(
+    uow: UnitOfWork,
+    subject_id: str,
+    record: StoredRecord,
+    state: StoredConsent,
+    announcement: Announcement | None,
+) -> bool:
+    """The change as SQLite writes it: a statement each; False if the state moved on."""
+    was = state.revision - 1
+    if not await uow.execute(
+        _UPDATE_STATE_IF_UNCHANGED, {**vars(state), "key": subject_id, "was": was}
+    ):
+        return False
     await uow.execute(_INSERT_RECORD, {**vars(record), "subject_id": subject_id})
-    await uow.execute(_UPDATE_STATE, {**vars(state), "key": subject_id})
     if announcement is not None:
         await outbox.announce(uow, announcement)
+    return True
 
 
 def _history(subject_id_matches: Any, before: bool) -> Query:
