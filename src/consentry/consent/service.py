@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from consentry.auth import Caller
-from consentry.consent import repository
+from consentry.consent import change_repository, repository
 from consentry.consent.cache import ConsentCache
 from consentry.consent.chain import record_hash
 from consentry.consent.repository import StoredConsent, StoredRecord
@@ -270,7 +270,7 @@ async def record_choice(
         )
         if planned is None:
             return answer
-        made = await repository.record_change_if_unchanged(
+        made = await change_repository.record_change_if_unchanged(
             uow, subject_id, planned.record, planned.state, planned.announcement
         )
         if made:
@@ -282,7 +282,7 @@ async def record_choice(
         raise SubjectErased("This subject was erased.")
     answer, planned = _decide(policy, subject_id, subject_hash, stored, change, facts, requested)
     if planned is not None:
-        await repository.record_change(
+        await change_repository.record_change(
             uow, subject_id, planned.record, planned.state, planned.announcement
         )
         uow.on_commit(lambda: cache.forget(subject_id))
