@@ -386,7 +386,9 @@ class UnitOfWork(Reader):
     Requests that write get one from `UnitOfWorkDep`; the worker and the CLI open one with
     `Database.unit_of_work()`. Services take it as their first argument and never begin or
     commit. It begins on its first statement, so a request refused before it reaches the
-    database (a body that fails validation, say) never holds a connection or a lock.
+    database (a body that fails validation, say) never holds a connection or a lock; a change
+    that one statement makes can do without BEGIN and COMMIT (`read_ahead`, then
+    `pg_all_or_nothing`).
     """
 
     def __init__(self, database: Database) -> None:

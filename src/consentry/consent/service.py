@@ -223,7 +223,7 @@ def _check_notice(
 
 
 @dataclass(frozen=True)
-class _Change:
+class _Write:
     """What a decided change writes: the record, the state after it, the message, if any."""
 
     record: StoredRecord
@@ -265,13 +265,11 @@ async def record_choice(
     if stored is not None:
         # A refusal or no change, decided on a state committed during this request, is as
         # true as one decided under the lock would have been an instant before.
-        answer, planned = _decide(
-            policy, subject_id, subject_hash, stored, change, facts, requested
-        )
-        if planned is None:
+        answer, write = _decide(policy, subject_id, subject_hash, stored, change, facts, requested)
+        if write is None:
             return answer
         made = await change_repository.record_change_if_unchanged(
-            uow, subject_id, planned.record, planned.state, planned.announcement
+            uow, subject_id, write.record, write.state, write.announcement
         )
         if made:
             # This process reads its own writes at once; the others hear of it from PostgreSQL.
@@ -280,10 +278,10 @@ async def record_choice(
     stored, erased = await repository.lock_state(uow, subject_id, subject_hash)
     if erased:
         raise SubjectErased("This subject was erased.")
-    answer, planned = _decide(policy, subject_id, subject_hash, stored, change, facts, requested)
-    if planned is not None:
+    answer, write = _decide(policy, subject_id, subject_hash, stored, change, facts, requested)
+    if write is not None:
         await change_repository.record_change(
-            uow, subject_id, planned.record, planned.state, planned.announcement
+            uow, subject_id, write.record, write.state, write.announcement
         )
         uow.on_commit(lambda: cache.forget(subject_id))
     return answer
@@ -297,7 +295,7 @@ def _decide(
     change: ConsentChange,
     facts: RequestFacts,
     requested: dict[str, bool],
-) -> tuple[dict[str, Any], _Change | None]:
+) -> tuple[dict[str, Any], _Write | None]:
     """The answer to `change` from the `stored` state, and what to write for it, if anything.
 
     PreconditionFailed when If-Match names another state; ValidationFailed for a notice that
@@ -343,7 +341,7 @@ def _decide(
     if not is_anonymous(subject_id):
         announcement = consent_changed(subject_id, subject_hash, record, new_state, now)
     answer = represent(policy, subject_id, new_state, facts)
-    return answer, _Change(stored_record, new_state, announcement)
+    return answer, _Write(stored_record, new_state, announcement)
 
 
 def consent_changed(
