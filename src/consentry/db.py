@@ -546,7 +546,8 @@ class Database:
     # connection just released to a waiter, which sends the waiter to the back: under load a
     # few requests waited for hundreds of milliseconds while most waited none.
     turns: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
-    # Transactions begun since start: a request that writes begins exactly one.
+    # Transactions begun since start: a request that writes begins exactly one (a statement sent
+    # alone counts as one; after one that changed nothing, the request may begin a second).
     transactions: int = 0
 
     @asynccontextmanager
