@@ -8,7 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import bindparam, delete, select
 
+from consentry.db import Database
+from consentry.pseudonyms import ServiceSecret
 from tests.helpers import admin, choice, user_token
 
 pytestmark = pytest.mark.anyio
@@ -89,3 +92,80 @@ async def test_a_body_refused_by_validation_begins_no_transaction(
     refused = await client.post("/v1/providers", json={"id": "x"}, headers=admin())
     assert refused.status_code == 422
     assert app.state.database.transactions == before
+
+
+# A statement that makes its whole change or none, and returns a row only when it made it.
+_KEEP_SECRET = (
+    "INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+    " RETURNING name"
+)
+_SECRET = select(ServiceSecret.value).where(ServiceSecret.name == bindparam("name"))
+
+
+async def _secret(database: Database, name: str) -> str | None:
+    async with database.reader() as reader:
+        value: str | None = await reader.scalar(_SECRET, {"name": name})
+        return value
+
+
+def _postgres(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a statement of its own is PostgreSQL's (SQLite begins every write at once)")
+
+
+async def test_a_statement_that_made_its_whole_change_commits_alone(
+    app: FastAPI, database_url: str
+) -> None:
+    _postgres(database_url)
+    database: Database = app.state.database
+    before = database.transactions
+    heard: list[str] = []
+
+    async def change_then_fail() -> None:
+        async with database.unit_of_work() as uow:
+            uow.on_commit(lambda: heard.append("committed"))
+            uow.on_rollback(lambda: heard.append("rolled back"))
+            assert await uow.pg_all_or_nothing(_KEEP_SECRET, "alone", "1")
+            # Committed as it returned: others see it before the block ends.
+            assert await _secret(database, "alone") == "1"
+            with pytest.raises(RuntimeError):
+                await uow.execute(delete(ServiceSecret))
+            raise LookupError("a failure after the change does not undo it")
+
+    with pytest.raises(LookupError):
+        await change_then_fail()
+    assert await _secret(database, "alone") == "1"
+    assert heard == ["committed"]
+    assert database.transactions - before == 1
+
+
+async def test_a_statement_that_changed_nothing_leaves_the_unit_of_work_going_on(
+    app: FastAPI, database_url: str
+) -> None:
+    _postgres(database_url)
+    database: Database = app.state.database
+    async with database.unit_of_work() as uow:
+        await uow.pg_all_or_nothing(_KEEP_SECRET, "kept", "1")
+
+    async def nothing_then_fail() -> None:
+        async with database.unit_of_work() as uow:
+            assert await uow.pg_all_or_nothing(_KEEP_SECRET, "kept", "2") == []
+            assert not uow.begun
+            await uow.execute(delete(ServiceSecret).where(ServiceSecret.name == "kept"))
+            assert uow.begun
+            raise LookupError("rolls back what followed")
+
+    with pytest.raises(LookupError):
+        await nothing_then_fail()
+    assert await _secret(database, "kept") == "1"
+
+
+async def test_a_read_ahead_begins_no_transaction_on_postgresql_only(app: FastAPI) -> None:
+    database: Database = app.state.database
+    before = database.transactions
+    async with database.unit_of_work() as uow:
+        assert await uow.read_ahead(_SECRET, {"name": "absent"}) == []
+        began = uow.begun
+    # SQLite's BEGIN IMMEDIATE makes the read hold until the write; PostgreSQL's write checks it.
+    assert began is (database.dialect == "sqlite")
+    assert database.transactions - before == int(began)

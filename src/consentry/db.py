@@ -386,7 +386,9 @@ class UnitOfWork(Reader):
     Requests that write get one from `UnitOfWorkDep`; the worker and the CLI open one with
     `Database.unit_of_work()`. Services take it as their first argument and never begin or
     commit. It begins on its first statement, so a request refused before it reaches the
-    database (a body that fails validation, say) never holds a connection or a lock.
+    database (a body that fails validation, say) never holds a connection or a lock; a change
+    that one statement makes can do without BEGIN and COMMIT (`read_ahead`, then
+    `pg_all_or_nothing`).
     """
 
     def __init__(self, database: Database) -> None:
@@ -394,25 +396,34 @@ class UnitOfWork(Reader):
         self._database = database
         self._stack = contextlib.AsyncExitStack()
         self._transaction: Any = None
+        # Set once a statement made the whole change (`pg_all_or_nothing`): none may follow.
+        self._settled = False
         self.committed: list[Callable[[], None]] = []
         self.rolled_back: list[Callable[[], None]] = []
 
     @property
     def begun(self) -> bool:
-        """Whether a statement has run, and so a transaction is open."""
-        return self._driver is not None or self._connection is not None
+        """Whether a statement has run in a transaction, and so one is open."""
+        return self._transaction is not None or self._connection is not None
+
+    @property
+    def committed_alone(self) -> bool:
+        """Whether a statement of its own committed the change, with no transaction begun."""
+        return self._settled and not self.begun
 
     async def _ready(self) -> None:
+        if self._settled:
+            raise RuntimeError("no statement may follow the one that made the whole change")
         if self.begun:
             return
         database = self._database
         database.transactions += 1
         if database.pool is not None:
-            driver = await self._stack.enter_async_context(database._pooled())
+            driver = await self._pg_connection()
             transaction = driver.transaction()
             async with _translating():
                 await transaction.start()
-            self._transaction, self._driver = transaction, driver
+            self._transaction = transaction
             return
         assert database.engine is not None
         # The "begin" hook below makes it BEGIN IMMEDIATE: writers queue for SQLite's lock.
@@ -437,6 +448,54 @@ class UnitOfWork(Reader):
             else:
                 async with _translating():
                     await self._stack.aclose()
+
+    async def _pg_connection(self) -> asyncpg.Connection:
+        """The pooled connection of this unit of work, taken on first need, no transaction begun."""
+        if self._driver is None:
+            self._driver = await self._stack.enter_async_context(self._database._pooled())
+        return self._driver
+
+    async def read_ahead(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> list[Row]:
+        """Rows read for a change that is then made only if they still hold when it is written.
+
+        On PostgreSQL, until the transaction begins, the read runs alone on the connection the
+        transaction will use: a round trip without BEGIN, whose rows may change before the write,
+        so the write checks them (a revision, say; see `pg_all_or_nothing`). Once begun, and on
+        SQLite, whose BEGIN IMMEDIATE already makes this the only writer, it runs in the
+        transaction.
+        """
+        if self.dialect == "sqlite" or self.begun or self._settled:
+            return await self.all(statement, params)
+        driver = await self._pg_connection()
+        compiled = _pg_of(statement)
+        async with _translating():
+            rows: list[Row] = await driver.fetch(compiled.sql, *compiled.arguments(params))
+            return rows
+
+    async def pg_all_or_nothing(self, sql: str, *args: Any) -> list[Any]:
+        """The rows of a PostgreSQL statement that makes its whole change or none of it, and says
+        which by returning rows or none.
+
+        Rows mean the change is made and the unit of work is settled: no statement may follow.
+        No rows mean nothing changed, and the unit of work goes on as before. Until a
+        transaction has begun, the statement is sent alone and is a transaction by itself: one
+        round trip where BEGIN, the statement and COMMIT took three, committed when it returns
+        (so an error raised after it no longer undoes it, and the `on_commit` callbacks still
+        run). Once begun, it runs in the transaction, which commits as usual.
+        """
+        if self.begun:
+            rows = await self.pg_rows(sql, *args)
+        else:
+            if self._settled:
+                raise RuntimeError("no statement may follow the one that made the whole change")
+            driver = await self._pg_connection()
+            self._database.transactions += 1
+            async with _translating():
+                rows = await driver.fetch(sql, *args)
+        self._settled = bool(rows)
+        return rows
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction has committed (never if it rolls back)."""
@@ -487,7 +546,8 @@ class Database:
     # connection just released to a waiter, which sends the waiter to the back: under load a
     # few requests waited for hundreds of milliseconds while most waited none.
     turns: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
-    # Transactions begun since start: a request that writes begins exactly one.
+    # Transactions begun since start: a request that writes begins exactly one (a statement sent
+    # alone counts as one; after one that changed nothing, the request may begin a second).
     transactions: int = 0
 
     @asynccontextmanager
@@ -548,7 +608,8 @@ class Database:
                 raise
             await uow._end(failed=False)
         except BaseException:
-            for callback in uow.rolled_back:
+            # A statement that committed alone stands whatever failed after it.
+            for callback in uow.committed if uow.committed_alone else uow.rolled_back:
                 callback()
             raise
         for callback in uow.committed:

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from consentry.auth import Caller
+from consentry.consent.repository import lock_state
 from consentry.consent.schemas import ConsentUpdate
 from consentry.consent.service import ConsentChange, RequestFacts, record_choice
 from consentry.db import UnitOfWork
@@ -32,7 +33,11 @@ STILL_WAITING = 0.3
 
 
 async def _withdraw(app: FastAPI, uow: UnitOfWork, subject: str) -> dict[str, Any]:
-    """Withdraw performance in `uow`'s transaction the way the PUT route does."""
+    """Withdraw performance in `uow`'s transaction the way the PUT route does, uncommitted until
+    the block ends. A request's change to a recorded choice is one statement that commits by
+    itself; the write lock taken first begins the transaction, which the change then waits in."""
+    pseudonyms = await app.state.pseudonyms.get()
+    await lock_state(uow, subject, pseudonyms.of(subject))
     update = ConsentUpdate.model_validate(choice(performance=False))
     change = ConsentChange(
         choice=update,
@@ -44,7 +49,7 @@ async def _withdraw(app: FastAPI, uow: UnitOfWork, subject: str) -> dict[str, An
     return await record_choice(
         uow,
         app.state.policy,
-        await app.state.pseudonyms.get(),
+        pseudonyms,
         app.state.consent_cache,
         subject,
         change,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from consentry.auth import Caller
-from consentry.consent import link_repository, repository
+from consentry.consent import change_repository, link_repository, repository
 from consentry.consent.cache import ConsentCache
 from consentry.consent.chain import record_hash
 from consentry.consent.repository import StoredConsent, StoredRecord
@@ -123,7 +123,7 @@ async def _carry(
     record["hash"] = record_hash(stored.last_hash if stored else None, record)
     requested = {category: after[category] for category in OPTIONAL_CATEGORIES}
     state = next_state(shown, stored, record, requested, caller, now)
-    await repository.record_change(
+    await change_repository.record_change(
         uow,
         learner_id,
         StoredRecord(

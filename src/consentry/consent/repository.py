@@ -1,4 +1,7 @@
-"""Every SQL statement about consent state and history."""
+"""Every SQL statement that reads consent state and history, or locks the state for a write.
+
+The statements that write a change are in change_repository.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import bindparam, exists, false, insert, null, select, true, update
+from sqlalchemy import bindparam, exists, false, null, select, true
 
 from consentry import subject_locks
 from consentry.consent.gate import ERASED, Gate, gate_of
 from consentry.consent.models import ConsentRecord, ConsentState, Tombstone
 from consentry.db import Query, Reader, Row, UnitOfWork, insert_ignoring_conflicts
 from consentry.policy import OPTIONAL_CATEGORIES
-from consentry.systems import outbox
-from consentry.systems.outbox import Announcement
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ STATE_COLUMNS = (
     ConsentState.receipt_id,
     ConsentState.last_hash,
 )
+# Their names.
+STATE_FIELDS = tuple(column.key for column in STATE_COLUMNS)
 # The fields of StoredRecord.
 RECORD_COLUMNS = (
     ConsentRecord.id,
@@ -105,9 +107,9 @@ _READ_STATE = Query(
 _IS_ERASED = Query(
     select(Tombstone.subject_hash).where(Tombstone.subject_hash == bindparam("subject_hash"))
 )
-# Run after the erasure lock is held, so it sees any erasure that committed before. SQLite
+# Run once the erasure lock is held, so it sees any erasure that committed before. SQLite
 # has no FOR UPDATE (and needs none: BEGIN IMMEDIATE made this the only writer).
-_LOCK_STATE = Query(
+_LOCK_STATE_SELECT = (
     select(
         *STATE_COLUMNS,
         exists().where(Tombstone.subject_hash == bindparam("subject_hash")).label("erased"),
@@ -115,6 +117,11 @@ _LOCK_STATE = Query(
     .where(ConsentState.subject_id == bindparam("subject_id"))
     .with_for_update(of=ConsentState)
 )
+_LOCK_STATE = Query(_LOCK_STATE_SELECT)
+# PostgreSQL: the same statement shares the erasure lock first. Its snapshot may predate an
+# erasure that committed while it waited, but that erasure deleted the row it would lock: it
+# finds none, and the placeholder's second read (a new snapshot) sees the tombstone.
+_LOCK_STATE_SHARING = Query(_LOCK_STATE_SELECT.where(subject_locks.shared_first()))
 _PLACEHOLDER = {
     dialect: Query(
         insert_ignoring_conflicts(dialect, ConsentState).values(
@@ -128,10 +135,7 @@ _PLACEHOLDER = {
 def _stored(row: Row | None) -> StoredConsent | None:
     if row is None or row["revision"] == 0:
         return None
-    return StoredConsent(**{key: row[key] for key in _STATE_FIELDS})
-
-
-_STATE_FIELDS = tuple(column.key for column in STATE_COLUMNS)
+    return StoredConsent(**{key: row[key] for key in STATE_FIELDS})
 
 
 async def read_state(
@@ -139,6 +143,21 @@ async def read_state(
 ) -> tuple[StoredConsent | None, bool]:
     """The subject's recorded consent (None when it has recorded no choice), and if it is erased."""
     rows = await reader.all(_READ_STATE, {"subject_id": subject_id, "subject_hash": subject_hash})
+    return _state_of(rows)
+
+
+async def read_state_ahead(
+    uow: UnitOfWork, subject_id: str, subject_hash: str
+) -> tuple[StoredConsent | None, bool]:
+    """`read_state` for a write that then checks it still holds (`record_change_if_unchanged`).
+
+    On PostgreSQL it takes no lock and begins no transaction (UnitOfWork.read_ahead).
+    """
+    key = {"subject_id": subject_id, "subject_hash": subject_hash}
+    return _state_of(await uow.read_ahead(_READ_STATE, key))
+
+
+def _state_of(rows: list[Row]) -> tuple[StoredConsent | None, bool]:
     if any(row["erased"] for row in rows):
         return None, True
     return _stored(rows[0] if rows else None), False
@@ -155,14 +174,20 @@ async def lock_state(
     """Take the subject's write lock for this transaction, then read its consent and erasure.
 
     The subject's erasure lock is shared first (see subject_locks), so no erasure can run until
-    the write commits. The state row is locked FOR UPDATE; a subject without one gets a
+    the write commits; on PostgreSQL by the statement that reads the row. The state row is
+    locked FOR UPDATE; a subject without one gets a
     placeholder row (revision 0) first, so there is always a row to lock: concurrent first
     writers queue on its primary key, and the placeholder never outlives the transaction, which
     either records a choice or rolls back.
     """
-    await subject_locks.share(uow, [subject_id])
     key = {"subject_id": subject_id, "subject_hash": subject_hash}
-    row = await uow.one_or_none(_LOCK_STATE, key)
+    if uow.dialect == "postgresql":
+        row = await uow.one_or_none(
+            _LOCK_STATE_SHARING, {**key, **subject_locks.lock_params(subject_id)}
+        )
+    else:
+        await subject_locks.share(uow, [subject_id])
+        row = await uow.one_or_none(_LOCK_STATE, key)
     if row is None:
         await uow.execute(_PLACEHOLDER[uow.dialect], key)
         row = await uow.one_or_none(_LOCK_STATE, key)
@@ -170,95 +195,6 @@ async def lock_state(
     if row["erased"]:
         return None, True
     return _stored(row), False
-
-
-# PostgreSQL: the record, the state and the notice to every replica's read cache (delivered on
-# commit) in one round trip, the write being the service's second hottest path; a learner's
-# change also stores its `consent.changed` message to the systems subscribed, in the same
-# statement. SQLite cannot modify in a WITH, has no NOTIFY, and answers in-process: a statement
-# each.
-_RECORD_INSERT_PG = """
-record AS (
-    INSERT INTO consent_records (id, subject_id, seq, recorded_at, categories, changed, source,
-                                 method, actor, policy_version, region, language, gpc,
-                                 user_agent, ip, hash, prev_hash, linked_from)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $25)
-)"""
-_UPDATE_STATE_PG = """
-UPDATE consent_states
-SET revision = $18, categories = $19, policy_version = $10, region = $20, language = $21,
-    updated_at = $22, receipt_id = $23, last_hash = $16
-FROM (SELECT pg_notify($24, $2)) AS changed
-WHERE subject_id = $2
-"""
-_RECORD_PG = f"WITH {_RECORD_INSERT_PG}{_UPDATE_STATE_PG}"
-_RECORD_ANNOUNCED_PG = (
-    f"WITH {_RECORD_INSERT_PG},{outbox.pg_statement_part('$26', '$27', '$28', '$29', '$4')}"
-    f"{_UPDATE_STATE_PG}"
-)
-_INSERT_RECORD = Query(insert(ConsentRecord))
-_UPDATE_STATE = Query(
-    update(ConsentState)
-    .where(ConsentState.subject_id == bindparam("key"))
-    .values({name: bindparam(name) for name in _STATE_FIELDS})
-)
-
-
-async def record_change(
-    uow: UnitOfWork,
-    subject_id: str,
-    record: StoredRecord,
-    state: StoredConsent,
-    announcement: Announcement | None = None,
-) -> None:
-    """Append `record` to the subject's history and make `state` its current consent.
-
-    An `announcement` is stored in the outbox with the change, for the systems subscribed.
-    """
-    if uow.dialect == "postgresql":
-        arguments = [
-            record.id,
-            subject_id,
-            record.seq,
-            record.recorded_at,
-            orjson.dumps(record.categories).decode(),
-            orjson.dumps(record.changed).decode(),
-            record.source,
-            record.method,
-            record.actor,
-            record.policy_version,
-            record.region,
-            record.language,
-            record.gpc,
-            record.user_agent,
-            record.ip,
-            record.hash,
-            record.prev_hash,
-            state.revision,
-            orjson.dumps(state.categories).decode(),
-            state.region,
-            state.language,
-            state.updated_at,
-            state.receipt_id,
-            CHANGES_CHANNEL,
-            record.linked_from,
-        ]
-        if announcement is None:
-            await uow.pg_execute(_RECORD_PG, *arguments)
-            return
-        arguments += [
-            announcement.id,
-            announcement.type,
-            announcement.subject_hash,
-            announcement.body_text(),
-        ]
-        await uow.pg_execute(_RECORD_ANNOUNCED_PG, *arguments)
-        outbox.ring_on_commit(uow)
-        return
-    await uow.execute(_INSERT_RECORD, {**vars(record), "subject_id": subject_id})
-    await uow.execute(_UPDATE_STATE, {**vars(state), "key": subject_id})
-    if announcement is not None:
-        await outbox.announce(uow, announcement)
 
 
 def _history(subject_id_matches: Any, before: bool) -> Query:

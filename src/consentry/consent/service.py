@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from consentry.auth import Caller
-from consentry.consent import repository
+from consentry.consent import change_repository, repository
 from consentry.consent.cache import ConsentCache
 from consentry.consent.chain import record_hash
 from consentry.consent.repository import StoredConsent, StoredRecord
@@ -222,6 +222,15 @@ def _check_notice(
         )
 
 
+@dataclass(frozen=True)
+class _Write:
+    """What a decided change writes: the record, the state after it, the message, if any."""
+
+    record: StoredRecord
+    state: StoredConsent
+    announcement: outbox.Announcement | None
+
+
 async def record_choice(
     uow: UnitOfWork,
     policy: Policy,
@@ -230,11 +239,17 @@ async def record_choice(
     subject_id: str,
     change: ConsentChange,
 ) -> dict[str, Any]:
-    """Record a choice or a notice under the subject's write lock; no change records nothing.
+    """Record a choice or a notice; no change records nothing.
 
     A change is a new value for any category, or a confirmation under another policy version
     (which is what clears `stale`). A subject's first choice is always recorded. A notice is
     recorded only while the subject has not chosen, and only when the defaults changed.
+
+    The state is read without a lock and the answer decided on it; a change to it is written
+    only if the state is still that revision, in a statement that takes the subject's write lock
+    itself. A first choice, or a change that found the state moved on, is decided again under
+    the write lock, as every write once was: the answer is the same, and concurrent writers
+    still come one after the other.
     """
     choice, facts = change.choice, change.facts
     requested = _requested_categories(change.categories)
@@ -244,9 +259,49 @@ async def record_choice(
         facts = replace(facts, region=normalize_region(choice.region))
 
     subject_hash = pseudonyms.of(subject_id)
+    stored, erased = await repository.read_state_ahead(uow, subject_id, subject_hash)
+    if erased:  # for good: a tombstone is never taken back
+        raise SubjectErased("This subject was erased.")
+    if stored is not None:
+        # A refusal or no change, decided on a state committed during this request, is as
+        # true as one decided under the lock would have been an instant before.
+        answer, write = _decide(policy, subject_id, subject_hash, stored, change, facts, requested)
+        if write is None:
+            return answer
+        made = await change_repository.record_change_if_unchanged(
+            uow, subject_id, write.record, write.state, write.announcement
+        )
+        if made:
+            # This process reads its own writes at once; the others hear of it from PostgreSQL.
+            uow.on_commit(lambda: cache.forget(subject_id))
+            return answer
     stored, erased = await repository.lock_state(uow, subject_id, subject_hash)
     if erased:
         raise SubjectErased("This subject was erased.")
+    answer, write = _decide(policy, subject_id, subject_hash, stored, change, facts, requested)
+    if write is not None:
+        await change_repository.record_change(
+            uow, subject_id, write.record, write.state, write.announcement
+        )
+        uow.on_commit(lambda: cache.forget(subject_id))
+    return answer
+
+
+def _decide(
+    policy: Policy,
+    subject_id: str,
+    subject_hash: str,
+    stored: StoredConsent | None,
+    change: ConsentChange,
+    facts: RequestFacts,
+    requested: dict[str, bool],
+) -> tuple[dict[str, Any], _Write | None]:
+    """The answer to `change` from the `stored` state, and what to write for it, if anything.
+
+    PreconditionFailed when If-Match names another state; ValidationFailed for a notice that
+    may not be recorded.
+    """
+    choice = change.choice
     chosen = has_chosen(stored)
     current = represent(policy, subject_id, stored, facts)
     if change.if_match is not None and not _unchanged(change.if_match, current, chosen):
@@ -261,14 +316,14 @@ async def record_choice(
         _check_notice(policy, facts, stored, requested)
     changed = [category for category in CATEGORIES if after[category] != before[category]]
     if notice and (chosen or (stored is not None and not changed)):
-        return current  # a choice always wins; the same defaults again record nothing
+        return current, None  # a choice always wins; the same defaults again record nothing
     if (
         chosen
         and not changed
         and stored is not None
         and choice.policy_version == stored.policy_version
     ):
-        return current
+        return current, None
 
     now = utcnow()
     record = _new_record(choice, change.caller, facts, stored, after, changed, now)
@@ -285,10 +340,8 @@ async def record_choice(
     announcement = None
     if not is_anonymous(subject_id):
         announcement = consent_changed(subject_id, subject_hash, record, new_state, now)
-    await repository.record_change(uow, subject_id, stored_record, new_state, announcement)
-    # This process reads its own writes at once; the others hear of it from PostgreSQL.
-    uow.on_commit(lambda: cache.forget(subject_id))
-    return represent(policy, subject_id, new_state, facts)
+    answer = represent(policy, subject_id, new_state, facts)
+    return answer, _Write(stored_record, new_state, announcement)
 
 
 def consent_changed(

@@ -93,15 +93,21 @@ async def forget_subject(uow: UnitOfWork, subject_hash: str, keep: Sequence[str]
 
 
 def pg_statement_part(
-    message_id: str, message_type: str, subject_hash: str, body: str, at: str
+    message_id: str,
+    message_type: str,
+    subject_hash: str,
+    body: str,
+    at: str,
+    after: str | None = None,
 ) -> str:
     """Common table expressions that store a message inside another PostgreSQL statement.
 
     The arguments name the statement's `$n` parameter of each value (the body as JSON text).
     A change written in one round trip announces itself in the same one; with no subscriber,
-    nothing is stored.
+    nothing is stored, nor when `after` (an expression of the statement returning the change
+    it made) returns no row.
     """
-    return repository.announce_pg(message_id, message_type, subject_hash, body, at)
+    return repository.announce_pg(message_id, message_type, subject_hash, body, at, after)
 
 
 # What wakes this process's delivery worker when a message it could send has committed.

@@ -265,20 +265,24 @@ async def add_message(uow: UnitOfWork, message: StoredMessage, system_ids: Seque
     )
 
 
-def announce_pg(message_id: str, type_: str, subject_hash: str, body: str, at: str) -> str:
+def announce_pg(
+    message_id: str, type_: str, subject_hash: str, body: str, at: str, after: str | None = None
+) -> str:
     """Common table expressions that store a message to every subscriber of its type, if any.
 
     For a PostgreSQL statement that makes the change itself, so that announcing it costs no
     round trip of its own; the arguments are the statement's `$n` of each value (`body` being
-    JSON text). With no subscriber nothing is stored.
+    JSON text). With no subscriber nothing is stored; with `after`, the name of an expression
+    of the statement that returns the change it made, nothing is stored when it made none.
     """
-    # Only `$n` placeholders are formatted in, never a value.
+    # Only `$n` placeholders and names of the statement are formatted in, never a value.
+    made = f"\n      AND EXISTS (SELECT 1 FROM {after})" if after else ""  # noqa: S608
     return f"""
 message AS (
     INSERT INTO outbox_messages (id, type, subject_hash, body, created_at)
     SELECT {message_id}::varchar, {type_}::varchar, {subject_hash}::varchar, {body}::jsonb,
            {at}::timestamptz
-    WHERE EXISTS (SELECT 1 FROM system_events WHERE type = {type_}::varchar)
+    WHERE EXISTS (SELECT 1 FROM system_events WHERE type = {type_}::varchar){made}
     RETURNING id, created_at
 ),
 delivery AS (
