@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from tests.helpers import admin, choice, user_token
 
@@ -89,3 +91,26 @@ async def test_a_body_refused_by_validation_begins_no_transaction(
     refused = await client.post("/v1/providers", json={"id": "x"}, headers=admin())
     assert refused.status_code == 422
     assert app.state.database.transactions == before
+
+
+async def test_a_statement_sent_with_begin_holds_to_the_end_and_rolls_back_with_it(
+    app: FastAPI,
+) -> None:
+    database = app.state.database
+    if database.dialect != "postgresql":
+        pytest.skip("only PostgreSQL's statements go with BEGIN")
+    locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"
+    async with database.unit_of_work() as uow:
+        await uow.pg_begin_with("SELECT pg_advisory_xact_lock_shared(4242)")
+        async with database.reader() as other:
+            assert await other.scalar(text(locks)) == 1
+    async with database.reader() as other:
+        assert await other.scalar(text(locks)) == 0
+    # A first statement that fails fails the unit of work, and leaves nothing open behind it.
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        async with database.unit_of_work() as uow:
+            await uow.pg_begin_with("SELECT pg_advisory_xact_lock_shared(4242), 1 / 0")
+    async with database.reader() as other:
+        assert await other.scalar(text(locks)) == 0
+        assert await other.scalar(text("SELECT 1")) == 1
+    assert database.connections()[0] == 0
