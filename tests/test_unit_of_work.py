@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, text
 
 from consentry.db import Database
 from consentry.pseudonyms import ServiceSecret
@@ -169,3 +170,26 @@ async def test_a_read_ahead_begins_no_transaction_on_postgresql_only(app: FastAP
     # SQLite's BEGIN IMMEDIATE makes the read hold until the write; PostgreSQL's write checks it.
     assert began is (database.dialect == "sqlite")
     assert database.transactions - before == int(began)
+
+
+async def test_a_statement_sent_with_begin_holds_to_the_end_and_rolls_back_with_it(
+    app: FastAPI,
+) -> None:
+    database = app.state.database
+    if database.dialect != "postgresql":
+        pytest.skip("only PostgreSQL's statements go with BEGIN")
+    locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"
+    async with database.unit_of_work() as uow:
+        await uow.pg_begin_with("SELECT pg_advisory_xact_lock_shared(4242)")
+        async with database.reader() as other:
+            assert await other.scalar(text(locks)) == 1
+    async with database.reader() as other:
+        assert await other.scalar(text(locks)) == 0
+    # A first statement that fails fails the unit of work, and leaves nothing open behind it.
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        async with database.unit_of_work() as uow:
+            await uow.pg_begin_with("SELECT pg_advisory_xact_lock_shared(4242), 1 / 0")
+    async with database.reader() as other:
+        assert await other.scalar(text(locks)) == 0
+        assert await other.scalar(text("SELECT 1")) == 1
+    assert database.connections()[0] == 0

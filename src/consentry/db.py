@@ -373,12 +373,6 @@ class Reader:
         async with _translating():
             await driver.execute(sql, *args)
 
-    async def pg_copy(self, table: str, columns: Sequence[str], rows: Sequence[Any]) -> None:
-        """COPY rows straight into a table, with no statement per row."""
-        driver = await self._pg()
-        async with _translating():
-            await driver.copy_records_to_table(table, records=rows, columns=columns)
-
 
 class UnitOfWork(Reader):
     """One transaction that knows its dialect: it commits when its block ends without error.
@@ -395,7 +389,7 @@ class UnitOfWork(Reader):
         super().__init__(database.dialect)
         self._database = database
         self._stack = contextlib.AsyncExitStack()
-        self._transaction: Any = None
+        self._transaction: _PgTransaction | None = None
         # Set once a statement made the whole change (`pg_all_or_nothing`): none may follow.
         self._settled = False
         self.committed: list[Callable[[], None]] = []
@@ -414,16 +408,19 @@ class UnitOfWork(Reader):
     async def _ready(self) -> None:
         if self._settled:
             raise RuntimeError("no statement may follow the one that made the whole change")
-        if self.begun:
-            return
+        if not self.begun:
+            await self._begin()
+
+    async def _begin(self, first: str = "") -> None:
         database = self._database
         database.transactions += 1
         if database.pool is not None:
             driver = await self._pg_connection()
-            transaction = driver.transaction()
+            # Begun by hand rather than by the driver's Transaction, so that BEGIN can carry the
+            # first statement. Kept before it is sent: a BEGIN that fails is rolled back too.
+            self._transaction = _PgTransaction(driver)
             async with _translating():
-                await transaction.start()
-            self._transaction = transaction
+                await driver.execute(f"BEGIN;{first}")
             return
         assert database.engine is not None
         # The "begin" hook below makes it BEGIN IMMEDIATE: writers queue for SQLite's lock.
@@ -505,18 +502,28 @@ class UnitOfWork(Reader):
         """Run `callback` if the unit of work fails, its commit included."""
         self.rolled_back.append(callback)
 
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        """A part of the transaction that can fail alone: rolled back to its start on error."""
-        await self._ready()
-        async with _translating():
-            if self._driver is not None:
-                async with self._driver.transaction():
-                    yield
-                return
-            assert self._connection is not None
-            async with self._connection.begin_nested():
-                yield
+    async def pg_begin_with(self, sql: str) -> None:
+        """Run a PostgreSQL statement without parameters; when it is the transaction's first, it
+        goes with BEGIN in one round trip."""
+        if self.begun or self._settled:
+            await self.pg_execute(sql)
+            return
+        if self.dialect != "postgresql":
+            raise RuntimeError("PostgreSQL's own statements run on PostgreSQL only")
+        await self._begin(sql)
+
+
+@dataclass(frozen=True, slots=True)
+class _PgTransaction:
+    """The end of a transaction begun by hand on a driver connection."""
+
+    driver: asyncpg.Connection
+
+    async def commit(self) -> None:
+        await self.driver.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        await self.driver.execute("ROLLBACK")
 
 
 def insert_ignoring_conflicts(dialect: Dialect, table: Any) -> Any:

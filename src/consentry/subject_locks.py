@@ -22,7 +22,12 @@ from consentry.db import UnitOfWork
 
 LOCK_SPACE = 0x436F6E73
 BUCKETS = 16
-_SHARE = "SELECT pg_advisory_xact_lock_shared($1, bucket) FROM unnest($2::int[]) AS bucket"
+# The buckets are written into the statement (numbers computed here, never input): without
+# parameters, a transaction's first statement goes with BEGIN in one round trip.
+_SHARE = (
+    "SELECT pg_advisory_xact_lock_shared({space}, bucket)"
+    " FROM unnest('{{{buckets}}}'::int[]) AS bucket"
+)
 _TAKE = "SELECT pg_advisory_xact_lock($1, $2)"
 
 
@@ -64,7 +69,8 @@ async def share(uow: UnitOfWork, subject_ids: Iterable[str]) -> None:
     """Keep erasure of these subjects out until the transaction ends (buckets in order)."""
     if uow.dialect == "postgresql":
         buckets = sorted({bucket(subject_id) for subject_id in subject_ids})
-        await uow.pg_execute(_SHARE, LOCK_SPACE, buckets)
+        listed = ",".join(str(number) for number in buckets)
+        await uow.pg_begin_with(_SHARE.format(space=LOCK_SPACE, buckets=listed))
 
 
 async def take(uow: UnitOfWork, subject_id: str) -> None:

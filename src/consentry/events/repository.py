@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select, text, tuple_
 from consentry import subject_locks
 from consentry.consent import repository as consent_repository
 from consentry.consent.gate import Gate
-from consentry.db import Reader, UniqueViolation, UnitOfWork, UTCDateTime
+from consentry.db import Reader, UnitOfWork, UTCDateTime
 from consentry.db import Row as StoredRow
 from consentry.events.models import Event
 
@@ -19,8 +19,8 @@ Key = tuple[str, str]
 
 
 class NewEvent(NamedTuple):
-    """An event to store, in the order of the table's columns (COPY takes it as it is), with
-    both JSON documents already serialized."""
+    """An event to store, in the order of the table's columns, with both JSON documents already
+    serialized."""
 
     subject_id: str
     event_id: str
@@ -35,9 +35,6 @@ class NewEvent(NamedTuple):
     def key(self) -> Key:
         """What makes it the same event: its subject and its id."""
         return (self.subject_id, self.event_id)
-
-
-COLUMNS = NewEvent._fields
 
 
 async def share_gates(uow: UnitOfWork, subjects: list[str], hashes: list[str]) -> dict[str, Gate]:
@@ -68,40 +65,16 @@ _INSERT_SQLITE = text(
 
 
 async def store(uow: UnitOfWork, rows: list[NewEvent]) -> set[Key]:
-    """Insert the rows whose key is not stored yet; the keys inserted.
+    """Insert the rows whose key is not stored yet, waiting out concurrent writers; the keys
+    inserted.
 
-    PostgreSQL first copies them all at once (COPY, no statement per event) inside a savepoint,
-    and only when a key was stored before (a retry, or a concurrent batch) inserts them again
-    skipping stored keys. SQLite's lone writer checks first, then inserts.
+    PostgreSQL takes them all in one statement that skips stored keys (a retry, or a concurrent
+    batch). COPY is no faster for a batch of this size, and since it fails on the first stored
+    key it needed a savepoint around it: two more round trips per batch. SQLite's lone writer
+    checks first, then inserts.
     """
     if not rows:
         return set()
-    if uow.dialect == "postgresql":
-        try:
-            async with uow.savepoint():
-                await uow.pg_copy("events", COLUMNS, rows)
-        except UniqueViolation:
-            return await _insert_new(uow, rows)
-        return {row.key for row in rows}
-    return await _insert_new(uow, rows)
-
-
-# PostgreSQL: slower than COPY, but it cannot fail on a key a concurrent batch stored first.
-_INSERT_NEW_PG = """
-INSERT INTO events (subject_id, event_id, category, name, occurred_at, received_at, properties,
-                    context)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                     $6::timestamptz[], $7::jsonb[], $8::jsonb[])
-ON CONFLICT DO NOTHING
-RETURNING subject_id, event_id
-"""
-_STORED_SQLITE = select(Event.subject_id, Event.event_id).where(
-    tuple_(Event.subject_id, Event.event_id).in_(bindparam("keys", expanding=True))
-)
-
-
-async def _insert_new(uow: UnitOfWork, rows: list[NewEvent]) -> set[Key]:
-    """Insert the rows not stored yet, waiting out concurrent writers; the keys inserted."""
     if uow.dialect == "postgresql":
         columns = [list(column) for column in zip(*rows, strict=True)]
         inserted = await uow.pg_rows(_INSERT_NEW_PG, *columns)
@@ -113,6 +86,21 @@ async def _insert_new(uow: UnitOfWork, rows: list[NewEvent]) -> set[Key]:
     new = [row for row in rows if row.key not in stored]
     await uow.execute_many(_INSERT_SQLITE, [row._asdict() for row in new])
     return {row.key for row in new}
+
+
+# PostgreSQL: the batch's columns as arrays; a key stored before, or by a concurrent batch that
+# commits first, is skipped rather than failing the statement.
+_INSERT_NEW_PG = """
+INSERT INTO events (subject_id, event_id, category, name, occurred_at, received_at, properties,
+                    context)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                     $6::timestamptz[], $7::jsonb[], $8::jsonb[])
+ON CONFLICT DO NOTHING
+RETURNING subject_id, event_id
+"""
+_STORED_SQLITE = select(Event.subject_id, Event.event_id).where(
+    tuple_(Event.subject_id, Event.event_id).in_(bindparam("keys", expanding=True))
+)
 
 
 # A stored event as clients see it.
