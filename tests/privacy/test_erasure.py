@@ -245,13 +245,13 @@ async def test_a_failed_erasure_is_retried_and_leaves_no_partial_state(
 ) -> None:
     await _learner_with_data(client)
     request = (await _request(client)).json()
-    erase = repository.erase_subject
+    erase = repository.erase_subjects
 
-    async def crash_half_way(session: Any, *args: Any) -> dict[str, int]:
+    async def crash_half_way(session: Any, *args: Any) -> dict[str, dict[str, int]]:
         await erase(session, *args)  # everything is done in the transaction ...
         raise ConnectionResetError("lost the database half-way")  # ... and then it is lost
 
-    monkeypatch.setattr(repository, "erase_subject", crash_half_way)
+    monkeypatch.setattr(repository, "erase_subjects", crash_half_way)
     assert await work(app) == 0
     failed = (await client.get(f"{ERASURES}/{request['id']}", headers=admin())).json()
     assert failed["status"] == "failed"
@@ -260,7 +260,7 @@ async def test_a_failed_erasure_is_retried_and_leaves_no_partial_state(
     log = (await client.get("/v1/audit-log?action=erasure_failed", headers=admin())).json()
     assert log["items"][0]["details"]["error"] == "ConnectionResetError"
 
-    monkeypatch.setattr(repository, "erase_subject", erase)
+    monkeypatch.setattr(repository, "erase_subjects", erase)
     assert await work(app) == 0  # not due again yet: it backs off
     assert await work(app, at(timedelta(minutes=2))) == 1
     done = (await client.get(f"{ERASURES}/{request['id']}", headers=admin())).json()

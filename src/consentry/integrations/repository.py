@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,10 +13,13 @@ from sqlalchemy import (
     bindparam,
     delete,
     false,
+    func,
     insert,
+    literal,
     null,
     select,
     true,
+    union_all,
     update,
 )
 
@@ -450,11 +453,26 @@ def records_of(snapshot: Reader, subject_id: str) -> AsyncIterator[Row]:
     return snapshot.stream(_EXPORT_HISTORY, {"subject_id": subject_id}, chunk=1000)
 
 
-async def erase_subject(uow: UnitOfWork, subject_id: str) -> tuple[int, int]:
-    """Remove the learner's connections and integration history; how many of each."""
-    connections = await uow.execute(delete(Connection).where(Connection.subject_id == subject_id))
-    records = await uow.execute(
-        delete(IntegrationRecord).where(IntegrationRecord.subject_id == subject_id)
+async def erase_subjects(uow: UnitOfWork, subject_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Remove the learners' connections and integration history; how many of each, by learner.
+
+    Counted before they go, in the caller's transaction, which keeps every writer of these
+    learners out (the erasure lock).
+    """
+    counts = {subject_id: [0, 0] for subject_id in subject_ids}
+    counted = union_all(
+        *(
+            select(literal(position).label("kind"), column, func.count().label("n"))
+            .where(column.in_(subject_ids))
+            .group_by(column)
+            for position, column in enumerate((Connection.subject_id, IntegrationRecord.subject_id))
+        )
     )
-    await uow.execute(delete(IntegrationChain).where(IntegrationChain.subject_id == subject_id))
-    return connections, records
+    for row in await uow.all(counted):
+        counts[row["subject_id"]][row["kind"]] = row["n"]
+    await uow.execute(delete(Connection).where(Connection.subject_id.in_(subject_ids)))
+    await uow.execute(
+        delete(IntegrationRecord).where(IntegrationRecord.subject_id.in_(subject_ids))
+    )
+    await uow.execute(delete(IntegrationChain).where(IntegrationChain.subject_id.in_(subject_ids)))
+    return {subject_id: (found[0], found[1]) for subject_id, found in counts.items()}

@@ -577,27 +577,28 @@ async def delivery_states(
     return states
 
 
-def _naming(keep: Sequence[str]) -> Any:
-    query = select(OutboxMessage.id).where(OutboxMessage.subject_hash == bindparam("key_hash"))
+def _naming(subject_hashes: Sequence[str], keep: Sequence[str]) -> Any:
+    query = select(OutboxMessage.id).where(OutboxMessage.subject_hash.in_(subject_hashes))
     return query.where(OutboxMessage.type.not_in(keep)) if keep else query
 
 
-async def forget_subject(uow: UnitOfWork, subject_hash: str, keep: Sequence[str] = ()) -> int:
-    """Clear every stored body naming the subject, but those of the `keep` types; what was still
-    to be sent is exhausted. How many bodies were cleared."""
-    naming = _naming(keep)
-    key = {"key_hash": subject_hash}
+async def forget_subjects(
+    uow: UnitOfWork, subject_hashes: Sequence[str], keep: Sequence[str] = ()
+) -> int:
+    """Clear every stored body naming the subjects, but those of the `keep` types; what was
+    still to be sent is exhausted. How many bodies were cleared."""
+    if not subject_hashes:
+        return 0
+    naming = _naming(subject_hashes, keep)
     await uow.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.status.in_(UNDELIVERED), WebhookDelivery.message_id.in_(naming))
-        .values(status="exhausted", next_attempt_at=None, last_error="subject_erased"),
-        key,
+        .values(status="exhausted", next_attempt_at=None, last_error="subject_erased")
     )
     return await uow.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(naming), OutboxMessage.body.is_not(None))
-        .values(body=null()),
-        key,
+        .values(body=null())
     )
 
 
