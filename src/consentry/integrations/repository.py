@@ -453,6 +453,21 @@ def records_of(snapshot: Reader, subject_id: str) -> AsyncIterator[Row]:
     return snapshot.stream(_EXPORT_HISTORY, {"subject_id": subject_id}, chunk=1000)
 
 
+# PostgreSQL: erase_subjects in one round trip, counting connections and records as they go.
+_ERASE_PG = """
+WITH connections_gone AS (
+    DELETE FROM integration_connections WHERE subject_id = ANY($1::text[]) RETURNING subject_id
+), records_gone AS (
+    DELETE FROM integration_records WHERE subject_id = ANY($1::text[]) RETURNING subject_id
+), chains_gone AS (
+    DELETE FROM integration_chains WHERE subject_id = ANY($1::text[])
+)
+SELECT 0 AS kind, subject_id, count(*) AS n FROM connections_gone GROUP BY subject_id
+UNION ALL
+SELECT 1, subject_id, count(*) FROM records_gone GROUP BY subject_id
+"""
+
+
 async def erase_subjects(uow: UnitOfWork, subject_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
     """Remove the learners' connections and integration history; how many of each, by learner.
 
@@ -460,6 +475,10 @@ async def erase_subjects(uow: UnitOfWork, subject_ids: Sequence[str]) -> dict[st
     learners out (the erasure lock).
     """
     counts = {subject_id: [0, 0] for subject_id in subject_ids}
+    if uow.dialect == "postgresql":
+        for row in await uow.pg_rows(_ERASE_PG, list(subject_ids)):
+            counts[row["subject_id"]][row["kind"]] = row["n"]
+        return {subject_id: (found[0], found[1]) for subject_id, found in counts.items()}
     counted = union_all(
         *(
             select(literal(position).label("kind"), column, func.count().label("n"))

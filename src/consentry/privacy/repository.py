@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    String,
+    any_,
     bindparam,
     delete,
     func,
@@ -19,11 +21,12 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from consentry import subject_locks
 from consentry.consent.models import ConsentLink, ConsentRecord, ConsentState, Tombstone
 from consentry.consent.repository import CHANGES_CHANNEL
-from consentry.db import Query, Reader, UnitOfWork, insert_ignoring_conflicts
+from consentry.db import Dialect, Query, Reader, UnitOfWork, insert_ignoring_conflicts
 from consentry.events.models import Event
 from consentry.integrations import repository as integrations
 from consentry.observability.queue import QueueDepth
@@ -70,6 +73,18 @@ _COLUMNS = tuple(ErasureRequest.__table__.columns)
 
 def _stored(row: Any) -> StoredErasure | None:
     return None if row is None else StoredErasure(**row)
+
+
+DIALECTS: tuple[Dialect, ...] = ("postgresql", "sqlite")
+
+
+def _among(column: Any, name: str, dialect: Dialect) -> Any:
+    """`column` is one of the list parameter `name`: an array on PostgreSQL, so that the
+    statement is compiled once, and an expanding IN on SQLite, whose statements SQLAlchemy
+    caches itself."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 _FIND_STANDING = Query(
@@ -282,20 +297,87 @@ async def lock_subjects_for_erasure(uow: UnitOfWork, subject_ids: Sequence[str])
         await subject_locks.take(uow, by_bucket[bucket])
 
 
+_LINKED_INTO = {
+    dialect: Query(
+        select(ConsentLink.subject_id, ConsentLink.linked_to)
+        .where(_among(ConsentLink.linked_to, "subject_ids", dialect))
+        .order_by(ConsentLink.subject_id)
+    )
+    for dialect in DIALECTS
+}
+
+
 async def linked_into(uow: UnitOfWork, subject_ids: Sequence[str]) -> dict[str, list[str]]:
     """The anonymous subjects linked into each of these learners: erased with it."""
     found: dict[str, list[str]] = {subject_id: [] for subject_id in subject_ids}
-    rows = await uow.all(
-        select(ConsentLink.subject_id, ConsentLink.linked_to)
-        .where(ConsentLink.linked_to.in_(subject_ids))
-        .order_by(ConsentLink.subject_id)
-    )
+    rows = await uow.all(_LINKED_INTO[uow.dialect], {"subject_ids": list(subject_ids)})
     for row in rows:
         found[row["linked_to"]].append(row["subject_id"])
     return found
 
 
-_NOTIFY_PG = "SELECT pg_notify($1, subject_id) FROM unnest($2::text[]) AS subject_id"
+# PostgreSQL: the whole of erase_subjects in one round trip, counting what it removes as it goes.
+# $1 the subject ids, $2 their keyed hashes (in the same order), $3 `until`, $4 `now`, $5 the
+# consent read cache's channel.
+_ERASE_PG = """
+WITH subjects AS (
+    SELECT * FROM unnest($1::text[], $2::text[]) AS s(subject_id, subject_hash)
+), events_gone AS (
+    DELETE FROM events WHERE subject_id = ANY($1::text[]) RETURNING subject_id
+), states_gone AS (
+    DELETE FROM consent_states WHERE subject_id = ANY($1::text[]) RETURNING subject_id
+), records_kept AS (
+    UPDATE consent_records AS r
+    SET subject_id = NULL, subject_hash = s.subject_hash, ip = NULL, user_agent = NULL,
+        retained_until = $3
+    FROM subjects AS s WHERE r.subject_id = s.subject_id
+    RETURNING s.subject_id
+), tombstoned AS (
+    INSERT INTO tombstones (subject_hash, erased_at) SELECT subject_hash, $4 FROM subjects
+    ON CONFLICT DO NOTHING
+), unlinked AS (
+    DELETE FROM consent_links
+    WHERE subject_id = ANY($1::text[]) OR linked_to = ANY($1::text[])
+), requests_cleared AS (
+    UPDATE erasure_requests SET subject_id = NULL WHERE subject_hash = ANY($2::text[])
+), notified AS (
+    SELECT count(pg_notify($5, subject_id)) FROM subjects
+)
+SELECT 'events' AS kind, subject_id, count(*) AS n FROM events_gone GROUP BY subject_id
+UNION ALL
+SELECT 'consent_states', subject_id, count(*) FROM states_gone GROUP BY subject_id
+UNION ALL
+SELECT 'consent_records', subject_id, count(*) FROM records_kept GROUP BY subject_id
+UNION ALL
+SELECT 'notified', NULL, count FROM notified
+"""
+
+
+async def _erase_connections(uow: UnitOfWork, counts: dict[str, dict[str, int]]) -> None:
+    """Remove the subjects' connections and integration history, counted into `counts`."""
+    for subject_id, (connections, records) in (
+        await integrations.erase_subjects(uow, list(counts))
+    ).items():
+        counts[subject_id]["integrations"] = connections
+        counts[subject_id]["integration_records"] = records
+
+
+async def _erase_subjects_pg(
+    uow: UnitOfWork, hashes: dict[str, str], now: datetime, until: datetime
+) -> dict[str, dict[str, int]]:
+    """erase_subjects on PostgreSQL: its own part in one statement, the connections' in another."""
+    subject_ids = list(hashes)
+    counts = {subject_id: dict.fromkeys(ERASED_KINDS, 0) for subject_id in subject_ids}
+    rows = await uow.pg_rows(
+        _ERASE_PG, subject_ids, list(hashes.values()), until, now, CHANGES_CHANNEL
+    )
+    for row in rows:
+        if row["subject_id"] is not None:
+            counts[row["subject_id"]][row["kind"]] = row["n"]
+    await _erase_connections(uow, counts)
+    return counts
+
+
 _PSEUDONYMISE = Query(
     update(ConsentRecord)
     .where(ConsentRecord.subject_id == bindparam("key_subject"))
@@ -338,6 +420,8 @@ async def erase_subjects(
     the counts taken first are what the statements after them remove.
     """
     subject_ids = list(hashes)
+    if uow.dialect == "postgresql":
+        return await _erase_subjects_pg(uow, hashes, now, until)
     counts = {subject_id: dict.fromkeys(ERASED_KINDS, 0) for subject_id in subject_ids}
     counted = union_all(
         *(
@@ -353,11 +437,7 @@ async def erase_subjects(
     )
     for row in await uow.all(counted):
         counts[row["subject_id"]][row["kind"]] = row["n"]
-    for subject_id, (connections, records) in (
-        await integrations.erase_subjects(uow, subject_ids)
-    ).items():
-        counts[subject_id]["integrations"] = connections
-        counts[subject_id]["integration_records"] = records
+    await _erase_connections(uow, counts)
     await uow.execute(delete(Event).where(Event.subject_id.in_(subject_ids)))
     await uow.execute(delete(ConsentState).where(ConsentState.subject_id.in_(subject_ids)))
     await uow.execute_many(
@@ -383,9 +463,6 @@ async def erase_subjects(
         .where(ErasureRequest.subject_hash.in_(list(hashes.values())))
         .values(subject_id=None)
     )
-    if uow.dialect == "postgresql":
-        # Every replica's read cache drops the subjects when this commits.
-        await uow.pg_execute(_NOTIFY_PG, CHANGES_CHANNEL, subject_ids)
     return counts
 
 

@@ -582,6 +582,22 @@ def _naming(subject_hashes: Sequence[str], keep: Sequence[str]) -> Any:
     return query.where(OutboxMessage.type.not_in(keep)) if keep else query
 
 
+# PostgreSQL: forget_subjects in one round trip, compiled once.
+_FORGET_PG = """
+WITH naming AS (
+    SELECT id FROM outbox_messages
+    WHERE subject_hash = ANY($1::text[]) AND NOT type = ANY($2::text[])
+), exhausted AS (
+    UPDATE webhook_deliveries
+    SET status = 'exhausted', next_attempt_at = NULL, last_error = 'subject_erased'
+    WHERE status = ANY($3::text[]) AND message_id IN (SELECT id FROM naming)
+)
+UPDATE outbox_messages SET body = NULL
+WHERE id IN (SELECT id FROM naming) AND body IS NOT NULL
+RETURNING 1
+"""
+
+
 async def forget_subjects(
     uow: UnitOfWork, subject_hashes: Sequence[str], keep: Sequence[str] = ()
 ) -> int:
@@ -589,6 +605,9 @@ async def forget_subjects(
     still to be sent is exhausted. How many bodies were cleared."""
     if not subject_hashes:
         return 0
+    if uow.dialect == "postgresql":
+        cleared = await uow.pg_rows(_FORGET_PG, list(subject_hashes), list(keep), list(UNDELIVERED))
+        return len(cleared)
     naming = _naming(subject_hashes, keep)
     await uow.execute(
         update(WebhookDelivery)
