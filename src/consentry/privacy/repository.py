@@ -161,12 +161,21 @@ async def get_unless_held(uow: UnitOfWork, request_id: str) -> StoredErasure | N
     return _stored(await uow.one_or_none(_GET_UNLESS_HELD, {"id": request_id}))
 
 
+_LOCK_EACH = {
+    dialect: Query(
+        select(*_COLUMNS)
+        .where(_among(ErasureRequest.id, "ids", dialect))
+        .order_by(ErasureRequest.id)
+        .with_for_update(key_share=True)
+    )
+    for dialect in DIALECTS
+}
+
+
 async def lock_each(uow: UnitOfWork, request_ids: Sequence[str]) -> list[StoredErasure]:
     """These requests, held until the transaction ends."""
-    query = (
-        select(*_COLUMNS).where(ErasureRequest.id.in_(request_ids)).with_for_update(key_share=True)
-    )
-    return [StoredErasure(**row) for row in await uow.all(query.order_by(ErasureRequest.id))]
+    rows = await uow.all(_LOCK_EACH[uow.dialect], {"ids": list(request_ids)})
+    return [StoredErasure(**row) for row in rows]
 
 
 async def set_fields(uow: UnitOfWork, request_id: str, values: dict[str, Any]) -> None:
