@@ -275,6 +275,7 @@ async def erase(
     keep = ("erasure.requested",) if recipients else ()
     await outbox.forget_subjects(uow, [request.subject_hash for request in live], keep=keep)
     erased = []
+    records = []
     for request in requests:
         details: dict[str, Any] = {"attempt": request.attempts}
         entries: list[repository.StoredEntry] = []
@@ -300,14 +301,16 @@ async def erase(
         )
         if waits:
             details["systems"] = {entry.system_id: entry.mode for entry in entries}
-        await audit.record(
-            uow,
-            "erasure_awaiting_systems" if waits else "erasure_completed",
-            WORKER,
-            subject_hash=request.subject_hash,
-            target=request.id,
-            details={"deleted": deleted, **details},
+        records.append(
+            audit.entry(
+                "erasure_awaiting_systems" if waits else "erasure_completed",
+                WORKER,
+                subject_hash=request.subject_hash,
+                target=request.id,
+                details={"deleted": deleted, **details},
+            )
         )
+    await audit.record_all(uow, records)
     await repository.finish(uow, erased)
     return len(requests)
 
