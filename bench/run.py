@@ -577,7 +577,7 @@ def _erasure_rows(run: Run, url: URL, service: Server, extra: list[str]) -> dict
 
     try:
         # The warm-up's backlog is worked off before the measured run begins.
-        run_wrk(
+        warmed = run_wrk(
             run.wrk,
             "erasure.lua",
             service.base_url,
@@ -642,7 +642,13 @@ def _erasure_rows(run: Run, url: URL, service: Server, extra: list[str]) -> dict
             f"{done.unfinished:,} erasures not completed {erasures.COMPLETION_TIMEOUT_SECONDS} s "
             "after the load"
         )
-    erased = [subject.id for subject in warmup + measured]
+    # wrk walks each list in order with at most `connections` requests open: every subject before
+    # the last few it answered was asked for, and must be gone.
+    erased = [
+        subject.id
+        for chosen, answered in ((warmup, warmed.requests), (measured, measurement.requests))
+        for subject in chosen[: max(0, answered - few.connections)]
+    ]
     if left := erasures.leftovers(url, erased):
         completed.problems.append(f"erased subjects still named in {left}")
     relate(completed, created, erasures.KEEP_UP_TARGET)
