@@ -1,6 +1,7 @@
 -- (d) erasure: POST /v1/erasure-requests with the privacy team's key, one seeded subject after
 -- another from BENCH_SUBJECTS, as an account service deletes accounts. A subject comes round
 -- again only once the list runs out; the harness then sees fewer requests created than answered.
+-- Each created request's subject is written to BENCH_ASKED.<thread>: the subjects that must be gone.
 local common = dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 
 setup = common.setup
@@ -8,6 +9,7 @@ done = common.done
 
 local requests = {}
 local position = 0
+local asked = nil
 
 function init(args)
   local threads = tonumber(common.env("BENCH_THREADS"))
@@ -29,4 +31,14 @@ end
 function request()
   position = position % #requests + 1
   return requests[position]
+end
+
+function response(status, headers, body)
+  if status == 202 then
+    if asked == nil then
+      asked = assert(io.open(common.env("BENCH_ASKED") .. "." .. tid, "w"))
+      asked:setvbuf("line")
+    end
+    asked:write(string.match(body, '"subject_id":"([^"]+)"'), "\n")
+  end
 end

@@ -165,6 +165,16 @@ def wait_until_finished(url: URL, alive: Callable[[], bool], timeout: float) -> 
     return 0
 
 
+def asked(work: Path) -> list[str]:
+    """The subjects whose erasure the load created (erasure.lua writes them, one file a thread)."""
+    return [
+        line
+        for path in sorted(work.glob("erasure_asked.*"))
+        for line in path.read_text().splitlines()
+        if line
+    ]
+
+
 _SUBJECT_COLUMNS = """
 SELECT table_name, column_name FROM information_schema.columns
 WHERE table_schema = current_schema() AND column_name IN ('subject_id', 'linked_to')

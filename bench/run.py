@@ -566,7 +566,7 @@ def _erasure_rows(run: Run, url: URL, service: Server, extra: list[str]) -> dict
         erasures.write_subjects(run.work / f"erase_{name}.txt", chosen)
         for name, chosen in (("warmup", warmup), ("measured", measured))
     ]
-    env = {"BENCH_PRIVACY_KEY": key}
+    env = {"BENCH_PRIVACY_KEY": key, "BENCH_ASKED": str(run.work / "erasure_asked")}
     few = replace(run.load, connections=erasures.CONNECTIONS)
     progress("measuring (d) erasure, one `consentry worker` erasing")
     worker = start("worker-erasure", [CONSENTRY, "worker"], run.env, 0, run.work)
@@ -577,7 +577,7 @@ def _erasure_rows(run: Run, url: URL, service: Server, extra: list[str]) -> dict
 
     try:
         # The warm-up's backlog is worked off before the measured run begins.
-        warmed = run_wrk(
+        run_wrk(
             run.wrk,
             "erasure.lua",
             service.base_url,
@@ -642,14 +642,7 @@ def _erasure_rows(run: Run, url: URL, service: Server, extra: list[str]) -> dict
             f"{done.unfinished:,} erasures not completed {erasures.COMPLETION_TIMEOUT_SECONDS} s "
             "after the load"
         )
-    # wrk walks each list in order with at most `connections` requests open: every subject before
-    # the last few it answered was asked for, and must be gone.
-    erased = [
-        subject.id
-        for chosen, answered in ((warmup, warmed.requests), (measured, measurement.requests))
-        for subject in chosen[: max(0, answered - few.connections)]
-    ]
-    if left := erasures.leftovers(url, erased):
+    if left := erasures.leftovers(url, erasures.asked(run.work)):
         completed.problems.append(f"erased subjects still named in {left}")
     relate(completed, created, erasures.KEEP_UP_TARGET)
     target_ms = erasures.LATENCY_TARGET.total_seconds() * 1000
