@@ -642,7 +642,10 @@ def _erasure_rows(run: Run, url: URL, service: Server, extra: list[str]) -> dict
             f"{done.unfinished:,} erasures not completed {erasures.COMPLETION_TIMEOUT_SECONDS} s "
             "after the load"
         )
-    if left := erasures.leftovers(url, erasures.asked(run.work)):
+    asked = erasures.asked(run.work)
+    if len(asked) < done.created - few.connections:
+        completed.problems.append(f"only {len(asked):,} created requests were seen to check")
+    if left := erasures.leftovers(url, asked):
         completed.problems.append(f"erased subjects still named in {left}")
     relate(completed, created, erasures.KEEP_UP_TARGET)
     target_ms = erasures.LATENCY_TARGET.total_seconds() * 1000
