@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.engine import URL
 
-from bench import api, rawcopy
+from bench import api, erasures, rawcopy
 from bench.database import (
     DEFAULT_BASE_URL,
     asyncpg_dsn,
@@ -200,6 +200,7 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
         run = Run(wrk, load, work, files, events_key, decision_keys, version, plan, admin_key, env)
         rows, extra = _http_rows(run, url, plan, service, floor, seeded_at)
         rows.update(_systems_rows(run, url, service, receiver, rows["write"], extra))
+        rows.update(_erasure_rows(run, url, service, extra))
     finally:
         for server in servers:
             stop(server)
@@ -210,6 +211,8 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
         rows["write"],
         rows["write_systems"],
         rows["events"],
+        rows["erasures_created"],
+        rows["erasures_completed"],
         rows["drain"],
         rows["check"],
         rows["decisions"],
@@ -536,6 +539,125 @@ def _drain_row(run: Run, url: URL, extra: list[str]) -> Row:
         "one `consentry worker`, the receiver local"
     )
     return Row("(h) webhook delivery", rate, "changes/s", None, None, problems=problems)
+
+
+def _erasure_rows(run: Run, url: URL, service: Server, extra: list[str]) -> dict[str, Row]:
+    """(d) erasures created at c=4 while a `consentry worker` erases them, and their completion.
+
+    Last of the rows, since it erases the subjects the others use. The systems (b2) registered
+    are told of no erasure (`erasure: none`): nothing waits for a system.
+    """
+    warmup, measured = erasures.subjects(run.plan)
+    progress(f"seeding events for the {len(warmup) + len(measured):,} subjects to erase")
+    try:
+        asyncio.run(erasures.seed_events(service.base_url, run.events_key, warmup + measured))
+        key = consentry(
+            run.env, "keys", "create", "--name", "bench-privacy", "--scope", "privacy:admin"
+        ).strip()
+    except HarnessError as exc:
+        failed = [f"seeding failed: {exc}"]
+        return {
+            "erasures_created": Row(
+                "(d) erasures created", 0.0, "req/s", None, None, problems=failed
+            ),
+            "erasures_completed": Row("(d) erasures completed", 0.0, "erasures/s", None, None),
+        }
+    files = [
+        erasures.write_subjects(run.work / f"erase_{name}.txt", chosen)
+        for name, chosen in (("warmup", warmup), ("measured", measured))
+    ]
+    env = {"BENCH_PRIVACY_KEY": key, "BENCH_ASKED": str(run.work / "erasure_asked")}
+    few = replace(run.load, connections=erasures.CONNECTIONS)
+    progress("measuring (d) erasure, one `consentry worker` erasing")
+    worker = start("worker-erasure", [CONSENTRY, "worker"], run.env, 0, run.work)
+    problems: list[str] = []
+
+    def alive() -> bool:
+        return worker.process.poll() is None
+
+    try:
+        # The warm-up's backlog is worked off before the measured run begins.
+        run_wrk(
+            run.wrk,
+            "erasure.lua",
+            service.base_url,
+            few.warmup,
+            few,
+            {**env, "BENCH_SUBJECTS": str(files[0])},
+            run.work / "erasure-warmup.json",
+        )
+        if erasures.wait_until_finished(url, alive, erasures.COMPLETION_TIMEOUT_SECONDS):
+            problems.append("the warm-up's erasures did not all complete")
+        after = erasures.latest_request(url)
+        measurement = run_wrk(
+            run.wrk,
+            "erasure.lua",
+            service.base_url,
+            few.duration,
+            few,
+            {**env, "BENCH_SUBJECTS": str(files[1])},
+            RESULTS.parent / "erasure.json",
+        )
+        erasures.wait_until_finished(url, alive, erasures.COMPLETION_TIMEOUT_SECONDS)
+    except HarnessError as exc:
+        problems.append(str(exc))
+        measurement = None
+    finally:
+        if not alive():
+            problems.append(f"the worker stopped:\n{tail(worker.log)}")
+        stop(worker)
+    if measurement is None:
+        return {
+            "erasures_created": Row(
+                "(d) erasures created", 0.0, "req/s", None, None, problems=problems
+            ),
+            "erasures_completed": Row("(d) erasures completed", 0.0, "erasures/s", None, None),
+        }
+    done = erasures.completion(url, after)
+    created = Row(
+        "(d) erasures created",
+        measurement.rate,
+        "req/s",
+        measurement.p50_ms,
+        measurement.p99_ms,
+        requests=measurement.requests,
+        problems=[*problems, *measurement.problems],
+    )
+    # Requests still in flight when wrk stopped may have been created without being counted.
+    if not measurement.requests <= done.created <= measurement.requests + few.connections:
+        created.problems.append(
+            f"{measurement.requests:,} answered requests but {done.created:,} created "
+            "(a subject asked twice: the subject list ran out)"
+        )
+    completed = Row(
+        "(d) erasures completed",
+        done.completed_in_time / measurement.seconds,
+        "erasures/s",
+        done.p50_ms,
+        done.p99_ms,
+        requests=done.created,
+    )
+    if done.unfinished:
+        completed.problems.append(
+            f"{done.unfinished:,} erasures not completed {erasures.COMPLETION_TIMEOUT_SECONDS} s "
+            "after the load"
+        )
+    asked = erasures.asked(run.work)
+    if len(asked) < done.created - few.connections:
+        completed.problems.append(f"only {len(asked):,} created requests were seen to check")
+    if left := erasures.leftovers(url, asked):
+        completed.problems.append(f"erased subjects still named in {left}")
+    relate(completed, created, erasures.KEEP_UP_TARGET)
+    target_ms = erasures.LATENCY_TARGET.total_seconds() * 1000
+    p99 = f"{done.p99_ms:,.0f} ms" if done.p99_ms is not None else "none"
+    extra.append(
+        f"erasure: c={erasures.CONNECTIONS}, {done.created:,} requests created in "
+        f"{measurement.seconds:.1f} s, {done.completed_in_time:,} completed within "
+        f"{erasures.LATENCY_TARGET.total_seconds():.0f} s of the last creation; creation → "
+        f"completion p99 {p99} (target <= {target_ms:,.0f} ms: "
+        f"{'met' if done.p99_ms is not None and done.p99_ms <= target_ms else 'not met'})"
+    )
+    return {"erasures_created": created, "erasures_completed": completed}
 
 
 def _raw_copy_row(url: URL, plan: Plan, load: Load, extra: list[str]) -> Row:

@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 
 from consentry.privacy import repository
 from consentry.privacy.worker import run_once
+from consentry.subject_locks import bucket
 from consentry.systems.urls import AllowList
 from consentry.tables import Base
 from tests.conftest import make_settings
@@ -245,13 +246,13 @@ async def test_a_failed_erasure_is_retried_and_leaves_no_partial_state(
 ) -> None:
     await _learner_with_data(client)
     request = (await _request(client)).json()
-    erase = repository.erase_subject
+    erase = repository.erase_subjects
 
-    async def crash_half_way(session: Any, *args: Any) -> dict[str, int]:
+    async def crash_half_way(session: Any, *args: Any) -> dict[str, dict[str, int]]:
         await erase(session, *args)  # everything is done in the transaction ...
         raise ConnectionResetError("lost the database half-way")  # ... and then it is lost
 
-    monkeypatch.setattr(repository, "erase_subject", crash_half_way)
+    monkeypatch.setattr(repository, "erase_subjects", crash_half_way)
     assert await work(app) == 0
     failed = (await client.get(f"{ERASURES}/{request['id']}", headers=admin())).json()
     assert failed["status"] == "failed"
@@ -260,7 +261,7 @@ async def test_a_failed_erasure_is_retried_and_leaves_no_partial_state(
     log = (await client.get("/v1/audit-log?action=erasure_failed", headers=admin())).json()
     assert log["items"][0]["details"]["error"] == "ConnectionResetError"
 
-    monkeypatch.setattr(repository, "erase_subject", erase)
+    monkeypatch.setattr(repository, "erase_subjects", erase)
     assert await work(app) == 0  # not due again yet: it backs off
     assert await work(app, at(timedelta(minutes=2))) == 1
     done = (await client.get(f"{ERASURES}/{request['id']}", headers=admin())).json()
@@ -329,3 +330,29 @@ async def test_the_service_erases_by_itself_within_seconds(
         async with app.state.database.unit_of_work() as uow:
             for table in reversed(Base.metadata.sorted_tables):
                 await uow.execute(text(f"DELETE FROM {table.name}"))
+
+
+async def test_a_subject_that_fails_in_a_group_holds_back_no_other(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Subjects behind one erasure lock are erased together, in one transaction.
+    candidates = [f"learner-{number}" for number in range(200)]
+    group = [s for s in candidates if bucket(s) == bucket(candidates[0])][:3]
+    failing = group[1]
+    for subject in group:
+        await _learner_with_data(client, subject)
+        await _request(client, subject)
+    erase = repository.erase_subjects
+
+    async def fail_for_one(session: Any, hashes: dict[str, str], *args: Any) -> Any:
+        if failing in hashes:
+            raise ConnectionResetError("lost the database on this subject")
+        return await erase(session, hashes, *args)
+
+    monkeypatch.setattr(repository, "erase_subjects", fail_for_one)
+    assert await work(app) == 2
+    listed = (await client.get(ERASURES, headers=admin())).json()["items"]
+    statuses = sorted(item["status"] for item in listed)
+    assert statuses == ["completed", "completed", "failed"]
+    dump = await _dump(app)
+    assert failing in dump and not any(s in dump for s in group if s != failing)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -344,14 +344,14 @@ async def test_a_rolled_back_erasure_tells_no_system(
     await register(client, "course-progress", f"{receiver.url}/progress", [], "confirm")
     await _learner_with_data(client)
     request_id = await _erase(client)
-    original = repository.set_fields
+    original = repository.finish
 
-    async def fail_at_the_end(uow: Any, request: str, values: dict[str, Any]) -> None:
-        if values.get("status") == "awaiting_systems":
+    async def fail_at_the_end(uow: Any, erased: Sequence[repository.Erased]) -> None:
+        if any(done.status == "awaiting_systems" for done in erased):
             raise ConnectionResetError("lost the database at the last step")
-        await original(uow, request, values)
+        await original(uow, erased)
 
-    monkeypatch.setattr(repository, "set_fields", fail_at_the_end)
+    monkeypatch.setattr(repository, "finish", fail_at_the_end)
     assert await work(app) == 0
     monkeypatch.undo()
     assert await deliver(app, at(timedelta(hours=1))) == 0 and receiver.received == []

@@ -8,11 +8,14 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from consentry.privacy.worker import Signals, retain_if_due
+from consentry.privacy.worker import LISTENER_NAME, Signals, retain_if_due, run_worker
+from tests.conftest import _asyncpg_dsn
+from tests.faults.polling import until
 from tests.helpers import admin
 from tests.processes import CONSENTRY, environment
 
@@ -62,3 +65,41 @@ async def test_the_worker_command_erases_and_stops_on_sigterm(
         "/v1/erasure-requests", params={"subject_id": "learner-by-worker"}, headers=admin()
     )
     assert [item["id"] for item in listed.json()["items"]] == [created["id"]]
+
+
+async def test_a_worker_elsewhere_is_woken_by_a_new_request_without_waiting_its_interval(
+    app: FastAPI, client: httpx.AsyncClient, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no other process to wake: the route wakes its own worker")
+    state = app.state
+    # Left to its interval, this worker would look again only in an hour.
+    settings = state.settings.model_copy(update={"worker_interval_seconds": 3600})
+    signals = Signals()
+    worker = asyncio.create_task(run_worker(settings, state.database, state.pseudonyms, signals))
+    observer = await asyncpg.connect(_asyncpg_dsn(database_url))
+    try:
+
+        async def listening() -> bool:
+            # Its connection idle after LISTEN: from now on, a new request wakes it.
+            found = await observer.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = $1 AND state = 'idle' AND query LIKE 'LISTEN%'",
+                LISTENER_NAME,
+            )
+            return bool(found)
+
+        await until(listening, "the worker listens for new requests")
+        await asyncio.sleep(0.5)  # the passes it began with have ended
+        body = {"subject_id": "learner-woken", "reason": "account_deleted"}
+        created = (await client.post("/v1/erasure-requests", json=body, headers=admin())).json()
+
+        async def completed() -> bool:
+            found = await client.get(f"/v1/erasure-requests/{created['id']}", headers=admin())
+            return bool(found.json()["status"] == "completed")
+
+        await until(completed, "the request made after the worker went to sleep completed")
+    finally:
+        await observer.close()
+        signals.stop()
+        await worker

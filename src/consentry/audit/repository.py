@@ -43,6 +43,13 @@ async def append(uow: UnitOfWork, entry: AuditRecord) -> None:
     await uow.execute(_APPEND, {name: getattr(entry, name) for name in _FIELDS})
 
 
+async def append_all(uow: UnitOfWork, entries: list[AuditRecord]) -> None:
+    """Add several rows in the unit of work, in one call to the driver."""
+    await uow.execute_many(
+        _APPEND, [{name: getattr(entry, name) for name in _FIELDS} for entry in entries]
+    )
+
+
 async def page(
     reader: Reader,
     *,

@@ -52,15 +52,32 @@ async def record(
     """Write one row in the transaction of the action it records: both commit, or neither."""
     await repository.append(
         uow,
-        AuditRecord(
-            at=utcnow(),
-            action=action,
-            actor=actor,
-            subject_hash=subject_hash,
-            target=target,
-            details=details or {},
-        ),
+        entry(action, actor, subject_hash=subject_hash, target=target, details=details),
     )
+
+
+def entry(
+    action: Action,
+    actor: str,
+    *,
+    subject_hash: str | None = None,
+    target: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """One row as `record` writes it, for `record_all`."""
+    return AuditRecord(
+        at=utcnow(),
+        action=action,
+        actor=actor,
+        subject_hash=subject_hash,
+        target=target,
+        details=details or {},
+    )
+
+
+async def record_all(uow: UnitOfWork, entries: list[AuditRecord]) -> None:
+    """Write several rows in the transaction of the actions they record, in one round trip."""
+    await repository.append_all(uow, entries)
 
 
 def represent(entry: AuditRecord) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,10 +13,13 @@ from sqlalchemy import (
     bindparam,
     delete,
     false,
+    func,
     insert,
+    literal,
     null,
     select,
     true,
+    union_all,
     update,
 )
 
@@ -450,11 +453,45 @@ def records_of(snapshot: Reader, subject_id: str) -> AsyncIterator[Row]:
     return snapshot.stream(_EXPORT_HISTORY, {"subject_id": subject_id}, chunk=1000)
 
 
-async def erase_subject(uow: UnitOfWork, subject_id: str) -> tuple[int, int]:
-    """Remove the learner's connections and integration history; how many of each."""
-    connections = await uow.execute(delete(Connection).where(Connection.subject_id == subject_id))
-    records = await uow.execute(
-        delete(IntegrationRecord).where(IntegrationRecord.subject_id == subject_id)
+# PostgreSQL: erase_subjects in one round trip, counting connections and records as they go.
+_ERASE_PG = """
+WITH connections_gone AS (
+    DELETE FROM integration_connections WHERE subject_id = ANY($1::text[]) RETURNING subject_id
+), records_gone AS (
+    DELETE FROM integration_records WHERE subject_id = ANY($1::text[]) RETURNING subject_id
+), chains_gone AS (
+    DELETE FROM integration_chains WHERE subject_id = ANY($1::text[])
+)
+SELECT 0 AS kind, subject_id, count(*) AS n FROM connections_gone GROUP BY subject_id
+UNION ALL
+SELECT 1, subject_id, count(*) FROM records_gone GROUP BY subject_id
+"""
+
+
+async def erase_subjects(uow: UnitOfWork, subject_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Remove the learners' connections and integration history; how many of each, by learner.
+
+    Counted before they go, in the caller's transaction, which keeps every writer of these
+    learners out (the erasure lock).
+    """
+    counts = {subject_id: [0, 0] for subject_id in subject_ids}
+    if uow.dialect == "postgresql":
+        for row in await uow.pg_rows(_ERASE_PG, list(subject_ids)):
+            counts[row["subject_id"]][row["kind"]] = row["n"]
+        return {subject_id: (found[0], found[1]) for subject_id, found in counts.items()}
+    counted = union_all(
+        *(
+            select(literal(position).label("kind"), column, func.count().label("n"))
+            .where(column.in_(subject_ids))
+            .group_by(column)
+            for position, column in enumerate((Connection.subject_id, IntegrationRecord.subject_id))
+        )
     )
-    await uow.execute(delete(IntegrationChain).where(IntegrationChain.subject_id == subject_id))
-    return connections, records
+    for row in await uow.all(counted):
+        counts[row["subject_id"]][row["kind"]] = row["n"]
+    await uow.execute(delete(Connection).where(Connection.subject_id.in_(subject_ids)))
+    await uow.execute(
+        delete(IntegrationRecord).where(IntegrationRecord.subject_id.in_(subject_ids))
+    )
+    await uow.execute(delete(IntegrationChain).where(IntegrationChain.subject_id.in_(subject_ids)))
+    return {subject_id: (found[0], found[1]) for subject_id, found in counts.items()}

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from consentry import subject_locks
 from consentry.audit import service as audit
 from consentry.auth import Caller
 from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
@@ -131,6 +133,8 @@ async def request_erasure(
         standing = await repository.find_standing(uow, subject_hash)
         if standing is not None:
             return (await represented(uow, [standing]))[0], False
+    if grace_days == 0:
+        await repository.announce_due(uow)
     await audit.record(
         uow,
         "erasure_requested",
@@ -225,97 +229,119 @@ async def read_page(
     return {"items": items, "next_cursor": next_cursor}
 
 
-async def claim(uow: UnitOfWork, now: datetime) -> tuple[str, int] | None:
-    """Take the longest-due open request for this worker, for the length of a lease."""
-    request = await repository.claim_due(uow, now)
-    if request is None:
-        return None
-    attempt = request.attempts + 1
-    await repository.set_fields(
-        uow, request.id, {"status": "running", "attempts": attempt, "run_after": now + LEASE}
-    )
-    return request.id, attempt
+async def claim(uow: UnitOfWork, now: datetime, limit: int) -> list[StoredErasure]:
+    """Take up to `limit` of the longest-due open requests for this worker, for a lease each."""
+    return await repository.claim_due(uow, now, limit, now + LEASE)
+
+
+def by_bucket(claimed: Sequence[StoredErasure], size: int) -> list[list[StoredErasure]]:
+    """The claimed requests in groups of at most `size` whose subjects share an erasure lock,
+    so that erasing a group together keeps out no more writers than erasing one of them."""
+    groups: dict[int | None, list[StoredErasure]] = {}
+    for request in claimed:
+        key = None if request.subject_id is None else subject_locks.bucket(request.subject_id)
+        groups.setdefault(key, []).append(request)
+    return [
+        group[start : start + size]
+        for group in groups.values()
+        for start in range(0, len(group), size)
+    ]
 
 
 async def erase(
-    uow: UnitOfWork, pseudonyms: Pseudonyms, request_id: str, attempt: int, now: datetime
-) -> bool:
-    """Erase the request's subject in the unit of work: all of it happens, or none of it."""
-    request = await repository.get_locked(uow, request_id)
-    # Another worker took over after this one's lease ran out: leave it to that one.
-    if request is None or request.status != "running" or request.attempts != attempt:
-        return False
+    uow: UnitOfWork, pseudonyms: Pseudonyms, claimed: Sequence[StoredErasure], now: datetime
+) -> int:
+    """Erase the claimed requests' subjects in the unit of work: all of it happens, or none of
+    it. How many requests it ran."""
+    attempts = {request.id: request.attempts for request in claimed}
+    locked = await repository.lock_each(uow, list(attempts))
+    # Another worker took over after this one's lease ran out: leave those to that one.
+    requests = [r for r in locked if r.status == "running" and r.attempts == attempts[r.id]]
+    if not requests:
+        return 0
     until = now + KEEP_RECORDS_FOR
-    details: dict[str, Any] = {"attempt": attempt}
-    entries: list[repository.StoredEntry] = []
-    if request.subject_id is None:
-        # Only an erasure clears the id (of every request of the subject): the subject is
-        # erased already, and there is nothing left to remove. Done, not failed forever.
-        deleted = dict.fromkeys(repository.ERASED_KINDS, 0)
-        details["already_erased"] = True
-    else:
-        subject_id = request.subject_id
-        deleted = await _erase_with_linked(uow, pseudonyms, subject_id, now, until)
-        details["linked_subjects"] = deleted.pop("linked_subjects")
-        # What was still to be said about the subject is moot now, and must not reach a system
-        # after its erasure (messages are not ordered): only the erasure's own messages remain.
-        await outbox.forget_subject(uow, request.subject_hash, keep=("erasure.requested",))
-        # The other systems hear of it from the outbox, in this same transaction: the erasure
-        # and its announcement commit together, or neither does.
-        entries = await fanout.fan_out(uow, request, subject_id, now)
-    done = {
-        "deleted": deleted,
-        "retained_until": until,
-        "erased_at": now,
-        "last_error": None,
-    }
-    if entries:
-        await repository.set_fields(uow, request_id, {**done, "status": AWAITING})
-        systems = {entry.system_id: entry.mode for entry in entries}
-        await audit.record(
-            uow,
-            "erasure_awaiting_systems",
-            WORKER,
-            subject_hash=request.subject_hash,
-            target=request_id,
-            details={"deleted": deleted, "systems": systems, **details},
+    # Read before the erasure lock is taken: the lock keeps writers of the subjects out, so
+    # everything that does not need it happens before it.
+    recipients = await outbox.erasure_recipients(uow)
+    # Only an erasure clears the id (of every request of the subject): one without it is about a
+    # subject erased already, with nothing left to remove. Done, not failed forever.
+    live = [request for request in requests if request.subject_id is not None]
+    found = await _erase_with_linked(
+        uow, pseudonyms, [request.subject_id for request in live if request.subject_id], now, until
+    )
+    # What was still to be said about the subjects is moot now, and must not reach a system after
+    # their erasure (messages are not ordered): only the erasure's own messages remain, for as
+    # long as a system is still to hear them.
+    keep = ("erasure.requested",) if recipients else ()
+    await outbox.forget_subjects(uow, [request.subject_hash for request in live], keep=keep)
+    erased = []
+    records = []
+    for request in requests:
+        details: dict[str, Any] = {"attempt": request.attempts}
+        entries: list[repository.StoredEntry] = []
+        if request.subject_id is None:
+            deleted = dict.fromkeys(repository.ERASED_KINDS, 0)
+            details["already_erased"] = True
+        else:
+            deleted = dict(found[request.subject_id])
+            details["linked_subjects"] = deleted.pop("linked_subjects")
+            # The other systems hear of it from the outbox, in this same transaction: the
+            # erasure and its announcement commit together, or neither does.
+            entries = await fanout.fan_out(uow, request, request.subject_id, now, recipients)
+        waits = bool(entries)
+        erased.append(
+            repository.Erased(
+                request.id,
+                AWAITING if waits else "completed",
+                deleted,
+                retained_until=until,
+                erased_at=now,
+                completed_at=None if waits else now,
+            )
         )
-        return True
-    await repository.set_fields(
-        uow, request_id, {**done, "status": "completed", "completed_at": now}
-    )
-    # Nothing waits for a system: every stored message naming the subject goes now.
-    await outbox.forget_subject(uow, request.subject_hash)
-    await audit.record(
-        uow,
-        "erasure_completed",
-        WORKER,
-        subject_hash=request.subject_hash,
-        target=request_id,
-        details={"deleted": deleted, **details},
-    )
-    return True
+        if waits:
+            details["systems"] = {entry.system_id: entry.mode for entry in entries}
+        records.append(
+            audit.entry(
+                "erasure_awaiting_systems" if waits else "erasure_completed",
+                WORKER,
+                subject_hash=request.subject_hash,
+                target=request.id,
+                details={"deleted": deleted, **details},
+            )
+        )
+    await audit.record_all(uow, records)
+    await repository.finish(uow, erased)
+    return len(requests)
 
 
 async def _erase_with_linked(
-    uow: UnitOfWork, pseudonyms: Pseudonyms, subject_id: str, now: datetime, until: datetime
-) -> dict[str, int]:
-    """Erase the subject and every anonymous subject linked into it; the counts summed.
+    uow: UnitOfWork, pseudonyms: Pseudonyms, subject_ids: list[str], now: datetime, until: datetime
+) -> dict[str, dict[str, int]]:
+    """Erase the learners and every anonymous subject linked into them; the counts of each
+    learner with its visitors' summed in.
 
-    The learner's erasure lock comes first, so no link into it can commit any more; then the
+    The learners' erasure locks come first, so no link into them can commit any more; then the
     visitors' own, so none of their writers can either (a deadlock with another erasure taking
     them the other way round rolls this attempt back, and it is retried).
     """
-    await repository.lock_subject_for_erasure(uow, subject_id)
-    linked = await repository.linked_into(uow, subject_id)
-    deleted = await repository.erase_subject(uow, subject_id, pseudonyms.of(subject_id), now, until)
-    for anonymous_id in linked:
-        await repository.lock_subject_for_erasure(uow, anonymous_id)
-        found = await repository.erase_subject(
-            uow, anonymous_id, pseudonyms.of(anonymous_id), now, until
-        )
-        deleted = {kind: deleted[kind] + found[kind] for kind in deleted}
-    return {**deleted, "linked_subjects": len(linked)}
+    if not subject_ids:
+        return {}
+    await repository.lock_subjects_for_erasure(uow, subject_ids)
+    linked = await repository.linked_into(uow, subject_ids)
+    visitors = [anonymous_id for found in linked.values() for anonymous_id in found]
+    await repository.lock_subjects_for_erasure(uow, visitors)
+    everyone = subject_ids + visitors
+    found = await repository.erase_subjects(
+        uow, {subject_id: pseudonyms.of(subject_id) for subject_id in everyone}, now, until
+    )
+    summed = {}
+    for learner in subject_ids:
+        counts = dict(found[learner])
+        for anonymous_id in linked[learner]:
+            counts = {kind: counts[kind] + found[anonymous_id][kind] for kind in counts}
+        summed[learner] = {**counts, "linked_subjects": len(linked[learner])}
+    return summed
 
 
 async def record_failure(uow: UnitOfWork, request_id: str, exc: Exception, now: datetime) -> None:

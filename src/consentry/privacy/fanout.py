@@ -94,11 +94,16 @@ def represent_entry(view: EntryView) -> dict[str, Any]:
 
 
 async def fan_out(
-    uow: UnitOfWork, request: StoredErasure, subject_id: str, now: datetime
+    uow: UnitOfWork,
+    request: StoredErasure,
+    subject_id: str,
+    now: datetime,
+    recipients: Sequence[tuple[str, str]],
 ) -> list[StoredEntry]:
-    """Tell every system told of erasures, from the outbox, in the erasure's own transaction."""
+    """Tell the systems told of erasures (`recipients`, as outbox.erasure_recipients reads
+    them), from the outbox, in the erasure's own transaction."""
     entries = []
-    for system_id, mode in await outbox.erasure_recipients(uow):
+    for system_id, mode in recipients:
         data = {
             "request_id": request.id,
             "subject_id": subject_id,
@@ -194,7 +199,10 @@ async def settle_attempts(uow: UnitOfWork, results: Sequence[tuple[Claim, Outcom
         }
     )
     for request_id in request_ids:
-        request = await repository.get_locked(uow, request_id)
+        # A request another transaction holds (a confirmation, the worker's pass) is left to the
+        # worker's next pass, which settles every request waiting for systems: waiting for it
+        # here, with this transaction's own locks held, could deadlock.
+        request = await repository.get_unless_held(uow, request_id)
         if request is None or request.status != AWAITING:
             continue
         found = await views(uow, [request_id])

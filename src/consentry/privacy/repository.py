@@ -7,12 +7,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from consentry import subject_locks
 from consentry.consent.models import ConsentLink, ConsentRecord, ConsentState, Tombstone
 from consentry.consent.repository import CHANGES_CHANNEL
-from consentry.db import Query, Reader, UnitOfWork, insert_ignoring_conflicts
+from consentry.db import Dialect, Query, Reader, UnitOfWork, insert_ignoring_conflicts
 from consentry.events.models import Event
 from consentry.integrations import repository as integrations
 from consentry.observability.queue import QueueDepth
@@ -61,6 +75,18 @@ def _stored(row: Any) -> StoredErasure | None:
     return None if row is None else StoredErasure(**row)
 
 
+DIALECTS: tuple[Dialect, ...] = ("postgresql", "sqlite")
+
+
+def _among(column: Any, name: str, dialect: Dialect) -> Any:
+    """`column` is one of the list parameter `name`: an array on PostgreSQL, so that the
+    statement is compiled once, and an expanding IN on SQLite, whose statements SQLAlchemy
+    caches itself."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 _FIND_STANDING = Query(
     select(*_COLUMNS)
     .where(
@@ -92,8 +118,31 @@ async def add_unless_standing(uow: UnitOfWork, request: StoredErasure) -> bool:
     return stored is not None
 
 
+# Every lock on a request row is FOR NO KEY UPDATE: nothing here changes a request's id, and a
+# FOR UPDATE would also keep out the FOR KEY SHARE that an insert into a table referring to the
+# request takes (a system's entry, a confirm token), which deadlocked the delivery worker's
+# settling against a transaction locking two requests the other way round.
 _GET = Query(select(*_COLUMNS).where(ErasureRequest.id == bindparam("id")))
-_GET_LOCKED = Query(select(*_COLUMNS).where(ErasureRequest.id == bindparam("id")).with_for_update())
+# Where a request due at once is announced on commit, to wake the workers of every process.
+DUE_CHANNEL = "consentry_erasures_due"
+_ANNOUNCE_DUE_PG = "SELECT pg_notify($1, '')"
+
+
+async def announce_due(uow: UnitOfWork) -> None:
+    """Wake every listening worker once the transaction commits (PostgreSQL; on SQLite the
+    process's own worker is woken by its caller)."""
+    if uow.dialect == "postgresql":
+        await uow.pg_execute(_ANNOUNCE_DUE_PG, DUE_CHANNEL)
+
+
+_GET_LOCKED = Query(
+    select(*_COLUMNS).where(ErasureRequest.id == bindparam("id")).with_for_update(key_share=True)
+)
+_GET_UNLESS_HELD = Query(
+    select(*_COLUMNS)
+    .where(ErasureRequest.id == bindparam("id"))
+    .with_for_update(key_share=True, skip_locked=True)
+)
 
 
 async def get(reader: Reader, request_id: str) -> StoredErasure | None:
@@ -102,8 +151,31 @@ async def get(reader: Reader, request_id: str) -> StoredErasure | None:
 
 
 async def get_locked(uow: UnitOfWork, request_id: str) -> StoredErasure | None:
-    """One request by id, held FOR UPDATE until the transaction ends."""
+    """One request by id, held until the transaction ends."""
     return _stored(await uow.one_or_none(_GET_LOCKED, {"id": request_id}))
+
+
+async def get_unless_held(uow: UnitOfWork, request_id: str) -> StoredErasure | None:
+    """One request by id, held until the transaction ends; None when another transaction holds
+    it (or there is no such request)."""
+    return _stored(await uow.one_or_none(_GET_UNLESS_HELD, {"id": request_id}))
+
+
+_LOCK_EACH = {
+    dialect: Query(
+        select(*_COLUMNS)
+        .where(_among(ErasureRequest.id, "ids", dialect))
+        .order_by(ErasureRequest.id)
+        .with_for_update(key_share=True)
+    )
+    for dialect in DIALECTS
+}
+
+
+async def lock_each(uow: UnitOfWork, request_ids: Sequence[str]) -> list[StoredErasure]:
+    """These requests, held until the transaction ends."""
+    rows = await uow.all(_LOCK_EACH[uow.dialect], {"ids": list(request_ids)})
+    return [StoredErasure(**row) for row in rows]
 
 
 async def set_fields(uow: UnitOfWork, request_id: str, values: dict[str, Any]) -> None:
@@ -150,20 +222,76 @@ async def open_by_status(reader: Reader) -> list[QueueDepth]:
     return [QueueDepth(row["status"], row["count"], row["oldest"]) for row in rows]
 
 
-# On SQLite, BEGIN IMMEDIATE makes the worker the only writer; SKIP LOCKED is not needed and
-# is left out of the statement there.
+# The worker's claim, in one statement: the longest-due open requests, leased. On SQLite,
+# BEGIN IMMEDIATE makes the worker the only writer; SKIP LOCKED is left out of the statement there.
 _CLAIM_DUE = Query(
-    select(*_COLUMNS)
-    .where(ErasureRequest.status.in_(OPEN), ErasureRequest.run_after <= bindparam("now"))
-    .order_by(ErasureRequest.run_after)
-    .limit(1)
-    .with_for_update(skip_locked=True)
+    update(ErasureRequest)
+    .where(
+        ErasureRequest.id.in_(
+            select(ErasureRequest.id)
+            .where(ErasureRequest.status.in_(OPEN), ErasureRequest.run_after <= bindparam("now"))
+            .order_by(ErasureRequest.run_after)
+            .limit(bindparam("limit"))
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+    )
+    .values(status="running", attempts=ErasureRequest.attempts + 1, run_after=bindparam("lease"))
+    .returning(*_COLUMNS)
 )
 
 
-async def claim_due(uow: UnitOfWork, now: datetime) -> StoredErasure | None:
-    """The open request due longest, locked; rows other workers hold are skipped."""
-    return _stored(await uow.one_or_none(_CLAIM_DUE, {"now": now}))
+async def claim_due(
+    uow: UnitOfWork, now: datetime, limit: int, lease: datetime
+) -> list[StoredErasure]:
+    """Up to `limit` open requests due longest, now running (an attempt more) until `lease`;
+    rows other workers hold are skipped."""
+    rows = await uow.all(_CLAIM_DUE, {"now": now, "limit": limit, "lease": lease})
+    return sorted((StoredErasure(**row) for row in rows), key=lambda found: found.run_after)
+
+
+# What an erasure writes into each of its requests, several requests in one round trip.
+_FINISH = Query(
+    update(ErasureRequest)
+    .where(ErasureRequest.id == bindparam("key_id"))
+    .values(
+        status=bindparam("new_status"),
+        deleted=bindparam("new_deleted"),
+        retained_until=bindparam("new_retained_until"),
+        erased_at=bindparam("new_erased_at"),
+        completed_at=bindparam("new_completed_at"),
+        last_error=None,
+    )
+)
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What one request's erasure leaves in it."""
+
+    request_id: str
+    status: str
+    deleted: dict[str, int]
+    retained_until: datetime
+    erased_at: datetime
+    completed_at: datetime | None
+
+
+async def finish(uow: UnitOfWork, erased: Sequence[Erased]) -> None:
+    """Store what each erasure did, and where its request stands now."""
+    await uow.execute_many(
+        _FINISH,
+        [
+            {
+                "key_id": done.request_id,
+                "new_status": done.status,
+                "new_deleted": done.deleted,
+                "new_retained_until": done.retained_until,
+                "new_erased_at": done.erased_at,
+                "new_completed_at": done.completed_at,
+            }
+            for done in erased
+        ],
+    )
 
 
 async def lock_subject_for_erasure(uow: UnitOfWork, subject_id: str) -> None:
@@ -171,68 +299,180 @@ async def lock_subject_for_erasure(uow: UnitOfWork, subject_id: str) -> None:
     await subject_locks.take(uow, subject_id)
 
 
-_LINKED_INTO = Query(
-    select(ConsentLink.subject_id)
-    .where(ConsentLink.linked_to == bindparam("subject_id"))
-    .order_by(ConsentLink.subject_id)
+async def lock_subjects_for_erasure(uow: UnitOfWork, subject_ids: Sequence[str]) -> None:
+    """The same for several subjects: each bucket once, in order."""
+    by_bucket = {subject_locks.bucket(subject_id): subject_id for subject_id in subject_ids}
+    for bucket in sorted(by_bucket):
+        await subject_locks.take(uow, by_bucket[bucket])
+
+
+_LINKED_INTO = {
+    dialect: Query(
+        select(ConsentLink.subject_id, ConsentLink.linked_to)
+        .where(_among(ConsentLink.linked_to, "subject_ids", dialect))
+        .order_by(ConsentLink.subject_id)
+    )
+    for dialect in DIALECTS
+}
+
+
+async def linked_into(uow: UnitOfWork, subject_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The anonymous subjects linked into each of these learners: erased with it."""
+    found: dict[str, list[str]] = {subject_id: [] for subject_id in subject_ids}
+    rows = await uow.all(_LINKED_INTO[uow.dialect], {"subject_ids": list(subject_ids)})
+    for row in rows:
+        found[row["linked_to"]].append(row["subject_id"])
+    return found
+
+
+# PostgreSQL: the whole of erase_subjects in one round trip, counting what it removes as it goes.
+# $1 the subject ids, $2 their keyed hashes (in the same order), $3 `until`, $4 `now`, $5 the
+# consent read cache's channel.
+_ERASE_PG = """
+WITH subjects AS (
+    SELECT * FROM unnest($1::text[], $2::text[]) AS s(subject_id, subject_hash)
+), events_gone AS (
+    DELETE FROM events WHERE subject_id = ANY($1::text[]) RETURNING subject_id
+), states_gone AS (
+    DELETE FROM consent_states WHERE subject_id = ANY($1::text[]) RETURNING subject_id
+), records_kept AS (
+    UPDATE consent_records AS r
+    SET subject_id = NULL, subject_hash = s.subject_hash, ip = NULL, user_agent = NULL,
+        retained_until = $3
+    FROM subjects AS s WHERE r.subject_id = s.subject_id
+    RETURNING s.subject_id
+), tombstoned AS (
+    INSERT INTO tombstones (subject_hash, erased_at) SELECT subject_hash, $4 FROM subjects
+    ON CONFLICT DO NOTHING
+), unlinked AS (
+    DELETE FROM consent_links
+    WHERE subject_id = ANY($1::text[]) OR linked_to = ANY($1::text[])
+), requests_cleared AS (
+    UPDATE erasure_requests SET subject_id = NULL WHERE subject_hash = ANY($2::text[])
+), notified AS (
+    SELECT count(pg_notify($5, subject_id)) FROM subjects
 )
+SELECT 'events' AS kind, subject_id, count(*) AS n FROM events_gone GROUP BY subject_id
+UNION ALL
+SELECT 'consent_states', subject_id, count(*) FROM states_gone GROUP BY subject_id
+UNION ALL
+SELECT 'consent_records', subject_id, count(*) FROM records_kept GROUP BY subject_id
+UNION ALL
+SELECT 'notified', NULL, count FROM notified
+"""
 
 
-async def linked_into(uow: UnitOfWork, subject_id: str) -> list[str]:
-    """The anonymous subjects linked into this learner: erased with it."""
-    return [row["subject_id"] for row in await uow.all(_LINKED_INTO, {"subject_id": subject_id})]
+async def _erase_connections(uow: UnitOfWork, counts: dict[str, dict[str, int]]) -> None:
+    """Remove the subjects' connections and integration history, counted into `counts`."""
+    for subject_id, (connections, records) in (
+        await integrations.erase_subjects(uow, list(counts))
+    ).items():
+        counts[subject_id]["integrations"] = connections
+        counts[subject_id]["integration_records"] = records
 
 
-_NOTIFY_PG = "SELECT pg_notify($1, $2)"
+async def _erase_subjects_pg(
+    uow: UnitOfWork, hashes: dict[str, str], now: datetime, until: datetime
+) -> dict[str, dict[str, int]]:
+    """erase_subjects on PostgreSQL: its own part in one statement, the connections' in another."""
+    subject_ids = list(hashes)
+    counts = {subject_id: dict.fromkeys(ERASED_KINDS, 0) for subject_id in subject_ids}
+    rows = await uow.pg_rows(
+        _ERASE_PG, subject_ids, list(hashes.values()), until, now, CHANGES_CHANNEL
+    )
+    for row in rows:
+        if row["subject_id"] is not None:
+            counts[row["subject_id"]][row["kind"]] = row["n"]
+    await _erase_connections(uow, counts)
+    return counts
+
+
+_PSEUDONYMISE = Query(
+    update(ConsentRecord)
+    .where(ConsentRecord.subject_id == bindparam("key_subject"))
+    .values(
+        subject_id=None,
+        subject_hash=bindparam("new_hash"),
+        ip=None,
+        user_agent=None,
+        retained_until=bindparam("new_until"),
+    )
+)
+_TOMBSTONE = {
+    dialect: Query(
+        insert_ignoring_conflicts(dialect, Tombstone).values(
+            subject_hash=bindparam("subject_hash"), erased_at=bindparam("erased_at")
+        )
+    )
+    for dialect in ("postgresql", "sqlite")
+}
 
 
 async def erase_subject(
     uow: UnitOfWork, subject_id: str, subject_hash: str, now: datetime, until: datetime
 ) -> dict[str, int]:
-    """Remove the subject's events, consent and connections, pseudonymise its consent history,
-    leave a tombstone.
+    """Erase one subject (see erase_subjects); what was removed, per kind."""
+    return (await erase_subjects(uow, {subject_id: subject_hash}, now, until))[subject_id]
 
-    The consent history stays, as legal proof, with the keyed hash in place of the subject (in a
-    column of its own, which no subject route reads), no address and no user agent, until
-    `until`. The chain still verifies: its hash never covered those. The integration history
-    goes with the connections: it records what the subject allowed, not what it was asked.
+
+async def erase_subjects(
+    uow: UnitOfWork, hashes: dict[str, str], now: datetime, until: datetime
+) -> dict[str, dict[str, int]]:
+    """Remove the subjects' events, consent and connections, pseudonymise their consent
+    history, leave a tombstone each; what was removed, per subject and kind.
+
+    `hashes` maps each subject id to its keyed hash. The consent history stays, as legal proof,
+    with the keyed hash in place of the subject (in a column of its own, which no subject route
+    reads), no address and no user agent, until `until`. The chain still verifies: its hash
+    never covered those. The integration history goes with the connections: it records what the
+    subject allowed, not what it was asked. The caller holds the subjects' erasure locks, so
+    the counts taken first are what the statements after them remove.
     """
-    events = await uow.execute(delete(Event).where(Event.subject_id == subject_id))
-    connections, connection_records = await integrations.erase_subject(uow, subject_id)
-    states = await uow.execute(delete(ConsentState).where(ConsentState.subject_id == subject_id))
-    records = await uow.execute(
-        update(ConsentRecord)
-        .where(ConsentRecord.subject_id == subject_id)
-        .values(
-            subject_id=None,
-            subject_hash=subject_hash,
-            ip=None,
-            user_agent=None,
-            retained_until=until,
+    subject_ids = list(hashes)
+    if uow.dialect == "postgresql":
+        return await _erase_subjects_pg(uow, hashes, now, until)
+    counts = {subject_id: dict.fromkeys(ERASED_KINDS, 0) for subject_id in subject_ids}
+    counted = union_all(
+        *(
+            select(literal(kind).label("kind"), model.subject_id, func.count().label("n"))
+            .where(model.subject_id.in_(subject_ids))
+            .group_by(model.subject_id)
+            for kind, model in (
+                ("events", Event),
+                ("consent_states", ConsentState),
+                ("consent_records", ConsentRecord),
+            )
         )
     )
-    await uow.execute(
-        insert_ignoring_conflicts(uow.dialect, Tombstone).values(
-            subject_hash=subject_hash, erased_at=now
-        )
+    for row in await uow.all(counted):
+        counts[row["subject_id"]][row["kind"]] = row["n"]
+    await _erase_connections(uow, counts)
+    await uow.execute(delete(Event).where(Event.subject_id.in_(subject_ids)))
+    await uow.execute(delete(ConsentState).where(ConsentState.subject_id.in_(subject_ids)))
+    await uow.execute_many(
+        _PSEUDONYMISE,
+        [
+            {"key_subject": subject_id, "new_hash": subject_hash, "new_until": until}
+            for subject_id, subject_hash in hashes.items()
+        ],
+    )
+    await uow.execute_many(
+        _TOMBSTONE[uow.dialect],
+        [{"subject_hash": subject_hash, "erased_at": now} for subject_hash in hashes.values()],
     )
     # A link names both subjects: the visitor it used up, the learner it went into.
     await uow.execute(
         delete(ConsentLink).where(
-            or_(ConsentLink.subject_id == subject_id, ConsentLink.linked_to == subject_id)
+            or_(ConsentLink.subject_id.in_(subject_ids), ConsentLink.linked_to.in_(subject_ids))
         )
     )
     # Earlier requests for the subject (a cancelled one, say) hold its id as well.
     await uow.execute(
         update(ErasureRequest)
-        .where(ErasureRequest.subject_hash == subject_hash)
+        .where(ErasureRequest.subject_hash.in_(list(hashes.values())))
         .values(subject_id=None)
     )
-    if uow.dialect == "postgresql":
-        # Every replica's read cache drops the subject when this commits.
-        await uow.pg_execute(_NOTIFY_PG, CHANGES_CHANNEL, subject_id)
-    counts = (events, states, records, connections, connection_records)
-    return dict(zip(ERASED_KINDS, counts, strict=True))
+    return counts
 
 
 # ---- the systems' part of an erasure ----
@@ -305,7 +545,7 @@ _AWAITING = Query(
     .where(ErasureRequest.status == AWAITING)
     .order_by(ErasureRequest.erased_at)
     .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
+    .with_for_update(key_share=True, skip_locked=True)
 )
 
 
@@ -323,7 +563,7 @@ _NEWLY_OVERDUE = Query(
     )
     .order_by(ErasureRequest.due_by)
     .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
+    .with_for_update(key_share=True, skip_locked=True)
 )
 
 
@@ -338,7 +578,7 @@ _STALE = Query(
     .where(ErasureRequest.status == AWAITING, ErasureRequest.erased_at < bindparam("before"))
     .order_by(ErasureRequest.erased_at)
     .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
+    .with_for_update(key_share=True, skip_locked=True)
 )
 _COUNT_STALE = Query(
     select(func.count())

@@ -2,7 +2,10 @@
 every hour.
 
 The worker is where the jobs' transactions begin: each step opens one unit of work and hands it
-to the service that does the step.
+to the service that does the step. Erasures are claimed many at once and erased in groups whose
+subjects share an erasure lock, several groups at a time: under load the worker does per group
+what it did per request, and keeps no more writers out, for no longer, than one erasure did.
+A request due at once wakes it, in whichever process it was made (PostgreSQL's LISTEN/NOTIFY).
 """
 
 from __future__ import annotations
@@ -10,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+
+import asyncpg
 
 from consentry.db import Database, utcnow
 from consentry.errors import ServiceUnavailable
 from consentry.observability.logs import describe_exception
-from consentry.privacy import erasure, fanout
+from consentry.privacy import erasure, fanout, repository
+from consentry.privacy.repository import StoredErasure
 from consentry.privacy.retention import RetentionReport, run_retention
 from consentry.pseudonyms import Pseudonyms, PseudonymSource
 from consentry.settings import Settings
@@ -27,6 +33,16 @@ _UNREACHABLE = (ServiceUnavailable, OSError, TimeoutError)
 
 
 RETENTION_EVERY = timedelta(hours=1)
+# Requests one claim takes; what a pass finds beyond them, the next claim takes.
+CLAIM = 64
+# Requests erased in one transaction: about what one erasure's statements cost, once.
+GROUP = 8
+# Transactions erasing at once (on different erasure locks), each on a pooled connection.
+PARALLEL = 4
+LISTENER_NAME = "consentry-erasure-listener"
+# Wakes closer together than this share one pass: under load, one claim takes what they made.
+_COALESCE_SECONDS = 0.02
+_LISTEN_BACKOFF_SECONDS = (0.5, 30.0)
 
 
 class Signals:
@@ -55,16 +71,63 @@ async def run_worker(
     Stopping lets a pass finish rather than cancelling it half-way through a statement, which
     could leave the database driver answering a loop that no longer runs.
     """
-    while not signals.stopping:
-        signals.wakeup.clear()
+    listener = (
+        asyncio.create_task(listen_for_due(database, signals))
+        if database.announces_changes
+        else None
+    )
+    try:
+        while not signals.stopping:
+            signals.wakeup.clear()
+            try:
+                await run_once(settings, database, pseudonyms, clock)
+                await retain_if_due(settings, database, signals, clock)
+            except Exception as exc:
+                # A background loop must outlive any one pass: the next interval tries again.
+                log.error("worker pass failed", extra={"exception": describe_exception(exc)})
+            await asyncio.sleep(_COALESCE_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signals.wakeup.wait(), settings.worker_interval_seconds)
+    finally:
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+
+async def listen_for_due(database: Database, signals: Signals) -> None:
+    """Wake the worker whenever a request due at once commits, in any process; reconnect when
+    the connection is lost. Until it listens, the worker's interval still finds every request."""
+    backoff, most = _LISTEN_BACKOFF_SECONDS
+    while True:
         try:
-            await run_once(settings, database, pseudonyms, clock)
-            await retain_if_due(settings, database, signals, clock)
-        except Exception as exc:
-            # A background loop must outlive any one pass: the next interval tries again.
-            log.error("worker pass failed", extra={"exception": describe_exception(exc)})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(signals.wakeup.wait(), settings.worker_interval_seconds)
+            connection = await database.listener(LISTENER_NAME)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("worker not woken by new erasures: cannot listen (%s)", type(exc).__name__)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, most)
+            continue
+        try:
+            await _wake_on_due(connection, signals)
+            backoff = _LISTEN_BACKOFF_SECONDS[0]
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning(
+                "worker not woken by new erasures: listening stopped (%s)", type(exc).__name__
+            )
+        finally:
+            connection.terminate()
+
+
+async def _wake_on_due(connection: asyncpg.Connection, signals: Signals) -> None:
+    """Listen on `connection` until it is lost."""
+    lost = asyncio.Event()
+    connection.add_termination_listener(lambda _connection: lost.set())
+    await connection.add_listener(
+        repository.DUE_CHANNEL, lambda *_notification: signals.wakeup.set()
+    )
+    # Whatever was made before listening began, the pass this starts finds.
+    signals.wakeup.set()
+    await lost.wait()
 
 
 async def run_once(
@@ -87,21 +150,45 @@ async def run_once(
 async def run_due_erasures(
     database: Database, pseudonyms: Pseudonyms, clock: Callable[[], datetime]
 ) -> int:
-    """Erase every request that is due now, each in a transaction of its own; how many completed."""
-    completed = 0
+    """Erase every request that is due now, claimed many at a time; how many ran."""
+    ran = 0
+    turns = asyncio.Semaphore(PARALLEL)
+
+    async def erase(group: Sequence[StoredErasure]) -> int:
+        async with turns:
+            return await _erase_group(database, pseudonyms, group, clock)
+
     while True:
         async with database.unit_of_work() as uow:
-            claimed = await erasure.claim(uow, clock())
-        if claimed is None:
-            return completed
-        request_id, attempt = claimed
-        try:
-            async with database.unit_of_work() as uow:
-                if await erasure.erase(uow, pseudonyms, request_id, attempt, clock()):
-                    completed += 1
-        except Exception as exc:
-            async with database.unit_of_work() as uow:
-                await erasure.record_failure(uow, request_id, exc, clock())
+            claimed = await erasure.claim(uow, clock(), CLAIM)
+        if not claimed:
+            return ran
+        groups = erasure.by_bucket(claimed, GROUP)
+        # Every group runs to its end, whatever another's fate: none is left half-way.
+        results = await asyncio.gather(*(erase(group) for group in groups), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            ran += result
+
+
+async def _erase_group(
+    database: Database,
+    pseudonyms: Pseudonyms,
+    group: Sequence[StoredErasure],
+    clock: Callable[[], datetime],
+) -> int:
+    """Erase a group in one transaction; when it fails, each request alone, so that one
+    subject's failure holds back no other. How many ran."""
+    try:
+        async with database.unit_of_work() as uow:
+            return await erasure.erase(uow, pseudonyms, group, clock())
+    except Exception as exc:
+        if len(group) > 1:
+            return sum([await _erase_group(database, pseudonyms, [one], clock) for one in group])
+        async with database.unit_of_work() as uow:
+            await erasure.record_failure(uow, group[0].id, exc, clock())
+        return 0
 
 
 async def retain_if_due(

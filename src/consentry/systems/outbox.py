@@ -89,7 +89,14 @@ async def message_body(reader: Reader, message_id: str) -> dict[str, Any] | None
 async def forget_subject(uow: UnitOfWork, subject_hash: str, keep: Sequence[str] = ()) -> int:
     """Clear every stored body that names the subject, but those of the `keep` types: a message
     that was still to be sent is `exhausted` and can no longer be sent. How many were cleared."""
-    return await repository.forget_subject(uow, subject_hash, keep)
+    return await repository.forget_subjects(uow, [subject_hash], keep)
+
+
+async def forget_subjects(
+    uow: UnitOfWork, subject_hashes: Sequence[str], keep: Sequence[str] = ()
+) -> int:
+    """forget_subject for several subjects at once."""
+    return await repository.forget_subjects(uow, subject_hashes, keep)
 
 
 def pg_statement_part(

@@ -581,27 +581,47 @@ async def delivery_states(
     return states
 
 
-def _naming(keep: Sequence[str]) -> Any:
-    query = select(OutboxMessage.id).where(OutboxMessage.subject_hash == bindparam("key_hash"))
+def _naming(subject_hashes: Sequence[str], keep: Sequence[str]) -> Any:
+    query = select(OutboxMessage.id).where(OutboxMessage.subject_hash.in_(subject_hashes))
     return query.where(OutboxMessage.type.not_in(keep)) if keep else query
 
 
-async def forget_subject(uow: UnitOfWork, subject_hash: str, keep: Sequence[str] = ()) -> int:
-    """Clear every stored body naming the subject, but those of the `keep` types; what was still
-    to be sent is exhausted. How many bodies were cleared."""
-    naming = _naming(keep)
-    key = {"key_hash": subject_hash}
+# PostgreSQL: forget_subjects in one round trip, compiled once.
+_FORGET_PG = """
+WITH naming AS (
+    SELECT id FROM outbox_messages
+    WHERE subject_hash = ANY($1::text[]) AND NOT type = ANY($2::text[])
+), exhausted AS (
+    UPDATE webhook_deliveries
+    SET status = 'exhausted', next_attempt_at = NULL, last_error = 'subject_erased'
+    WHERE status = ANY($3::text[]) AND message_id IN (SELECT id FROM naming)
+)
+UPDATE outbox_messages SET body = NULL
+WHERE id IN (SELECT id FROM naming) AND body IS NOT NULL
+RETURNING 1
+"""
+
+
+async def forget_subjects(
+    uow: UnitOfWork, subject_hashes: Sequence[str], keep: Sequence[str] = ()
+) -> int:
+    """Clear every stored body naming the subjects, but those of the `keep` types; what was
+    still to be sent is exhausted. How many bodies were cleared."""
+    if not subject_hashes:
+        return 0
+    if uow.dialect == "postgresql":
+        cleared = await uow.pg_rows(_FORGET_PG, list(subject_hashes), list(keep), list(UNDELIVERED))
+        return len(cleared)
+    naming = _naming(subject_hashes, keep)
     await uow.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.status.in_(UNDELIVERED), WebhookDelivery.message_id.in_(naming))
-        .values(status="exhausted", next_attempt_at=None, last_error="subject_erased"),
-        key,
+        .values(status="exhausted", next_attempt_at=None, last_error="subject_erased")
     )
     return await uow.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(naming), OutboxMessage.body.is_not(None))
-        .values(body=null()),
-        key,
+        .values(body=null())
     )
 
 
