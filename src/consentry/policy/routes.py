@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
-from consentry.errors import problem_responses
+from consentry.apidoc import problem_responses
 from consentry.etags import NOT_MODIFIED, none_match, strong_etag
 from consentry.policy.rules import (
     CONSENT_MODE_ALWAYS,
@@ -105,7 +105,7 @@ def render_policy(policy: Policy, url: str | None = None) -> bytes:
     "/policy",
     response_model=PolicyRead,
     summary="The policy in force",
-    responses={**_EXAMPLE, **NOT_MODIFIED, **problem_responses(422, 429)},
+    responses={**_EXAMPLE, **NOT_MODIFIED, **problem_responses(422)},
 )
 async def get_policy(
     request: Request, if_none_match: Annotated[str | None, Header()] = None
@@ -114,6 +114,9 @@ async def get_policy(
 
     `url` is where people read the published policy (`CONSENTRY_POLICY_URL`); the banner and
     the privacy settings link to it with the version in force.
+
+    Cacheable: `Cache-Control: public, max-age=300` and a strong `ETag`; send it back as
+    `If-None-Match` to get 304 while the policy is unchanged. No token needed.
     """
     body: bytes = request.app.state.policy_body
     etag = strong_etag(body)
