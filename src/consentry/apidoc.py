@@ -66,9 +66,13 @@ class Access:
                 "no token at all for an anonymous subject `anon:<uuid4>` (the random id is the "
                 "capability; a token, once sent, decides alone)"
             )
+        buckets = ["per key"] if self.scope or self.basic else []
+        buckets += ["per learner"] if self.own_token else []
+        buckets += ["per client address for anonymous visitors"] if self.anonymous else []
+        address = "a refused token" + (", or a confirm token," if self.confirm_token else "")
         limits = (
-            "Each request counts against the caller's rate limit: per key, per learner, and per "
-            "client address for anonymous requests and refused tokens."
+            f"Each request counts against the caller's rate limit ({', '.join(buckets)}); "
+            f"{address} counts against the client's address."
         )
         admin = " The admin key (`CONSENTRY_ADMIN_KEY`) holds every scope." if self.scope else ""
         return "**Access:** " + "; or ".join(who) + "." + admin + " " + limits
@@ -149,8 +153,8 @@ _WHEN: dict[int, str] = {
     400: "The body is not valid JSON, or nests JSON deeper than 32 levels.",
     401: "No token where this route needs one, or a token that is unknown, revoked, expired, "
     "badly signed or malformed (`WWW-Authenticate` tells which).",
-    403: "The token is valid but may not call this route: an API key without the scope under "
-    "**Access**, or a learner's JWT for another subject.",
+    403: "The token is valid but may not call this route (see **Access**): an API key without "
+    "the scope it needs, or a learner's JWT where the route takes none or about another subject.",
     410: "The subject has been erased: every `/v1/subjects/{subject_id}/...` route answers 410 "
     "from then on.",
     412: "`If-Match` was sent and no longer names the current state's ETag: read the state "
@@ -161,6 +165,11 @@ _WHEN: dict[int, str] = {
     "the body included); `errors` says where.",
     429: "The caller passed its rate limit; retry after the `Retry-After` seconds.",
     503: "The database cannot be reached; retry after the `Retry-After` seconds.",
+}
+# The 422 of a route without a body.
+_WHEN_NO_BODY = {
+    422: "A path or query parameter does not fit (a subject id that is not one, `limit` outside "
+    "1-1000, a cursor the service did not issue, ...); `errors` says where.",
 }
 
 # The error codes of the contract, each with the detail of an example answer.
@@ -197,10 +206,10 @@ _DETAILS: dict[str, str] = {
 }
 # The 422 codes beyond validation_error, with when each is answered.
 CODE_WHEN: dict[str, str] = {
-    "required_category": "`required_category` when the body withdraws `necessary`.",
+    "required_category": "`required_category` when the body withdraws `necessary`",
     "unknown_policy_version": "`unknown_policy_version` when `policy_version` is not a version "
-    "of the policy the service knows.",
-    "unknown_scope": "`unknown_scope` when a scope is not declared by the integration.",
+    "of the policy the service knows",
+    "unknown_scope": "`unknown_scope` when a scope is not declared by the integration",
 }
 
 
@@ -236,13 +245,14 @@ def problem_responses(
     when = when or {}
     responses: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
-        sentence = when.get(status) or _WHEN.get(status)
+        defaults = _WHEN if 415 in statuses else {**_WHEN, **_WHEN_NO_BODY}
+        sentence = when.get(status) or defaults.get(status)
         if sentence is None:
             raise ValueError(f"say when a {status} happens")
         status_codes = [_CODES[status]]
         if status == 422 and codes:
             status_codes += codes
-            sentence = " ".join([sentence, "Also", *(CODE_WHEN[code] for code in codes)])
+            sentence += " Also " + "; ".join(CODE_WHEN[code] for code in codes) + "."
         examples = {code: _problem_example(status, code, model) for code in status_codes}
         responses[status] = {
             "model": model,
