@@ -12,10 +12,10 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp
 
 from consentry import __version__
+from consentry.apidoc import build_openapi
 from consentry.audit.routes import router as audit_router
 from consentry.clientip import parse_networks
 from consentry.consent.cache import ConsentCache, listen
@@ -25,7 +25,7 @@ from consentry.consent.rendered import RenderedReads
 from consentry.consent.routes import router as consent_router
 from consentry.cors import StrictCORS
 from consentry.db import open_database
-from consentry.errors import PROBLEM_JSON, install_error_handlers
+from consentry.errors import install_error_handlers
 from consentry.events.analytics_routes import router as analytics_router
 from consentry.events.categories import load_category_map
 from consentry.events.counters import EventCounts
@@ -226,16 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with error bodies declared as application/problem+json."""
+    """The OpenAPI document, built once."""
     if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        for path in schema["paths"].values():
-            for operation in path.values():
-                for status, response in operation.get("responses", {}).items():
-                    content = response.get("content", {})
-                    if status[0] in "45" and "application/json" in content:
-                        response["content"] = {PROBLEM_JSON: content["application/json"]}
-        app.openapi_schema = schema
+        app.openapi_schema = build_openapi(app)
     return app.openapi_schema

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import Request, Security
 from fastapi.security import HTTPBasic, HTTPBearer
 
+from consentry.apidoc import Access, declare_access
 from consentry.db import database_of
 from consentry.errors import Forbidden, Unauthorized, ValidationFailed
 from consentry.keys import repository as keys
@@ -225,13 +226,16 @@ def _no_token(request: Request) -> Unauthorized:
 
 
 def _gate(
-    check: Callable[[Request], Awaitable[Caller]], *, basic: bool = False
+    check: Callable[[Request], Awaitable[Caller]],
+    *,
+    basic: bool = False,
+    access: Access | None = None,
 ) -> Callable[..., Awaitable[Caller]]:
     """`check` as a route's access dependency, decided once per request.
 
     JSON routes run it before reading the body (routing.JSONRoute), and FastAPI runs it again as
     a dependency, which then returns what was decided. With `basic`, the OpenAPI document shows
-    the route taking Basic credentials too.
+    the route taking Basic credentials too; `access` is who the document says it admits.
     """
 
     async def decide(request: Request) -> Caller:
@@ -257,6 +261,8 @@ def _gate(
             return await decide(request)
 
     _GATES.add(dependency)
+    if access is not None:
+        declare_access(dependency, access)
     return dependency
 
 
@@ -287,7 +293,7 @@ def require_scope(scope: str, *, basic: bool = False) -> Callable[..., Awaitable
             raise Forbidden(f"This needs the {scope} scope.")
         return caller
 
-    return _gate(check, basic=basic)
+    return _gate(check, basic=basic, access=Access(scope=scope, basic=basic))
 
 
 def charge(request: Request, caller: Caller, requests: int) -> None:
@@ -337,7 +343,7 @@ def subject_access(scope: str | None, *, anonymous: bool) -> Callable[..., Await
     async def check(request: Request) -> Caller:
         return await subject_caller(request, scope, anonymous=anonymous)
 
-    return _gate(check)
+    return _gate(check, access=Access(scope=scope, own_token=True, anonymous=anonymous))
 
 
 def subject_key_access(scope: str) -> Callable[..., Awaitable[Caller]]:
@@ -350,7 +356,7 @@ def subject_key_access(scope: str) -> Callable[..., Awaitable[Caller]]:
             raise Forbidden(f"This needs an API key with the {scope} scope.")
         return caller
 
-    return _gate(check)
+    return _gate(check, access=Access(scope=scope))
 
 
 def admin_or_confirm_token() -> Callable[..., Awaitable[Caller]]:
@@ -377,7 +383,7 @@ def admin_or_confirm_token() -> Callable[..., Awaitable[Caller]]:
             raise Forbidden(f"This needs the {ADMIN_SCOPE} scope or a confirm token.")
         return caller
 
-    return _gate(check)
+    return _gate(check, access=Access(scope=ADMIN_SCOPE, confirm_token=True))
 
 
 def confirm_token_of(request: Request) -> str | None:

@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -128,28 +128,22 @@ class ServiceUnavailable(ConsentryError):
 class Problem(BaseModel):
     """RFC 9457 problem details, with a stable `code`."""
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    instance: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    type: str = Field(description="A URI naming the kind of problem; it ends with `code`.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong with this request, for people.")
+    code: str = Field(description="A stable snake_case word to program against.")
+    instance: str | None = Field(default=None, description="The path that was requested.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="On 422: each problem's location (`loc`), message (`msg`) and `type`.",
+    )
 
 
 class MessageProblem(Problem):
     """Problem details that also carry `message`, as the analytics libraries read errors."""
 
-    message: str
-
-
-def problem_responses(
-    *statuses: int, model: type[Problem] = Problem
-) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a route can answer with."""
-    return {
-        status: {"model": model, "description": HTTPStatus(status).phrase} for status in statuses
-    }
+    message: str = Field(description="The same as `detail`, where the libraries read it.")
 
 
 def speak_plainly_on(paths: Iterable[str]) -> None:

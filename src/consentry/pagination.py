@@ -27,6 +27,7 @@ _MAX_TEXT = 256
 _SIGNATURE_BYTES = 16
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
+NEXT_CURSOR_DESCRIPTION = "Pass it as `?cursor=` for the next page; null on the last page."
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page, 1-1000.")]
 Cursor = Annotated[
     StorableText | None,

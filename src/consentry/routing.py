@@ -8,12 +8,13 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import orjson
-from fastapi import Request
+from fastapi import Request, params
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentry.apidoc import gate_access, keep_nulls
 from consentry.auth import is_gate
 from consentry.errors import (
     ConsentryError,
@@ -154,6 +155,16 @@ class JSONRoute(APIRoute):
     # Whether a body may come with `Content-Encoding: gzip`; `body_limit` then bounds both the
     # bytes sent and the bytes they decompress to. Elsewhere a coding is not looked at.
     takes_gzip = False
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        # Who the route's gate admits, for the OpenAPI document; a route's own declaration wins.
+        calls = (dependency.call for dependency in self.dependant.dependencies)
+        self.openapi_extra = keep_nulls({**gate_access(calls), **(self.openapi_extra or {})})
+        self.responses = keep_nulls(self.responses)
+        body_info = None if self.body_field is None else self.body_field.field_info
+        if isinstance(body_info, params.Body) and body_info.openapi_examples:
+            body_info.openapi_examples = keep_nulls(body_info.openapi_examples)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from consentry.apidoc import WRITE_ERRORS, problem_responses
 from consentry.auth import Caller, charge, require_scope
 from consentry.consent import decisions
 from consentry.consent.schemas import MAX_DECISIONS_BYTES, DecisionsQuery, DecisionsRead
 from consentry.db import DatabaseDep
-from consentry.errors import problem_responses
 from consentry.pseudonyms import pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
 
@@ -75,7 +75,16 @@ with every category false. A call counts ⌈n/100⌉ requests against the key's 
                 }
             },
         },
-        **problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
+        **problem_responses(
+            *WRITE_ERRORS,
+            when={
+                413: "The body passes 512 KiB.",
+                422: "The body does not fit the schema: no or more than 1000 subject ids, an "
+                "invalid subject id (the whole request is refused), or an unknown category.",
+                429: "The key passed its rate limit; the call counts one request per 100 "
+                "subjects. Retry after the `Retry-After` seconds.",
+            },
+        ),
     },
     openapi_extra={
         "requestBody": {

@@ -110,3 +110,33 @@ PATCH_BODY: dict[str, Any] = {
         },
     }
 }
+
+_RECORD: dict[str, Any] = {
+    "id": STATE["receipt_id"],
+    "recorded_at": _TIME,
+    "categories": {
+        "necessary": True,
+        "performance": False,
+        "functional": True,
+        "customization": False,
+    },
+    "changed": ["functional"],
+    "source": "preference_center",
+    "method": "custom",
+    "actor": "subject",
+    "policy_version": "2026-11-01",
+    "region": "DE",
+    "language": "de",
+    "gpc": False,
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+    "ip": "203.0.113.0",
+    "hash": "9c1f0e5b7a2d4c8e6f3a1b0d9e8c7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e",
+    "prev_hash": "4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d",
+}
+
+HISTORY: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A page of the subject's history, newest first.",
+        "content": {"application/json": {"example": {"items": [_RECORD], "next_cursor": None}}},
+    }
+}

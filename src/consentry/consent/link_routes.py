@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from consentry.apidoc import WRITE_ERRORS, problem_responses
 from consentry.auth import Caller, subject_access
 from consentry.consent import linking, service
 from consentry.consent.facts import request_facts
 from consentry.consent.schemas import ConsentLinkCreate, ConsentRead
 from consentry.db import UnitOfWorkDep, utcnow
-from consentry.errors import problem_responses
 from consentry.pseudonyms import PseudonymsDep
 from consentry.routing import NO_STORE, JSONRoute
 from consentry.subjects import SubjectIdPath
@@ -93,7 +93,17 @@ it again, into anyone, answers 409. Erasing the learner later erases that visito
             "description": "The learner's consent, with the visitor's choice if it carried over.",
             "content": {"application/json": {"example": _STATE_EXAMPLE}},
         },
-        **problem_responses(400, 401, 403, 409, 410, 413, 415, 422, 429, 503),
+        **problem_responses(
+            *WRITE_ERRORS,
+            409,
+            410,
+            when={
+                403: "The token is not the learner's own JWT for this subject (API keys may "
+                "not link).",
+                409: "The anonymous id was already used up by an earlier link call, into this "
+                "learner or another.",
+            },
+        ),
     },
     openapi_extra={
         "requestBody": {

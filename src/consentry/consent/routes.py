@@ -9,6 +9,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Body, Depends, Header, Request
 from starlette.responses import Response
 
+from consentry.apidoc import Access, problem_responses
 from consentry.auth import Caller, subject_access, subject_caller
 from consentry.consent import examples, service
 from consentry.consent.facts import request_facts
@@ -22,7 +23,7 @@ from consentry.consent.schemas import (
     ConsentUpdate,
 )
 from consentry.db import DatabaseDep, UnitOfWorkDep, database_of
-from consentry.errors import ValidationFailed, problem_responses
+from consentry.errors import ValidationFailed
 from consentry.etags import NOT_MODIFIED, none_match
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.policy import Policy
@@ -37,7 +38,9 @@ router = APIRouter(
     # What every subject route can answer; writes add their own (a body, a precondition).
     responses=problem_responses(401, 403, 410, 422, 429, 503),
 )
-_WRITE_ERRORS = problem_responses(400, 412, 413, 415)
+_WRITE_ERRORS = problem_responses(
+    400, 412, 413, 415, 422, codes=("required_category", "unknown_policy_version")
+)
 
 ReadCaller = Annotated[Caller, Depends(subject_access("consent:read", anonymous=True))]
 WriteCaller = Annotated[Caller, Depends(subject_access("consent:write", anonymous=True))]
@@ -93,7 +96,7 @@ _READ_PARAMETERS = {
             "schema": {"type": "string", "pattern": REGION_PATTERN},
         },
     ],
-    "security": [{"HTTPBearer": []}],
+    **Access(scope="consent:read", own_token=True, anonymous=True).extra(),
 }
 
 
@@ -127,6 +130,10 @@ async def get_consent(request: Request) -> Response:
     (`?region=`, the region header, else the region recorded) and Global Privacy Control; in an
     opt-out region a category whose default differs from the last notice has `updated_at` null,
     which tells consent.js to record a notice before the scripts of that category run.
+
+    Always 200 for a subject that is not erased, with a strong `ETag`: send it back as
+    `If-None-Match` to get 304 while nothing changed, or as `If-Match` on the next write. Never
+    cached by shared caches (`Cache-Control: no-store`).
     """
     await subject_caller(request, "consent:read", anonymous=True)
     # Most reads carry no query at all: nothing to parse then.
@@ -196,6 +203,11 @@ async def put_consent(
     without `method`) appends a record the event rule judges by, but is no choice: the
     categories keep source `default`/`gpc`, the banner still asks, and once the subject has
     chosen a notice changes nothing. 422 for a notice elsewhere or of other values.
+
+    Idempotent: repeating a write that changes nothing appends nothing and answers the same
+    state, with `receipt_id` the latest record's. Send `If-Match` with the ETag of the state the
+    learner saw to refuse a change made meanwhile (412). `categories` must name every optional
+    category; `necessary` may appear only as `true`.
     """
     return await _record(request, pseudonyms, uow, subject_id, choice, caller, if_match)
 
@@ -219,12 +231,17 @@ async def patch_consent(
 
     As a first choice, the categories it does not name take the defaults the subject was shown
     and keep their source; one that names no optional category accepts all it was shown. The
-    rules of `PUT` apply, notices included.
+    rules of `PUT` apply, notices included, and so do `If-Match` and its 412.
     """
     return await _record(request, pseudonyms, uow, subject_id, choice, caller, if_match)
 
 
-@router.get("/consent/history", response_model=ConsentHistoryPage)
+@router.get(
+    "/consent/history",
+    response_model=ConsentHistoryPage,
+    summary="Read a subject's consent history",
+    responses=examples.HISTORY,
+)
 async def get_history(
     subject_id: SubjectIdPath,
     request: Request,
@@ -233,7 +250,12 @@ async def get_history(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
-    """The subject's recorded changes, newest first, each chained to the one before."""
+    """The subject's recorded changes, newest first, each chained to the one before.
+
+    Every record carries `hash`, SHA-256 over `prev_hash` and the record's canonical JSON, so a
+    client can verify the chain (the README defines the canonical JSON). Paginated: pass the
+    answer's `next_cursor` as `?cursor=` until it is null; `?limit=` is 1-1000 (100 by default).
+    """
     pseudonyms = await pseudonyms_of(request)
     async with database.reader() as reader:
         await service.ensure_live(reader, pseudonyms, subject_id)

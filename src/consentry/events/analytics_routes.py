@@ -9,13 +9,13 @@ from fastapi import APIRouter, Body, Depends, Request
 from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 from starlette.responses import Response
 
+from consentry.apidoc import WRITE_ERRORS, problem_responses
 from consentry.auth import Caller, require_scope, sent_token_is
 from consentry.db import UnitOfWorkDep
 from consentry.errors import (
     MessageProblem,
     Unauthorized,
     ValidationFailed,
-    problem_responses,
     speak_plainly_on,
     validation_errors,
 )
@@ -44,13 +44,27 @@ class AnalyticsRoute(JSONRoute):
 router = APIRouter(tags=["analytics libraries"], route_class=AnalyticsRoute)
 AnalyticsWriter = Annotated[Caller, Depends(require_scope("events:write", basic=True))]
 
-_ERRORS = problem_responses(400, 401, 403, 413, 415, 422, 429, 503, model=MessageProblem)
+_ERRORS = problem_responses(
+    *WRITE_ERRORS,
+    model=MessageProblem,
+    when={
+        400: "The body is not valid JSON or valid gzip, or nests JSON deeper than 32 levels.",
+        401: "No key, an unknown or revoked key, Basic credentials with a password, or a "
+        "`writeKey` in the body that is not the key of the `Authorization` header.",
+        413: "The body passes 4 MiB, sent or decompressed.",
+        415: "The body is not `application/json`, or is compressed otherwise than once with gzip.",
+        422: "The body is not a JSON object, a batch has no `batch` list or more than 2,500 "
+        "messages, or `sentAt` is not an RFC 3339 timestamp. A bad message inside a valid "
+        "body is not a 422: it gets its own result, `rejected`.",
+        503: "The database cannot be reached; the libraries retry, and the retry's repeats "
+        "come back `duplicate`.",
+    },
+)
 _SENT_AT = TypeAdapter(Timestamp | None)
 
 _WHO = (
-    "Scope `events:write`: an API key, sent as HTTP Basic with the key as the user name and an "
-    "empty password (the libraries' write key), or as `Bearer`. For a platform service that "
-    "keeps its Segment or RudderStack library and points its `host` at Consentry."
+    "For a platform service that keeps its Segment or RudderStack library and points its "
+    "`host` at Consentry; the library's write key is an API key with `events:write`."
 )
 _RULE = (
     "Each track, page and screen message becomes an event and is judged exactly as by "
@@ -97,7 +111,12 @@ def _answer(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _ok(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
-    return {200: {"content": {"application/json": {"example": example}}}}
+    return {
+        200: {
+            "description": "One result per message, in the order sent.",
+            "content": {"application/json": {"example": example}},
+        }
+    }
 
 
 def _check_write_key(request: Request, body: dict[str, Any] | AnalyticsBatch) -> None:

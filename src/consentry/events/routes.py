@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from consentry.apidoc import WRITE_ERRORS, problem_responses
 from consentry.auth import Caller, require_scope, subject_access
 from consentry.consent import service as consent_service
 from consentry.db import DatabaseDep, UnitOfWorkDep
-from consentry.errors import problem_responses
 from consentry.events import service
 from consentry.events.schemas import (
     MAX_BATCH_BYTES,
@@ -39,10 +39,64 @@ EventWriter = Annotated[Caller, Depends(require_scope("events:write"))]
 EventReader = Annotated[Caller, Depends(subject_access("privacy:admin", anonymous=False))]
 
 
+_EVENT = {
+    "event_id": "7d9a3c1e-5b2f-4e8a-9c6d-0f1e2d3c4b5a",
+    "subject_id": "u-123",
+    "category": "performance",
+    "name": "lesson.viewed",
+    "occurred_at": "2026-12-01T09:30:00Z",
+    "properties": {"course_id": "bio-101"},
+    "context": {"app": "web"},
+}
+_BATCH = {
+    "events": [
+        _EVENT,
+        {**_EVENT, "event_id": "1b2c3d4e-5f6a-4b7c-8d9e-0a1b2c3d4e5f", "subject_id": "u-456"},
+    ]
+}
+_RESULT = {
+    "accepted": 1,
+    "duplicates": 0,
+    "rejected": 1,
+    "results": [
+        {"event_id": _EVENT["event_id"], "status": "accepted"},
+        {
+            "event_id": "1b2c3d4e-5f6a-4b7c-8d9e-0a1b2c3d4e5f",
+            "status": "rejected",
+            "reason": "consent_denied",
+        },
+    ],
+}
+_STORED = {
+    **_EVENT,
+    "occurred_at": "2026-12-01T09:30:00.000000Z",
+    "received_at": "2026-12-01T09:30:01.250000Z",
+}
+
+
 @router.post(
     "/v1/events",
     response_model=EventBatchResult,
-    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
+    summary="Send tracking events",
+    responses={
+        200: {
+            "description": "One result per event, in the order sent.",
+            "content": {"application/json": {"example": _RESULT}},
+        },
+        **problem_responses(
+            *WRITE_ERRORS,
+            when={
+                413: "The body passes 1 MiB.",
+                422: "The envelope does not fit: no `events`, more than 1000 of them, or an "
+                "unknown field beside `events` and `sent_at`. A bad event inside a valid "
+                "envelope is not a 422: it gets its own result, `rejected` with reason "
+                "`invalid`.",
+                503: "The database cannot be reached; retry after the `Retry-After` seconds. "
+                "The batch may have committed: the retry's repeats come back `duplicate`.",
+            },
+        ),
+    },
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": _BATCH}}}},
 )
 async def post_events(
     batch: EventBatch,
@@ -53,7 +107,16 @@ async def post_events(
 ) -> Response:
     """Keep each event its subject's consent allows; one result per event, in order.
 
-    The answer is sent only after the accepted events are committed.
+    An event is `accepted` when its category is `necessary`, or when the subject's consent has
+    granted that category without a break from `occurred_at` until now; otherwise `rejected`
+    with a `reason` (`consent_denied`, `subject_erased`, `unknown_category`, or `invalid` with
+    `detail`). Subjects with no record are judged by the `opt_in` defaults. Always 200 for a
+    valid envelope, however many events are rejected.
+
+    Idempotent by `event_id`: an event already stored for its subject comes back `duplicate` and
+    is not stored twice, so retrying a batch after a timeout or a 503 is always safe. Send
+    `sent_at` (the sender's clock) when the sender's clock may be wrong. The answer is sent only
+    after the accepted events are committed.
     """
     result = await service.ingest(
         uow,
@@ -69,7 +132,14 @@ async def post_events(
 @router.get(
     "/v1/subjects/{subject_id}/events",
     response_model=StoredEventPage,
-    responses=problem_responses(401, 403, 410, 422, 429, 503),
+    summary="List a subject's stored events",
+    responses={
+        200: {
+            "description": "A page of the subject's events, newest first.",
+            "content": {"application/json": {"example": {"items": [_STORED], "next_cursor": None}}},
+        },
+        **problem_responses(401, 403, 410, 422, 429, 503),
+    },
 )
 async def get_events(
     subject_id: SubjectIdPath,
@@ -84,7 +154,11 @@ async def get_events(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
-    """The subject's stored events, newest first."""
+    """The subject's stored events, newest first, as they were time-corrected and kept.
+
+    `category`, `since` and `until` filter; paginated: pass `next_cursor` as `?cursor=` until it
+    is null (`?limit=` 1-1000, 100 by default).
+    """
     pseudonyms = await pseudonyms_of(request)
     async with database.reader() as reader:
         await consent_service.ensure_live(reader, pseudonyms, subject_id)

@@ -14,6 +14,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from consentry.pagination import NEXT_CURSOR_DESCRIPTION
 from consentry.subjects import SUBJECT_ID_PATTERN
 from consentry.timestamps import Timestamp
 
@@ -29,20 +30,30 @@ MAX_MESSAGES_BYTES = 4 * 1024 * 1024
 UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 Status = Literal["accepted", "duplicate", "rejected"]
 Reason = Literal["consent_denied", "subject_erased", "unknown_category", "invalid"]
+_EVENT_ID = "The event's UUID, chosen by the sender: a repeat is a `duplicate`, never stored twice."
+_SUBJECT_ID = "The learner (or `anon:<uuid4>` visitor) the event is about."
+_CATEGORY = "The consent category that must be granted for the event to be kept."
+_NAME = "What happened, e.g. `lesson.viewed`."
+_OCCURRED_AT = "When it happened (RFC 3339 with an offset); at most 5 minutes in the future."
+_PROPERTIES = "The event's data, a JSON object of at most 8 KiB."
+_CONTEXT = "Where it happened (app, page, device), a JSON object of at most 8 KiB."
 
 
 @with_config(ConfigDict(extra="forbid"))
 class EventIn(TypedDict):
     """One tracking event as a service sends it."""
 
-    event_id: Annotated[str, Field(pattern=UUID_PATTERN)]
-    subject_id: Annotated[str, Field(min_length=1, max_length=256, pattern=SUBJECT_ID_PATTERN)]
+    event_id: Annotated[str, Field(pattern=UUID_PATTERN, description=_EVENT_ID)]
+    subject_id: Annotated[
+        str,
+        Field(min_length=1, max_length=256, pattern=SUBJECT_ID_PATTERN, description=_SUBJECT_ID),
+    ]
     # Any text: a category outside the policy is its own outcome, `unknown_category`.
-    category: Annotated[str, Field(max_length=64)]
-    name: Annotated[str, Field(min_length=1, max_length=128)]
-    occurred_at: Timestamp
-    properties: NotRequired[dict[str, Any]]
-    context: NotRequired[dict[str, Any]]
+    category: Annotated[str, Field(max_length=64, description=_CATEGORY)]
+    name: Annotated[str, Field(min_length=1, max_length=128, description=_NAME)]
+    occurred_at: Annotated[Timestamp, Field(description=_OCCURRED_AT)]
+    properties: NotRequired[Annotated[dict[str, Any], Field(description=_PROPERTIES)]]
+    context: NotRequired[Annotated[dict[str, Any], Field(description=_CONTEXT)]]
 
 
 EVENT = TypeAdapter(EventIn)
@@ -60,6 +71,7 @@ class EventBatch(BaseModel):
         WithJsonSchema(
             {
                 "type": "array",
+                "description": "1-1000 events, each judged on its own.",
                 # An item that is not an Event still gets a 200 and its own result (`rejected`,
                 # reason `invalid`): the envelope takes any JSON value in the list.
                 "items": {
@@ -83,39 +95,41 @@ class EventBatch(BaseModel):
 class EventResult(BaseModel):
     """What became of one event."""
 
-    event_id: str | None
-    status: Status
-    reason: Reason | None = None
-    detail: str | None = None
+    event_id: str | None = Field(description="The event's id; null when it had none to read.")
+    status: Status = Field(
+        description="`accepted` (stored), `duplicate` (stored before) or `rejected`."
+    )
+    reason: Reason | None = Field(default=None, description="Why it was rejected.")
+    detail: str | None = Field(default=None, description="What is wrong with an `invalid` event.")
 
 
 class EventBatchResult(BaseModel):
     """One result per event, in the order sent, and the counts of each status."""
 
-    accepted: int
-    duplicates: int
-    rejected: int
-    results: list[EventResult]
+    accepted: int = Field(description="Events stored now.")
+    duplicates: int = Field(description="Events already stored: nothing was stored again.")
+    rejected: int = Field(description="Events not stored.")
+    results: list[EventResult] = Field(description="One result per event, in the order sent.")
 
 
 class StoredEvent(BaseModel):
     """An event as stored, time-corrected."""
 
-    event_id: str
-    subject_id: str
-    category: str
-    name: str
-    occurred_at: str
-    received_at: str
-    properties: dict[str, Any]
-    context: dict[str, Any]
+    event_id: str = Field(description="The event's id, as sent.")
+    subject_id: str = Field(description=_SUBJECT_ID)
+    category: str = Field(description="The consent category it was judged by.")
+    name: str = Field(description=_NAME)
+    occurred_at: str = Field(description="When it happened, after the clock correction (UTC).")
+    received_at: str = Field(description="When the service received it (UTC).")
+    properties: dict[str, Any] = Field(description="The event's data, as sent.")
+    context: dict[str, Any] = Field(description="Where it happened, as sent.")
 
 
 class StoredEventPage(BaseModel):
     """A page of a subject's events, newest first."""
 
-    items: list[StoredEvent]
-    next_cursor: str | None
+    items: list[StoredEvent] = Field(description="Events, newest first.")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
 
 
 # The analytics libraries' tracking API (Segment / RudderStack): what the documents show of a
@@ -163,6 +177,7 @@ class AnalyticsBatch(BaseModel):
         WithJsonSchema(
             {
                 "type": "array",
+                "description": "Up to 2,500 messages, each mapped and judged on its own.",
                 "items": {
                     "anyOf": [
                         _MESSAGE_SCHEMA,
@@ -217,18 +232,23 @@ MessageStatus = Literal["accepted", "duplicate", "rejected", "ignored"]
 class MessageResult(BaseModel):
     """What became of one message."""
 
-    message_id: str | None
-    status: MessageStatus
-    reason: Reason | None = None
-    detail: str | None = None
+    message_id: str | None = Field(description="The message's `messageId`; null without one.")
+    status: MessageStatus = Field(
+        description="`accepted`, `duplicate`, `rejected`, or `ignored` (identify, group and "
+        "alias carry profile data, which is not stored)."
+    )
+    reason: Reason | None = Field(default=None, description="Why it was rejected.")
+    detail: str | None = Field(default=None, description="What is wrong with an `invalid` message.")
 
 
 class AnalyticsResult(BaseModel):
     """One result per message, in the order sent, and the counts of each status."""
 
-    success: Literal[True]
-    accepted: int
-    duplicates: int
-    rejected: int
-    ignored: int
-    results: list[MessageResult]
+    success: Literal[True] = Field(
+        description="Always true: the libraries read it; every parsed batch answers 200."
+    )
+    accepted: int = Field(description="Messages stored now.")
+    duplicates: int = Field(description="Messages already stored: nothing was stored again.")
+    rejected: int = Field(description="Messages not stored.")
+    ignored: int = Field(description="identify, group and alias messages: nothing is stored.")
+    results: list[MessageResult] = Field(description="One result per message, in the order sent.")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
+from consentry.apidoc import WRITE_ERRORS, Access, problem_responses
 from consentry.auth import (
     ADMIN_SCOPE,
     Caller,
@@ -17,7 +18,7 @@ from consentry.auth import (
     subject_key_access,
 )
 from consentry.db import DatabaseDep, UnitOfWorkDep, database_of
-from consentry.errors import ValidationFailed, problem_responses
+from consentry.errors import ValidationFailed
 from consentry.integrations import service
 from consentry.integrations.cache import ConnectionCache
 from consentry.integrations.schemas import (
@@ -68,11 +69,8 @@ _INTEGRATION_ID = re.compile(INTEGRATION_ID_PATTERN)
 
 # The catalogue is public and changes seldom; a few minutes' delay after a change is harmless.
 _PUBLIC = {"Cache-Control": "public, max-age=300"}
-_ADMIN_WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 429, 503)
 _SUBJECT_READ_ERRORS = (401, 403, 410, 422, 429, 503)
-_WHO_READS = (
-    "Scope `integrations:read` (or `privacy:admin`); the learner's own JWT may read its own."
-)
+_NO_INTEGRATION = {404: "No integration has this id."}
 
 _EXAMPLE_READ = {
     **EXAMPLE_INTEGRATION,
@@ -172,12 +170,20 @@ async def list_integrations(
     status_code=201,
     response_model=IntegrationRead,
     summary="Declare an integration",
-    description="Adds an integration to the catalogue. Scope `privacy:admin` only; audited. "
+    description="Adds an integration to the catalogue. Audited. "
     "`provider_id` must name a provider of the registry (else 422); the id `history` is "
     "reserved (422); an id in use → 409.",
     responses={
         201: _example("The integration as stored", _EXAMPLE_READ),
-        **problem_responses(*_ADMIN_WRITE_ERRORS, 409),
+        **problem_responses(
+            *WRITE_ERRORS,
+            409,
+            when={
+                409: "An integration with this id exists already: PUT replaces it.",
+                422: "The body does not fit the schema, `provider_id` names no provider of the "
+                "registry, or the id is `history` (reserved).",
+            },
+        ),
     },
     openapi_extra=_body_example(EXAMPLE_INTEGRATION),
 )
@@ -196,7 +202,7 @@ async def create_integration(
     "a translation, English otherwise.",
     responses={
         200: _example("The integration", _EXAMPLE_READ),
-        **problem_responses(404, 422, 503),
+        **problem_responses(404, 422, 503, when=_NO_INTEGRATION),
     },
 )
 async def get_integration(
@@ -212,13 +218,19 @@ async def get_integration(
     "/v1/integrations/{integration_id}",
     response_model=IntegrationRead,
     summary="Replace or create an integration",
-    description="Replaces an integration's description (200), or creates it (201). Scope "
-    "`privacy:admin` only; audited when it changes. A scope no longer declared is removed from "
+    description="Replaces an integration's description (200), or creates it (201). Audited "
+    "when it changes. A scope no longer declared is removed from "
     "every learner's connection (the status stays; one history record each, source `admin`).",
     responses={
         200: _example("The integration as replaced", _EXAMPLE_READ),
         201: {"model": IntegrationRead, **_example("The integration as created", _EXAMPLE_READ)},
-        **problem_responses(*_ADMIN_WRITE_ERRORS),
+        **problem_responses(
+            *WRITE_ERRORS,
+            when={
+                422: "The body does not fit the schema, `provider_id` names no provider of the "
+                "registry, or the id is `history` (reserved).",
+            },
+        ),
     },
     openapi_extra=_body_example({k: v for k, v in EXAMPLE_INTEGRATION.items() if k != "id"}),
 )
@@ -243,8 +255,11 @@ async def put_integration(
     response_class=Response,
     summary="Remove an integration",
     description="Removes an integration and revokes every learner's connection to it (one "
-    "history record each, source `admin`). Scope `privacy:admin` only; audited.",
-    responses={204: {"description": "Removed"}, **problem_responses(401, 403, 404, 422, 429, 503)},
+    "history record each, source `admin`). Audited.",
+    responses={
+        204: {"description": "Removed, with its connections revoked; the answer has no body."},
+        **problem_responses(401, 403, 404, 422, 429, 503, when=_NO_INTEGRATION),
+    },
 )
 async def delete_integration(
     request: Request,
@@ -266,7 +281,8 @@ async def delete_integration(
     response_model=ConnectionPage,
     summary="List a learner's connections",
     description="Every integration of the catalogue with this learner's connection to it "
-    f"(`none` where there is none), ordered by integration id. {_WHO_READS}",
+    "(`none` where there is none), ordered by integration id. Paginated: pass `next_cursor` as "
+    "`?cursor=` until it is null.",
     responses={
         200: _example("A page of connections", {"items": [_APPROVED], "next_cursor": None}),
         **problem_responses(*_SUBJECT_READ_ERRORS),
@@ -294,7 +310,7 @@ async def list_connections(
     summary="Read a learner's integration history",
     description="Every request, notice, decision and revocation of the learner's connections, "
     "newest first, each chained to the one before by `prev_hash` (verify it as the README "
-    f"says). {_WHO_READS}",
+    "says).",
     responses={
         200: _example("A page of records", {"items": [_RECORD], "next_cursor": None}),
         **problem_responses(*_SUBJECT_READ_ERRORS),
@@ -346,7 +362,7 @@ _CHECK_PARAMETERS = {
             },
         },
     ],
-    "security": [{"HTTPBearer": []}],
+    **Access(scope="integrations:read", own_token=True).extra(),
 }
 
 
@@ -372,10 +388,10 @@ def _integration_id(request: Request) -> str:
     summary="Check a learner's connection",
     description="The check a service makes before it exchanges a learner's data with an "
     "integration: data may flow only when `status` is `approved` or `informed`, and only "
-    f"within `scopes`. {_WHO_READS}",
+    "within `scopes`.",
     responses={
         200: _example("The connection", _APPROVED),
-        **problem_responses(401, 403, 404, 410, 422, 429, 503),
+        **problem_responses(401, 403, 404, 410, 422, 429, 503, when=_NO_INTEGRATION),
     },
     openapi_extra=_CHECK_PARAMETERS,
 )
@@ -400,14 +416,27 @@ async def check_connection(request: Request) -> Response:
     summary="Ask a learner to connect",
     description="The platform asks the learner to approve a connection (`ask`: `pending`) or "
     "tells them of it (`inform`: `informed`, data may flow until they decline). Scope "
-    "`integrations:write` (or `privacy:admin`), API keys only; the learner's own token cannot. "
+    "API keys only; the learner's own token cannot. "
     "An approval that covers the scopes already → 200 unchanged; asking for more than was "
     "approved, or asking again after the learner declined or revoked → 409; a scope the "
     "integration does not declare → 422 `unknown_scope`.",
     responses={
         201: _example("The request, recorded", _PENDING),
         200: {"model": ConnectionRead, **_example("Already approved for these scopes", _APPROVED)},
-        **problem_responses(400, 401, 403, 404, 409, 410, 413, 415, 422, 429, 503),
+        **problem_responses(
+            *WRITE_ERRORS,
+            404,
+            409,
+            410,
+            codes=("unknown_scope",),
+            when={
+                403: "The caller is not an API key with `integrations:write`: a learner's own "
+                "token may not ask itself.",
+                **_NO_INTEGRATION,
+                409: "The connection is approved and the request asks for a scope beyond the "
+                "approved ones, or the learner (or a key relaying them) declined or revoked it.",
+            },
+        ),
     },
     openapi_extra=_body_example({"scopes": ["files.write"]}),
 )
@@ -432,13 +461,19 @@ async def request_connection(
     response_model=ConnectionRead,
     summary="Approve or decline a connection",
     description="Records the learner's decision, from any status (a learner may connect a tool "
-    "on their own, from `none`): `approve` with some of the declared scopes, or `decline`. The "
-    "learner's own JWT, or a key with `integrations:write` relaying the learner's own answer "
-    "(`privacy:admin` records it as the privacy team's). A scope the integration does not "
+    "on their own, from `none`): `approve` with some of the declared scopes, or `decline`. A "
+    "key relays the learner's own answer (`privacy:admin` records it as the privacy team's). "
+    "Idempotent: the same decision again changes nothing. A scope the integration does not "
     "declare → 422 `unknown_scope`.",
     responses={
         200: _example("The connection as decided", _APPROVED),
-        **problem_responses(400, 401, 403, 404, 410, 413, 415, 422, 429, 503),
+        **problem_responses(
+            *WRITE_ERRORS,
+            404,
+            410,
+            codes=("unknown_scope",),
+            when=_NO_INTEGRATION,
+        ),
     },
     openapi_extra=_body_example({"decision": "approve", "scopes": ["files.write"]}),
 )
@@ -461,11 +496,11 @@ async def decide_connection(
     "/v1/subjects/{subject_id}/integrations/{integration_id}",
     response_model=ConnectionRead,
     summary="Revoke a connection",
-    description="Revokes the connection: no data flows any more. The learner's own JWT, or "
-    "scope `privacy:admin`.",
+    description="Revokes the connection: no data flows any more, and the learner may connect "
+    "again later with PUT. One history record, announced as `integration.changed`.",
     responses={
         200: _example("The connection, revoked", _REVOKED),
-        **problem_responses(401, 403, 404, 410, 422, 429, 503),
+        **problem_responses(401, 403, 404, 410, 422, 429, 503, when=_NO_INTEGRATION),
     },
 )
 async def revoke_connection(

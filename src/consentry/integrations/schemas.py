@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from consentry.pagination import NEXT_CURSOR_DESCRIPTION
 from consentry.providers.schemas import (
     PROVIDER_ID_PATTERN,
     DataShared,
@@ -18,7 +19,17 @@ from consentry.providers.schemas import (
 )
 
 INTEGRATION_ID_PATTERN = PROVIDER_ID_PATTERN
-INTEGRATION_ID_DESCRIPTION = "Lower-case letters, digits and hyphens, up to 64, e.g. `cloud-drive`."
+INTEGRATION_ID_DESCRIPTION = (
+    "The integration's id: lower-case letters, digits and hyphens, up to 64, e.g. `cloud-drive`."
+)
+_STATUS = (
+    "`none` (never asked), `pending` (asked, waiting for the learner), `informed` (the learner "
+    "was told; data may flow until they decline), `approved`, `declined` or `revoked`."
+)
+_SOURCE = (
+    "Who set the status: `learner` (own JWT), `platform` (a request, or a relayed answer), "
+    "`notice` (an `inform` integration's notice), `admin` (the privacy team); null while `none`."
+)
 # A path segment of its own under /v1/subjects/{subject_id}/integrations: never an integration.
 RESERVED_IDS = frozenset({"history"})
 SCOPE_ID_PATTERN = r"^[a-z][a-z0-9_.:-]{0,63}$"
@@ -44,7 +55,12 @@ def _not_reserved(value: str) -> str:
 
 IntegrationId = Annotated[
     str,
-    Field(min_length=1, max_length=64, pattern=INTEGRATION_ID_PATTERN),
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=INTEGRATION_ID_PATTERN,
+        description=INTEGRATION_ID_DESCRIPTION + " `history` is reserved.",
+    ),
     AfterValidator(_not_reserved),
 ]
 ScopeId = Annotated[
@@ -64,8 +80,8 @@ class ScopeDeclaration(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: ScopeId
-    description: Text
+    id: ScopeId = Field(description="The scope's id, e.g. `files.write`.")
+    description: Text = Field(description="What it lets the integration do, for the learner.")
 
 
 class Translation(BaseModel):
@@ -73,9 +89,13 @@ class Translation(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    purpose: Purpose | None = None
-    scopes: dict[ScopeId, Text] = Field(default_factory=dict, max_length=32)
+    name: Name | None = Field(default=None, description="The name in this language.")
+    purpose: Purpose | None = Field(default=None, description="The purpose in this language.")
+    scopes: dict[ScopeId, Text] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Scope descriptions in this language, by declared scope id.",
+    )
 
 
 Translations = Annotated[
@@ -113,11 +133,11 @@ class IntegrationFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name
-    kind: Kind
+    name: Name = Field(description="The name the learner sees, e.g. `Cloud drive`.")
+    kind: Kind = Field(description="What sort of tool or connection it is.")
     provider_id: ProviderId = Field(description="The provider that receives the data.")
-    purpose: Purpose
-    data_shared: DataShared
+    purpose: Purpose = Field(description="Why data is exchanged, for the learner.")
+    data_shared: DataShared = Field(description="What data it receives, e.g. `assignments`.")
     scopes: list[ScopeDeclaration] = Field(
         min_length=1, max_length=32, description="What the integration may do; no id twice."
     )
@@ -125,7 +145,10 @@ class IntegrationFields(BaseModel):
         description="`ask`: nothing flows until the learner approves. `inform`: the learner is "
         "told and data may flow until they decline."
     )
-    translations: Translations = Field(default_factory=dict)
+    translations: Translations = Field(
+        default_factory=dict,
+        description="Texts by ISO 639-1 language code, e.g. `de`; English is the main text.",
+    )
 
     @model_validator(mode="after")
     def _scopes_agree(self) -> IntegrationFields:
@@ -152,7 +175,9 @@ class IntegrationReplace(IntegrationFields):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE_FIELDS]})
 
-    id: IntegrationId | None = None
+    id: IntegrationId | None = Field(
+        default=None, description="Optional; when given, the id in the path."
+    )
 
 
 EDITABLE_FIELDS: tuple[str, ...] = tuple(IntegrationFields.model_fields)
@@ -161,16 +186,22 @@ EDITABLE_FIELDS: tuple[str, ...] = tuple(IntegrationFields.model_fields)
 class ScopeRead(BaseModel):
     """A declared scope as read."""
 
-    id: str
-    description: str
+    id: str = Field(description="The scope's id.")
+    description: str = Field(
+        description="What it lets the integration do, in the language asked for."
+    )
 
 
 class TranslationRead(BaseModel):
     """A translation as read."""
 
-    name: str | None = None
-    purpose: str | None = None
-    scopes: dict[str, str] = Field(default_factory=dict)
+    name: str | None = Field(default=None, description="The name in this language, if translated.")
+    purpose: str | None = Field(
+        default=None, description="The purpose in this language, if translated."
+    )
+    scopes: dict[str, str] = Field(
+        default_factory=dict, description="Scope descriptions in this language, by scope id."
+    )
 
 
 class IntegrationRead(BaseModel):
@@ -188,24 +219,33 @@ class IntegrationRead(BaseModel):
         }
     )
 
-    id: str
-    name: str
-    kind: Kind
-    provider_id: str
-    purpose: str
-    data_shared: list[str]
-    scopes: list[ScopeRead]
-    default: Default
-    translations: dict[str, TranslationRead]
-    created_at: str
-    updated_at: str
+    id: str = Field(description="The integration's id.")
+    name: str = Field(description="Its name, in the language asked for.")
+    kind: Kind = Field(
+        description="`cloud_storage`, `calendar`, `school_roster` or `learning_tool`."
+    )
+    provider_id: str = Field(
+        description="The provider that receives the data (see `/v1/providers`)."
+    )
+    purpose: str = Field(description="Why data is exchanged, in the language asked for.")
+    data_shared: list[str] = Field(description="What data it receives.")
+    scopes: list[ScopeRead] = Field(description="What it may do, each described for the learner.")
+    default: Default = Field(
+        description="`ask` (nothing flows until the learner approves) or `inform` (data may flow "
+        "until the learner declines)."
+    )
+    translations: dict[str, TranslationRead] = Field(
+        description="Every translation, by language code."
+    )
+    created_at: str = Field(description="When it was added to the catalogue.")
+    updated_at: str = Field(description="When its description last changed.")
 
 
 class IntegrationPage(BaseModel):
     """A page of the catalogue, ordered by id."""
 
-    items: list[IntegrationRead]
-    next_cursor: str | None
+    items: list[IntegrationRead] = Field(description="Integrations, ordered by id.")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
 
 
 class ConnectionRequest(BaseModel):
@@ -226,7 +266,9 @@ class ConnectionDecision(BaseModel):
         json_schema_extra={"examples": [{"decision": "approve", "scopes": ["files.write"]}]},
     )
 
-    decision: Literal["approve", "decline"]
+    decision: Literal["approve", "decline"] = Field(
+        description="`approve` (with the scopes) or `decline`."
+    )
     scopes: ScopeList = Field(
         default_factory=list, description="The scopes approved: at least one; none to decline."
     )
@@ -253,19 +295,26 @@ class ConnectionRead(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_CONNECTION]})
 
-    integration_id: str
-    status: Status
-    scopes: list[str]
-    requested_at: str | None
-    decided_at: str | None
-    source: Source | None
+    integration_id: str = Field(description="The integration.")
+    status: Status = Field(description=_STATUS)
+    scopes: list[str] = Field(
+        description="The scopes data may flow within (when `approved` or `informed`), or that were "
+        "asked for."
+    )
+    requested_at: str | None = Field(
+        description="When the platform asked or informed; null if it never did."
+    )
+    decided_at: str | None = Field(
+        description="When the status was last decided (approved, declined, revoked); null before."
+    )
+    source: Source | None = Field(description=_SOURCE)
 
 
 class ConnectionPage(BaseModel):
     """Every integration with the learner's connection, ordered by integration id."""
 
-    items: list[ConnectionRead]
-    next_cursor: str | None
+    items: list[ConnectionRead] = Field(description="Connections, ordered by integration id.")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
 
 
 class IntegrationRecordRead(BaseModel):
@@ -289,19 +338,21 @@ class IntegrationRecordRead(BaseModel):
         }
     )
 
-    id: str
-    recorded_at: str
-    integration_id: str
-    status: Status
-    scopes: list[str]
-    source: Source
-    actor: str
-    hash: str
-    prev_hash: str | None
+    id: str = Field(description="The record's id.")
+    recorded_at: str = Field(description="When it was recorded (RFC 3339, UTC).")
+    integration_id: str = Field(description="The integration.")
+    status: Status = Field(description="The connection's status after this record.")
+    scopes: list[str] = Field(description="The connection's scopes after this record.")
+    source: Source = Field(description=_SOURCE)
+    actor: str = Field(description="Who recorded it: `subject`, or the API key's name.")
+    hash: str = Field(
+        description="SHA-256 (hex) over `prev_hash` and this record's canonical JSON."
+    )
+    prev_hash: str | None = Field(description="The previous record's hash; null on the first.")
 
 
 class IntegrationHistoryPage(BaseModel):
     """A page of the learner's integration history, newest first."""
 
-    items: list[IntegrationRecordRead]
-    next_cursor: str | None
+    items: list[IntegrationRecordRead] = Field(description="Records, newest first.")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)

@@ -8,25 +8,59 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
+from consentry.apidoc import problem_responses
 from consentry.db import DatabaseDep, Query
-from consentry.errors import ServiceUnavailable, problem_response, problem_responses
+from consentry.errors import ServiceUnavailable, problem_response
 from consentry.observability.metrics import Metrics
 from consentry.routing import NO_STORE, json_response
 
 router = APIRouter(tags=["operations"])
 
 _SCHEMA_REVISION = Query(text("SELECT version_num FROM alembic_version"))
+_METRICS_EXAMPLE = (
+    "# HELP consentry_events_total Events judged, by status and, for rejected ones, reason.\n"
+    "# TYPE consentry_events_total counter\n"
+    'consentry_events_total{reason="",status="accepted"} 1520.0\n'
+)
 
 
-@router.get("/healthz", summary="Liveness")
+@router.get(
+    "/healthz",
+    summary="Liveness",
+    responses={
+        200: {
+            "description": "The process is up.",
+            "content": {"application/json": {"example": {"status": "ok"}}},
+        }
+    },
+)
 async def healthz() -> dict[str, str]:
-    """The process is up and serving."""
+    """The process is up and serving; it touches no database. For a liveness probe."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness", responses=problem_responses(503))
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    responses={
+        200: {
+            "description": "Ready to serve.",
+            "content": {"application/json": {"example": {"status": "ready", "schema": "0012"}}},
+        },
+        **problem_responses(
+            503,
+            when={
+                503: "The database cannot be reached, or its schema is behind this release's "
+                "(run `consentry migrate`)."
+            },
+        ),
+    },
+)
 async def readyz(request: Request, database: DatabaseDep) -> Response:
-    """The database answers and its schema is at this code's head, or at a newer release's."""
+    """The database answers and its schema is at this code's head, or at a newer release's.
+
+    For a readiness probe: a replica answering 503 gets no traffic until it is ready.
+    """
     expected: str | None = request.app.state.schema_head
     known: frozenset[str] = request.app.state.schema_revisions
     try:
@@ -48,10 +82,18 @@ async def readyz(request: Request, database: DatabaseDep) -> Response:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    responses={
+        200: {
+            "content": {"text/plain": {"example": _METRICS_EXAMPLE}},
+            "description": "Prometheus text format",
+        }
+    },
 )
 async def metrics(request: Request, database: DatabaseDep) -> Response:
-    """Requests, events, the erasure queue and the database pools, summed over the workers."""
+    """Requests, events, the erasure queue and the database pools, summed over the workers.
+
+    Public, like the health checks: keep it off the public ingress if the numbers are private.
+    """
     registry: Metrics = request.app.state.metrics
     body = await registry.render(database)
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers=NO_STORE)

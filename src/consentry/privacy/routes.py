@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
+from consentry.apidoc import READ_ERRORS, WRITE_ERRORS, Access, problem_responses
 from consentry.auth import (
     ADMIN_SCOPE,
     Caller,
@@ -17,7 +18,6 @@ from consentry.auth import (
 )
 from consentry.consent.service import ensure_live
 from consentry.db import DatabaseDep, UnitOfWorkDep, utcnow
-from consentry.errors import problem_responses
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.privacy import erasure, export, fanout
 from consentry.privacy.schemas import (
@@ -34,43 +34,12 @@ from consentry.subjects import SUBJECT_ID_PATTERN, SubjectIdPath
 
 router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"], route_class=JSONRoute)
 
-RequestId = Annotated[str, Path(max_length=36, pattern=r"^[0-9a-f-]{36}$")]
-
-
-@router.post(
-    "",
-    status_code=202,
-    response_model=ErasureRead,
-    responses={
-        200: {"description": "The subject's open or completed request.", "model": ErasureRead},
-        **problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
-    },
-)
-async def post_erasure_request(
-    body: ErasureCreate,
-    request: Request,
-    caller: Annotated[Caller, Depends(token_caller)],
-    pseudonyms: PseudonymsDep,
-    uow: UnitOfWorkDep,
-) -> Response:
-    """Ask for a subject's erasure: the privacy team, or the subject with its own JWT.
-
-    A subject with an open or completed request gets that request back (200).
-    """
-    settings = request.app.state.settings
-    found, created = await erasure.request_erasure(
-        uow,
-        pseudonyms,
-        caller,
-        body,
-        now=utcnow(),
-        grace_days=settings.erasure_grace_days,
-    )
-    if created:
-        # Due at once unless a grace period applies; the worker looks once this commits.
-        uow.on_commit(request.app.state.worker.wakeup.set)
-    return json_response(found, status_code=202 if created else 200, headers=NO_STORE)
-
+RequestId = Annotated[
+    str, Path(max_length=36, pattern=r"^[0-9a-f-]{36}$", description="The request's id.")
+]
+# The privacy team, or the learner with its own JWT; the route decides what each may reach.
+_ADMIN_OR_OWN = Access(scope=ADMIN_SCOPE, own_token=True).extra()
+_NO_REQUEST = {404: "No erasure request has this id."}
 
 _REQUEST_EXAMPLE = {
     "id": "5f0c8a52-8d1e-4c1b-9a53-0c7d2e6f9b14",
@@ -102,16 +71,88 @@ _REQUEST_EXAMPLE = {
         },
     ],
 }
+_PENDING_EXAMPLE = {
+    **_REQUEST_EXAMPLE,
+    "subject_id": "u-123",
+    "status": "pending",
+    "deleted": None,
+    "retained_until": None,
+    "erased_at": None,
+    "systems": [],
+}
 _READERS = (
-    "The privacy team (`privacy:admin`), or the learner with its own token for requests about "
-    "itself (matched by keyed hash, also after the erasure): a request about anyone else is 403."
+    "A learner's own JWT reaches the requests about itself (matched by keyed hash, also after "
+    "the erasure): a request about anyone else is 403."
 )
+_READ_403 = {403: "A learner's JWT asks for a request about another subject."}
 
 
-def _example(body: object, status: int = 200, description: str = "OK") -> dict[int | str, Any]:
+def _example(body: object, status: int = 200, *, description: str) -> dict[int | str, Any]:
     return {
         status: {"description": description, "content": {"application/json": {"example": body}}}
     }
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=ErasureRead,
+    summary="Request a subject's erasure",
+    responses={
+        202: {
+            "description": "The new request, pending (or started at once without a grace period).",
+            "content": {"application/json": {"example": _PENDING_EXAMPLE}},
+        },
+        200: {
+            "description": "The subject's open or completed request, returned again.",
+            "model": ErasureRead,
+            "content": {"application/json": {"example": _REQUEST_EXAMPLE}},
+        },
+        **problem_responses(
+            *WRITE_ERRORS,
+            when={403: "A learner's JWT asks for the erasure of another subject."},
+        ),
+    },
+    openapi_extra={
+        **_ADMIN_OR_OWN,
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {"subject_id": "u-123", "reason": "account_deleted"}
+                }
+            }
+        },
+    },
+)
+async def post_erasure_request(
+    body: ErasureCreate,
+    request: Request,
+    caller: Annotated[Caller, Depends(token_caller)],
+    pseudonyms: PseudonymsDep,
+    uow: UnitOfWorkDep,
+) -> Response:
+    """Ask for a subject's erasure (GDPR Art. 17): the privacy team, or the learner itself.
+
+    202 with the new request, due within 30 days (`due_by`). Idempotent per subject: a subject
+    has at most one open or completed request, however many arrive at once, and a repeat gets
+    that request back (200). Without a grace period (`CONSENTRY_ERASURE_GRACE_DAYS`) the erasure
+    starts at once; with one, `DELETE` cancels it until it starts. When it runs, Consentry
+    erases its own data and tells every registered system (`systems` shows where each stands);
+    from then on every `/v1/subjects/{subject_id}/...` route answers 410. Audited.
+    """
+    settings = request.app.state.settings
+    found, created = await erasure.request_erasure(
+        uow,
+        pseudonyms,
+        caller,
+        body,
+        now=utcnow(),
+        grace_days=settings.erasure_grace_days,
+    )
+    if created:
+        # Due at once unless a grace period applies; the worker looks once this commits.
+        uow.on_commit(request.app.state.worker.wakeup.set)
+    return json_response(found, status_code=202 if created else 200, headers=NO_STORE)
 
 
 @router.get(
@@ -122,12 +163,19 @@ def _example(body: object, status: int = 200, description: str = "OK") -> dict[i
         "Erasure requests, newest first, each with where every system stands; `status` and "
         "`subject_id` filter (the subject id is hashed before the search, so completed requests "
         "are found too). " + _READERS + " A learner's list holds only its own requests; naming "
-        "another subject is 403."
+        "another subject is 403. Paginated: pass `next_cursor` as `?cursor=` until it is null."
     ),
     responses={
-        **_example({"items": [_REQUEST_EXAMPLE], "next_cursor": None}),
-        **problem_responses(401, 403, 422, 429, 503),
+        **_example(
+            {"items": [_REQUEST_EXAMPLE], "next_cursor": None},
+            description="A page of erasure requests, newest first.",
+        ),
+        **problem_responses(
+            *READ_ERRORS,
+            when={403: "A learner's JWT names another subject in `?subject_id=`."},
+        ),
     },
+    openapi_extra=_ADMIN_OR_OWN,
 )
 async def list_erasure_requests(
     request: Request,
@@ -164,7 +212,11 @@ async def list_erasure_requests(
         "One request: Consentry's own part (`deleted`, `retained_until`), where each system "
         "stands (`systems`), and `overdue` while it is unfinished past `due_by`. " + _READERS
     ),
-    responses={**_example(_REQUEST_EXAMPLE), **problem_responses(401, 403, 404, 422, 429, 503)},
+    responses={
+        **_example(_REQUEST_EXAMPLE, description="The erasure request."),
+        **problem_responses(401, 403, 404, 422, 429, 503, when={**_READ_403, **_NO_REQUEST}),
+    },
+    openapi_extra=_ADMIN_OR_OWN,
 )
 async def get_erasure_request(
     request_id: RequestId,
@@ -188,22 +240,25 @@ async def get_erasure_request(
         "(`CONSENTRY_ERASURE_GRACE_DAYS`): the account is kept. 200 with the cancelled request "
         "(again 200 for one already cancelled), 409 once it has started. The privacy team "
         "(`privacy:admin`) may cancel any request; a learner, with its own token, only one it "
-        "made itself (403 otherwise). Audited."
+        "made itself (403 otherwise). Idempotent; audited."
     ),
     responses={
         **_example(
-            {
-                **_REQUEST_EXAMPLE,
-                "subject_id": "u-123",
-                "status": "cancelled",
-                "deleted": None,
-                "retained_until": None,
-                "erased_at": None,
-                "systems": [],
-            }
+            {**_PENDING_EXAMPLE, "status": "cancelled"},
+            description="The cancelled request.",
         ),
-        **problem_responses(401, 403, 404, 409, 422, 429, 503),
+        **problem_responses(
+            *READ_ERRORS,
+            404,
+            409,
+            when={
+                403: "A learner's JWT cancels a request it did not make itself.",
+                **_NO_REQUEST,
+                409: "The erasure has started: it can no longer be cancelled.",
+            },
+        ),
     },
+    openapi_extra=_ADMIN_OR_OWN,
 )
 async def cancel_erasure_request(
     request_id: RequestId,
@@ -245,9 +300,18 @@ async def cancel_erasure_request(
                         "deleted": {"profiles": 1},
                     },
                 ],
-            }
+            },
+            description="The request, with the system's entry confirmed.",
         ),
-        **problem_responses(400, 401, 403, 404, 413, 415, 422, 429, 503),
+        **problem_responses(
+            *WRITE_ERRORS,
+            404,
+            when={
+                403: "A confirm token that was never issued, or was issued for another request "
+                "or system; or an API key without `privacy:admin`.",
+                404: "No erasure request has this id, or it does not wait for this system.",
+            },
+        ),
     },
     openapi_extra={
         "requestBody": {
@@ -278,14 +342,39 @@ async def confirm_erasure(
 
 
 subjects = APIRouter(prefix="/v1/subjects/{subject_id}", tags=["export"], route_class=JSONRoute)
+_EXPORT_EXAMPLE = {
+    "subject_id": "u-123",
+    "exported_at": "2026-12-01T09:30:00.000000Z",
+    "policy_version": "2026-11-01",
+    "consent": {"subject_id": "u-123", "revision": 1, "categories": {}, "...": "..."},
+    "consent_history": [{"id": "5f0c2a4e-8d1b-4c7e-9a3f-2b6d8e1f4a90", "...": "..."}],
+    "events": [{"event_id": "7d9a3c1e-5b2f-4e8a-9c6d-0f1e2d3c4b5a", "...": "..."}],
+    "providers": [{"id": "video-cdn", "...": "..."}],
+    "integrations": [{"integration_id": "cloud-drive", "status": "approved", "...": "..."}],
+    "integration_history": [],
+    "erasure_requests": [],
+}
 ExportCaller = Annotated[Caller, Depends(subject_access(ADMIN_SCOPE, anonymous=False))]
 
 
 @subjects.get(
     "/export",
+    summary="Export everything stored about a subject",
     responses={
-        200: {"description": "The export document, streamed.", "content": {"application/json": {}}},
-        **problem_responses(401, 403, 410, 422, 429, 503),
+        200: {
+            "description": "The export document, streamed as an attachment.",
+            "content": {"application/json": {"example": _EXPORT_EXAMPLE}},
+        },
+        **problem_responses(
+            *READ_ERRORS,
+            410,
+            when={
+                429: "The caller passed its rate limit, or this subject already has as many "
+                "exports running as allowed; retry after the `Retry-After` seconds.",
+                503: "The database cannot be reached, or the service runs as many exports as it "
+                "allows at once; retry after the `Retry-After` seconds.",
+            },
+        ),
     },
 )
 async def get_export(
@@ -298,8 +387,11 @@ async def get_export(
 ) -> ReadAheadResponse:
     """Everything stored about the subject as one JSON document, streamed as it is read.
 
-    The export is written to the audit log before its first byte is sent. Past the exports
-    allowed at once for one subject: 429; past those of the process: 503.
+    GDPR Art. 15 and 20: consent and its history, events, the providers its data reaches,
+    integration connections with their history, and erasure requests: what Consentry holds.
+    Sent as an attachment (`Content-Disposition`), never cached. The export is written to the
+    audit log before its first byte is sent. Past the exports allowed at once for one subject:
+    429; past those of the process: 503.
     """
     settings = request.app.state.settings
     # Before any database work: a refusal costs nothing, and waits for nothing. A request that

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from starlette.responses import Response
 
+from consentry.apidoc import READ_ERRORS, WRITE_ERRORS, problem_responses
 from consentry.auth import ADMIN_SCOPE, Caller, require_scope, subject_access
 from consentry.consent.facts import request_facts
 from consentry.consent.schemas import LANGUAGE_PATTERN, REGION_DESCRIPTION, REGION_PATTERN
 from consentry.db import DatabaseDep, UnitOfWorkDep
-from consentry.errors import problem_responses
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.providers import examples, service
 from consentry.providers.schemas import (
@@ -49,7 +49,8 @@ Language = Annotated[
 
 # The registry is public and changes seldom; a few minutes' delay after a change is harmless.
 _PUBLIC = {"Cache-Control": "public, max-age=300"}
-_WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 429, 503)
+_MISSING = {404: "No provider has this id."}
+_TAKEN = {409: "A provider with this id exists already: PUT replaces it."}
 
 
 def _created(provider: dict[str, Any]) -> Response:
@@ -60,7 +61,7 @@ def _created(provider: dict[str, Any]) -> Response:
     "/v1/providers",
     response_model=ProviderPage,
     summary="List the service providers",
-    responses={**examples.page("A page of providers."), **problem_responses(422, 429, 503)},
+    responses={**examples.page("A page of providers."), **problem_responses(422, 503)},
 )
 async def list_providers(
     database: DatabaseDep,
@@ -88,7 +89,7 @@ async def list_providers(
     status_code=201,
     response_model=ProviderRead,
     summary="Add a service provider",
-    responses={**examples.CREATED, **problem_responses(*_WRITE_ERRORS, 409)},
+    responses={**examples.CREATED, **problem_responses(*WRITE_ERRORS, 409, when=_TAKEN)},
 )
 async def create_provider(
     provider: Annotated[ProviderCreate, Body(openapi_examples=examples.CREATE_BODY)],
@@ -107,7 +108,7 @@ async def create_provider(
     "/v1/providers/{provider_id}",
     response_model=ProviderRead,
     summary="Read a service provider",
-    responses={**examples.one("The provider."), **problem_responses(404, 422, 429, 503)},
+    responses={**examples.one("The provider."), **problem_responses(404, 422, 503, when=_MISSING)},
 )
 async def get_provider(
     provider_id: ProviderIdPath, database: DatabaseDep, language: Language = None
@@ -125,7 +126,7 @@ async def get_provider(
     responses={
         **examples.one("The provider, replaced."),
         201: {"model": ProviderRead, **examples.CREATED[201]},
-        **problem_responses(*_WRITE_ERRORS),
+        **problem_responses(*WRITE_ERRORS),
     },
 )
 async def put_provider(
@@ -146,7 +147,16 @@ async def put_provider(
     "/v1/providers/{provider_id}",
     status_code=204,
     response_class=Response,
-    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
+    summary="Remove a service provider",
+    responses={
+        204: {"description": "Removed; the answer has no body."},
+        **problem_responses(
+            *READ_ERRORS,
+            404,
+            409,
+            when={**_MISSING, 409: "An integration names this provider: change it first."},
+        ),
+    },
 )
 async def delete_provider(
     provider_id: ProviderIdPath, caller: Admin, uow: UnitOfWorkDep

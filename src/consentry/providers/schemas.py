@@ -9,10 +9,13 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from consentry.pagination import NEXT_CURSOR_DESCRIPTION
 from consentry.providers.countries import COUNTRY_CODES
 
 PROVIDER_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
-PROVIDER_ID_DESCRIPTION = "Lower-case letters, digits and hyphens, up to 64, e.g. `video-cdn`."
+PROVIDER_ID_DESCRIPTION = (
+    "The provider's id: lower-case letters, digits and hyphens, up to 64, e.g. `video-cdn`."
+)
 DATA_ITEM_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
 OPT_OUT_URL_PATTERN = r"^https://[!-~]+$"
@@ -65,7 +68,11 @@ def _https_url(value: str) -> str:
     return value
 
 
-Name = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_plain_text)]
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=128, description="The name the learner sees."),
+    AfterValidator(_plain_text),
+]
 Purpose = Annotated[
     str,
     Field(min_length=1, max_length=1000, description="Why the provider receives the data."),
@@ -110,7 +117,12 @@ LanguageKey = Annotated[
 Label = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_plain_text)]
 ProviderId = Annotated[
     str,
-    Field(min_length=1, max_length=64, pattern=PROVIDER_ID_PATTERN),
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=PROVIDER_ID_PATTERN,
+        description=PROVIDER_ID_DESCRIPTION,
+    ),
 ]
 
 
@@ -134,7 +146,7 @@ class ProviderFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    kind: Kind
+    kind: Kind = Field(description="`technology`, `analytics`, `payment` or `support`.")
     purpose: Purpose
     data_shared: DataShared
     category: Category = Field(description="The consent category whose grant lets data flow.")
@@ -144,7 +156,10 @@ class ProviderFields(BaseModel):
         description="`adequacy`, `SCC`, `BCR`, `DPF` or `consent`; null when the data stays "
         "where no transfer safeguard is needed.",
     )
-    opt_out_url: OptOutUrl | None = None
+    opt_out_url: OptOutUrl | None = Field(
+        default=None,
+        description="An https page where a learner can object to this provider directly, if any.",
+    )
     translations: dict[LanguageKey, ProviderTranslation] = Field(
         default_factory=dict,
         max_length=32,
@@ -173,7 +188,9 @@ class ProviderCreate(ProviderFields):
 class ProviderReplace(ProviderFields):
     """A provider's whole description (PUT); `id`, when given, must be the one in the path."""
 
-    id: ProviderId | None = None
+    id: ProviderId | None = Field(
+        default=None, description="Optional; when given, the id in the path."
+    )
 
 
 # The stored fields a change may touch, in the order the API lists them.
@@ -183,30 +200,39 @@ EDITABLE_FIELDS: tuple[str, ...] = tuple(ProviderFields.model_fields)
 class ProviderTranslationRead(BaseModel):
     """A provider's texts in one more language."""
 
-    name: str
-    purpose: str
-    data_shared: dict[str, str]
+    name: str = Field(description="The name in this language.")
+    purpose: str = Field(description="The purpose in this language.")
+    data_shared: dict[str, str] = Field(description="Labels in this language, by data item.")
 
 
 class ProviderRead(BaseModel):
     """A provider as the registry lists it."""
 
-    id: str
-    name: str
-    kind: Kind
-    purpose: str
-    data_shared: list[str]
-    category: Category
-    countries: list[str]
-    transfer_mechanism: TransferMechanism | None
-    opt_out_url: str | None
-    translations: dict[str, ProviderTranslationRead]
-    created_at: str
-    updated_at: str
+    id: str = Field(description="The provider's id.")
+    name: str = Field(description="Its name, in the language asked for.")
+    kind: Kind = Field(description="`technology`, `analytics`, `payment` or `support`.")
+    purpose: str = Field(description="Why it receives the data, in the language asked for.")
+    data_shared: list[str] = Field(description="What it receives, e.g. `ip_address`.")
+    category: Category = Field(description="The consent category whose grant lets data flow to it.")
+    countries: list[str] = Field(
+        description="ISO 3166-1 alpha-2 codes of the countries where the data is processed."
+    )
+    transfer_mechanism: TransferMechanism | None = Field(
+        description="The safeguard for a transfer out of the EEA, UK or Switzerland (`adequacy`, "
+        "`SCC`, `BCR`, `DPF`, `consent`); null when there is none."
+    )
+    opt_out_url: str | None = Field(
+        description="An https page where a learner can object to this provider directly, if any."
+    )
+    translations: dict[str, ProviderTranslationRead] = Field(
+        description="Every translation, by language tag."
+    )
+    created_at: str = Field(description="When it was added.")
+    updated_at: str = Field(description="When its description last changed.")
 
 
 class ProviderPage(BaseModel):
     """A page of providers, ordered by id."""
 
-    items: list[ProviderRead]
-    next_cursor: str | None
+    items: list[ProviderRead] = Field(description="Providers, ordered by id.")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
+from consentry.apidoc import READ_ERRORS, WRITE_ERRORS, problem_responses
 from consentry.auth import ADMIN_SCOPE, Caller, require_scope
 from consentry.db import DatabaseDep, UnitOfWorkDep
-from consentry.errors import problem_responses
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
 from consentry.pseudonyms import CursorsDep
 from consentry.routing import NO_STORE, JSONRoute, json_response
@@ -39,11 +39,12 @@ MessageIdPath = Annotated[
     str, Path(pattern=MESSAGE_ID_PATTERN, description="The message's `webhook-id`.")
 ]
 
-_ADMIN_ONLY = (
-    "Requires an API key with the `privacy:admin` scope; no other caller (no user token, no "
-    "other scope) may call it."
+_NO_SYSTEM = "No system has this id."
+_URL_REFUSED = (
+    "The body does not fit the schema, or the webhook URL is not https, carries credentials, "
+    "or its host resolves to an address that is not globally routable and is not in "
+    "`CONSENTRY_WEBHOOK_ALLOW_HOSTS`."
 )
-_WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 429, 503)
 _SYSTEM = {
     "id": "course-progress",
     "name": "Course progress",
@@ -72,7 +73,7 @@ _DELIVERY = {
 }
 
 
-def _example(body: Any, status: int = 200, description: str = "OK") -> dict[int | str, Any]:
+def _example(body: Any, status: int = 200, *, description: str) -> dict[int | str, Any]:
     return {
         status: {"description": description, "content": {"application/json": {"example": body}}}
     }
@@ -103,12 +104,19 @@ def _created(system: dict[str, Any]) -> Response:
         "and erasures reach it as signed webhooks. The answer holds its signing secret, shown "
         "this once. The webhook URL must be https without credentials, and every address its "
         "host resolves to globally routable, unless the host is in "
-        "`CONSENTRY_WEBHOOK_ALLOW_HOSTS`; else 422. 409 when the id is taken. Audited. "
-        + _ADMIN_ONLY
+        "`CONSENTRY_WEBHOOK_ALLOW_HOSTS`; else 422. 409 when the id is taken. Audited."
     ),
     responses={
-        **_example({**_SYSTEM, "secret": _SECRET}, 201, "Registered"),
-        **problem_responses(*_WRITE_ERRORS, 409),
+        **_example(
+            {**_SYSTEM, "secret": _SECRET},
+            201,
+            description="Registered, with its secret shown once.",
+        ),
+        **problem_responses(
+            *WRITE_ERRORS,
+            409,
+            when={409: "A system with this id exists already: PUT replaces it.", 422: _URL_REFUSED},
+        ),
     },
     openapi_extra=_request_example(
         {key: _SYSTEM[key] for key in ("id", "name", "webhook_url", "events", "erasure")}
@@ -125,9 +133,12 @@ async def create_system(
     "",
     response_model=SystemPage,
     summary="List the platform systems",
-    description="Every registered system, ordered by id, without secrets. " + _ADMIN_ONLY,
+    description="Every registered system, ordered by id, without secrets.",
     responses={
-        **_example({"items": [_SYSTEM], "next_cursor": None}),
+        **_example(
+            {"items": [_SYSTEM], "next_cursor": None},
+            description="A page of systems, ordered by id.",
+        ),
         **problem_responses(401, 403, 422, 429, 503),
     },
 )
@@ -148,9 +159,11 @@ async def list_systems(
     "/{system_id}",
     response_model=SystemRead,
     summary="Read a platform system",
-    description="One registered system, without its secret; 404 when none has the id. "
-    + _ADMIN_ONLY,
-    responses={**_example(_SYSTEM), **problem_responses(401, 403, 404, 422, 429, 503)},
+    description="One registered system, without its secret; 404 when none has the id.",
+    responses={
+        **_example(_SYSTEM, description="The system, without its secret."),
+        **problem_responses(401, 403, 404, 422, 429, 503, when={404: _NO_SYSTEM}),
+    },
 )
 async def get_system(system_id: SystemIdPath, caller: Admin, database: DatabaseDep) -> Response:
     """Read one system."""
@@ -167,12 +180,16 @@ async def get_system(system_id: SystemIdPath, caller: Admin, database: DatabaseD
         "Replaces a system's description (200), or registers it (201, with its secret shown "
         "once). A PUT also re-enables a system that answered 410 Gone: its waiting deliveries "
         "are sent again. The URL rules are those of registration. Audited when something "
-        "changes. " + _ADMIN_ONLY
+        "changes."
     ),
     responses={
-        **_example(_SYSTEM),
-        **_example({**_SYSTEM, "secret": _SECRET}, 201, "Registered"),
-        **problem_responses(*_WRITE_ERRORS),
+        **_example(_SYSTEM, description="The system, replaced."),
+        **_example(
+            {**_SYSTEM, "secret": _SECRET},
+            201,
+            description="Registered, with its secret shown once.",
+        ),
+        **problem_responses(*WRITE_ERRORS, when={422: _URL_REFUSED}),
     },
     openapi_extra=_request_example(
         {key: _SYSTEM[key] for key in ("name", "webhook_url", "events", "erasure")}
@@ -198,9 +215,12 @@ async def put_system(
     description=(
         "Removes a system and its undelivered messages; it hears nothing more. Erasure requests "
         "already waiting for it keep its entry, which reads `failed` until confirmed by hand. "
-        "404 when none has the id. Audited. " + _ADMIN_ONLY
+        "404 when none has the id. Audited."
     ),
-    responses=problem_responses(401, 403, 404, 422, 429, 503),
+    responses={
+        204: {"description": "Removed; the answer has no body."},
+        **problem_responses(401, 403, 404, 422, 429, 503, when={404: _NO_SYSTEM}),
+    },
 )
 async def delete_system(system_id: SystemIdPath, caller: Admin, uow: UnitOfWorkDep) -> Response:
     """Remove a system."""
@@ -215,7 +235,7 @@ async def delete_system(system_id: SystemIdPath, caller: Admin, uow: UnitOfWorkD
     description=(
         "Makes a new signing secret, shown this once. For 24 hours every delivery is signed with "
         "both the new and the old secret (two signatures, space-separated), so the system can "
-        "switch without losing a message. No body. Audited (never the secret). " + _ADMIN_ONLY
+        "switch without losing a message. No body. Audited (never the secret)."
     ),
     responses={
         **_example(
@@ -224,9 +244,10 @@ async def delete_system(system_id: SystemIdPath, caller: Admin, uow: UnitOfWorkD
                 "previous_secret_expires_at": "2026-12-02T09:30:00.000000Z",
                 "updated_at": "2026-12-01T09:30:00.000000Z",
                 "secret": _SECRET,
-            }
+            },
+            description="The system with its new secret, shown this once.",
         ),
-        **problem_responses(401, 403, 404, 422, 429, 503),
+        **problem_responses(401, 403, 404, 422, 429, 503, when={404: _NO_SYSTEM}),
     },
 )
 async def rotate_secret(system_id: SystemIdPath, caller: Admin, uow: UnitOfWorkDep) -> Response:
@@ -241,11 +262,14 @@ async def rotate_secret(system_id: SystemIdPath, caller: Admin, uow: UnitOfWorkD
     description=(
         "The messages sent or to be sent to a system, newest first, with their attempts, the "
         "last answer (`last_status`: the HTTP status, or `timeout` / `refused`) and the next "
-        "attempt; never their bodies. `status` filters. 404 for an unknown system. " + _ADMIN_ONLY
+        "attempt; never their bodies. `status` filters. 404 for an unknown system."
     ),
     responses={
-        **_example({"items": [_DELIVERY], "next_cursor": None}),
-        **problem_responses(401, 403, 404, 422, 429, 503),
+        **_example(
+            {"items": [_DELIVERY], "next_cursor": None},
+            description="A page of the system's messages, newest first.",
+        ),
+        **problem_responses(401, 403, 404, 422, 429, 503, when={404: _NO_SYSTEM}),
     },
 )
 async def list_deliveries(
@@ -273,8 +297,7 @@ async def list_deliveries(
     description=(
         "Sends a `failed` or `exhausted` message again now, with the whole retry schedule ahead "
         "of it (202). 409 for a message that is pending or delivered, or whose subject was "
-        "erased (its body is gone); 404 for an unknown system or message. No body. Audited. "
-        + _ADMIN_ONLY
+        "erased (its body is gone); 404 for an unknown system or message. No body. Audited."
     ),
     responses={
         **_example(
@@ -284,9 +307,18 @@ async def list_deliveries(
                 "next_attempt_at": "2026-12-01T10:02:00.000000Z",
             },
             202,
-            "Accepted",
+            description="The message, due again at once.",
         ),
-        **problem_responses(401, 403, 404, 409, 422, 429, 503),
+        **problem_responses(
+            *READ_ERRORS,
+            404,
+            409,
+            when={
+                404: "No system has this id, or it has no message with this id.",
+                409: "The message is pending or delivered, or its subject was erased (its "
+                "body is gone).",
+            },
+        ),
     },
 )
 async def retry_delivery(
