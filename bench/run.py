@@ -69,10 +69,11 @@ from bench.processes import (
 from bench.report import RESULTS, Row, notes, relate, table, write_json
 from consentry.settings import Settings
 
-# Targets from the issue, as shares of a baseline measured in the same run.
-READ_TARGET = 0.45
-WRITE_TARGET = 0.08
-EVENTS_TARGET = 0.25
+# Targets, as shares of a baseline measured in the same run (the second round of speed work
+# raised them from 45 %, 8 % and 25 %); the README gives the p99 each row aims at too.
+READ_TARGET = 0.65
+WRITE_TARGET = 0.15
+EVENTS_TARGET = 0.60
 # Decisions per second, in calls of DECISION_SIZE subjects from DECISION_CONNECTIONS
 # connections, against the single consent read's requests per second.
 DECISIONS_TARGET = 10.0
