@@ -8,22 +8,17 @@ the cache is off and empty: a change it cannot hear about must not be served fro
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 
 from consentry.consent.repository import CHANGES_CHANNEL, StoredConsent
-
-log = logging.getLogger(__name__)
+from consentry.listening import keep_listening
 
 # How many recent changes a read that overlapped them can check itself against.
 _RECENT_CHANGES = 4096
-_HEALTH_CHECK_SECONDS = 5.0
-_MAX_BACKOFF_SECONDS = 30.0
 
 
 class ConsentCache:
@@ -73,6 +68,12 @@ class ConsentCache:
         self._recent.append(subject_id)
         self._entries.pop(subject_id, None)
 
+    def start(self) -> None:
+        """Listening now: serve from memory again, but nothing kept before, which may have
+        missed a change."""
+        self.stop()
+        self.listening = True
+
     def stop(self) -> None:
         """Serve nothing from memory until listening again."""
         self.listening = False
@@ -82,37 +83,12 @@ class ConsentCache:
 
 async def listen(connect: Callable[[], Awaitable[asyncpg.Connection]], cache: ConsentCache) -> None:
     """Keep `cache` listening for changes for as long as the task runs; reconnect when lost."""
-    backoff = 0.5
-    while True:
-        try:
-            connection = await connect()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            log.warning("consent cache off: cannot listen (%s)", type(exc).__name__)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
-            continue
-        try:
-            await _listen_on(connection, cache)
-            backoff = 0.5
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            log.warning("consent cache off: listening stopped (%s)", type(exc).__name__)
-        finally:
-            cache.stop()
-            connection.terminate()
-
-
-async def _listen_on(connection: asyncpg.Connection, cache: ConsentCache) -> None:
-    lost = asyncio.Event()
-    connection.add_termination_listener(lambda _connection: lost.set())
-    await connection.add_listener(
-        CHANGES_CHANNEL, lambda _connection, _pid, _channel, subject_id: cache.forget(subject_id)
+    await keep_listening(
+        connect,
+        [CHANGES_CHANNEL],
+        cache.forget,
+        # Only once listening can no change go unheard; what was cached before may have missed some.
+        listening=cache.start,
+        lost=cache.stop,
+        off="consent cache off",
     )
-    # Only now can no change go unheard; what was cached before may have missed some.
-    cache.stop()
-    cache.listening = True
-    while not lost.is_set():
-        try:
-            await asyncio.wait_for(lost.wait(), _HEALTH_CHECK_SECONDS)
-        except TimeoutError:
-            # A peer gone without a word leaves the socket open: ask, and give up on silence.
-            await connection.fetchval("SELECT 1", timeout=_HEALTH_CHECK_SECONDS)

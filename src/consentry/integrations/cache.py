@@ -10,9 +10,7 @@ and empty, as consent's is (consent/cache.py): a change it cannot hear about is 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 
@@ -20,12 +18,9 @@ import asyncpg
 
 from consentry.consent.repository import CHANGES_CHANNEL as CONSENT_CHANNEL
 from consentry.integrations.repository import CHANGES_CHANNEL, Check
-
-log = logging.getLogger(__name__)
+from consentry.listening import keep_listening
 
 _RECENT_CHANGES = 4096
-_HEALTH_CHECK_SECONDS = 5.0
-_MAX_BACKOFF_SECONDS = 30.0
 # What a notice names to drop every learner: a catalogue change.
 EVERYONE = ""
 # How its listening connection names itself to PostgreSQL (pg_stat_activity), beside consent's.
@@ -83,6 +78,12 @@ class ConnectionCache:
         else:
             self._entries.pop(subject_id, None)
 
+    def start(self) -> None:
+        """Listening now: serve from memory again, but nothing kept before, which may have
+        missed a change."""
+        self.stop()
+        self.listening = True
+
     def stop(self) -> None:
         """Serve nothing from memory until listening again."""
         self.listening = False
@@ -94,38 +95,12 @@ async def listen(
     connect: Callable[[], Awaitable[asyncpg.Connection]], cache: ConnectionCache
 ) -> None:
     """Keep `cache` listening for changes for as long as the task runs; reconnect when lost."""
-    backoff = 0.5
-    while True:
-        try:
-            connection = await connect()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            log.warning("connection cache off: cannot listen (%s)", type(exc).__name__)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
-            continue
-        try:
-            await _listen_on(connection, cache)
-            backoff = 0.5
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            log.warning("connection cache off: listening stopped (%s)", type(exc).__name__)
-        finally:
-            cache.stop()
-            connection.terminate()
-
-
-async def _listen_on(connection: asyncpg.Connection, cache: ConnectionCache) -> None:
-    lost = asyncio.Event()
-    connection.add_termination_listener(lambda _connection: lost.set())
-    for channel in (CHANGES_CHANNEL, CONSENT_CHANNEL):
-        await connection.add_listener(
-            channel, lambda _connection, _pid, _channel, subject_id: cache.forget(subject_id)
-        )
-    # Only now can no change go unheard; what was kept before may have missed some.
-    cache.stop()
-    cache.listening = True
-    while not lost.is_set():
-        try:
-            await asyncio.wait_for(lost.wait(), _HEALTH_CHECK_SECONDS)
-        except TimeoutError:
-            # A peer gone without a word leaves the socket open: ask, and give up on silence.
-            await connection.fetchval("SELECT 1", timeout=_HEALTH_CHECK_SECONDS)
+    await keep_listening(
+        connect,
+        [CHANGES_CHANNEL, CONSENT_CHANNEL],
+        cache.forget,
+        # Only once listening can no change go unheard; what was kept before may have missed some.
+        listening=cache.start,
+        lost=cache.stop,
+        off="connection cache off",
+    )

@@ -16,10 +16,9 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-import asyncpg
-
 from consentry.db import Database, utcnow
 from consentry.errors import ServiceUnavailable
+from consentry.listening import keep_listening
 from consentry.observability.logs import describe_exception
 from consentry.privacy import erasure, fanout, repository
 from consentry.privacy.repository import StoredErasure
@@ -42,7 +41,6 @@ PARALLEL = 4
 LISTENER_NAME = "consentry-erasure-listener"
 # Wakes closer together than this share one pass: under load, one claim takes what they made.
 _COALESCE_SECONDS = 0.02
-_LISTEN_BACKOFF_SECONDS = (0.5, 30.0)
 
 
 class Signals:
@@ -98,36 +96,15 @@ async def run_worker(
 async def listen_for_due(database: Database, signals: Signals) -> None:
     """Wake the worker whenever a request due at once commits, in any process; reconnect when
     the connection is lost. Until it listens, the worker's interval still finds every request."""
-    backoff, most = _LISTEN_BACKOFF_SECONDS
-    while True:
-        try:
-            connection = await database.listener(LISTENER_NAME)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            log.warning("worker not woken by new erasures: cannot listen (%s)", type(exc).__name__)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, most)
-            continue
-        try:
-            await _wake_on_due(connection, signals)
-            backoff = _LISTEN_BACKOFF_SECONDS[0]
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            log.warning(
-                "worker not woken by new erasures: listening stopped (%s)", type(exc).__name__
-            )
-        finally:
-            connection.terminate()
-
-
-async def _wake_on_due(connection: asyncpg.Connection, signals: Signals) -> None:
-    """Listen on `connection` until it is lost."""
-    lost = asyncio.Event()
-    connection.add_termination_listener(lambda _connection: lost.set())
-    await connection.add_listener(
-        repository.DUE_CHANNEL, lambda *_notification: signals.wakeup.set()
+    await keep_listening(
+        lambda: database.listener(LISTENER_NAME),
+        [repository.DUE_CHANNEL],
+        lambda _request_id: signals.wakeup.set(),
+        # Whatever was made before listening began, the pass this starts finds.
+        listening=signals.wakeup.set,
+        lost=lambda: None,
+        off="worker not woken by new erasures",
     )
-    # Whatever was made before listening began, the pass this starts finds.
-    signals.wakeup.set()
-    await lost.wait()
 
 
 async def run_once(
