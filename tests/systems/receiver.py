@@ -42,6 +42,9 @@ class Receiver:
         # Requests of one webhook-id being answered at the same moment, and the most ever seen.
         self.in_flight: dict[str, int] = {}
         self.most_at_once = 0
+        # Requests of any webhook-id being answered at the same moment, and the most ever seen.
+        self.answering = 0
+        self.most_answering = 0
         self._lock = threading.Lock()
         self.port = 0
 
@@ -56,11 +59,14 @@ class Receiver:
             webhook_id = request.headers.get("webhook-id", "")
             self.in_flight[webhook_id] = self.in_flight.get(webhook_id, 0) + 1
             self.most_at_once = max(self.most_at_once, self.in_flight[webhook_id])
+            self.answering += 1
+            self.most_answering = max(self.most_answering, self.answering)
             return self.replies.pop(0) if self.replies else self.default
 
     def done(self, request: Received) -> None:
         with self._lock:
             self.in_flight[request.headers.get("webhook-id", "")] -= 1
+            self.answering -= 1
 
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:

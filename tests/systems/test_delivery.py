@@ -17,8 +17,10 @@ from consentry.auth import Caller
 from consentry.consent import service as consent
 from consentry.consent.schemas import ConsentUpdate
 from consentry.consent.service import ConsentChange, RequestFacts
+from consentry.settings import Settings
 from consentry.systems import delivery, urls
 from consentry.systems.models import OutboxMessage, WebhookDelivery
+from consentry.systems.worker import DeliverySignals, run_deliveries
 from tests.helpers import admin, anon_id, choice
 from tests.systems.receiver import Receiver, Reply
 from tests.systems.support import SYSTEMS, deliver, deliveries, register, verified
@@ -421,3 +423,27 @@ async def test_two_workers_at_once_send_each_message_once(
     assert sum(claimed) == 40
     ids = [request.headers["webhook-id"] for request in receiver.received]
     assert len(ids) == len(set(ids)) == 40
+
+
+async def test_the_worker_sends_a_backlog_a_batch_per_lane_at_once(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, settings: Settings
+) -> None:
+    """One batch waiting on its slowest answer no longer holds back the rest of a backlog: the
+    worker sent a batch, waited for all of it, recorded it, and only then claimed the next."""
+    await register(client, "recs", f"{receiver.url}/recs")
+    receiver.default = Reply(200, delay=0.5)
+    backlog = delivery.BATCH + 16
+    for number in range(backlog):
+        await _put(client, f"learner-{number}", performance=True)
+    signals = DeliverySignals()
+    worker = asyncio.create_task(run_deliveries(settings, app.state.database, signals))
+    try:
+        async with asyncio.timeout(30):
+            while len(receiver.received) < backlog:
+                await asyncio.sleep(0.05)
+    finally:
+        signals.stop()
+        await worker
+    assert receiver.most_answering > delivery.BATCH
+    ids = [request.headers["webhook-id"] for request in receiver.received]
+    assert len(ids) == len(set(ids)) == backlog

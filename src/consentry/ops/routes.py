@@ -45,7 +45,7 @@ async def healthz() -> dict[str, str]:
     responses={
         200: {
             "description": "Ready to serve.",
-            "content": {"application/json": {"example": {"status": "ready", "schema": "0012"}}},
+            "content": {"application/json": {"example": {"status": "ready", "schema": "0013"}}},
         },
         **problem_responses(
             503,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from consentry.db import Base, JSONDocument, UTCDateTime
@@ -60,13 +60,28 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# A delivery still to be sent (or to be tried again), as SQL: the claim's filter is this very
+# text, so that the planner can match it to the partial index below (a bound parameter cannot).
+UNDELIVERED = ("pending", "failed")
+UNDELIVERED_SQL = "status IN ('pending', 'failed')"
+
+
 class WebhookDelivery(Base):
     """One message on its way to one system: its attempts and where it stands."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        # The worker's claim: due messages, oldest first; the metrics group by system.
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # The worker's claim: the deliveries still to be sent, oldest first. Partial, so that a
+        # claim reads its batch off the index and stops, however long the backlog; with both
+        # statuses in one ordered index it had to sort every due delivery for each claim.
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text(UNDELIVERED_SQL),
+            sqlite_where=text(UNDELIVERED_SQL),
+        ),
+        # The metrics group by system.
         Index("ix_webhook_deliveries_system_id_status", "system_id", "status"),
     )
 

@@ -7,14 +7,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, null, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy import insert as insert_into
 
 from consentry.db import Dialect, Query, Reader, Row, UnitOfWork, insert_ignoring_conflicts
-from consentry.systems.models import OutboxMessage, System, SystemEvent, WebhookDelivery
+from consentry.systems.models import (
+    UNDELIVERED,
+    OutboxMessage,
+    System,
+    SystemEvent,
+    WebhookDelivery,
+)
 
 # A delivery still on its way: never attempted, or failed and to be tried again.
-UNDELIVERED = ("pending", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +314,9 @@ delivery AS (
 
 # A due delivery of a system that is not disabled, with everything an attempt needs. On SQLite,
 # BEGIN IMMEDIATE makes the worker the only writer, and SKIP LOCKED is left out there.
+# Written into the SQL rather than bound: only so can the planner match the claim to the
+# partial index of the deliveries still to be sent, whatever plan it caches.
+_STILL_TO_SEND = WebhookDelivery.status.in_([literal_column(f"'{s}'") for s in UNDELIVERED])
 _CLAIM = Query(
     select(
         WebhookDelivery.message_id,
@@ -314,7 +333,7 @@ _CLAIM = Query(
     .join(OutboxMessage, OutboxMessage.id == WebhookDelivery.message_id)
     .join(System, System.id == WebhookDelivery.system_id)
     .where(
-        WebhookDelivery.status.in_(UNDELIVERED),
+        _STILL_TO_SEND,
         WebhookDelivery.next_attempt_at <= bindparam("now"),
         System.disabled_at.is_(None),
     )

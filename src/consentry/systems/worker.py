@@ -19,6 +19,10 @@ from consentry.systems.delivery import BATCH, SCHEDULE, Preparer, Sender, Settle
 log = logging.getLogger(__name__)
 
 _UNREACHABLE = (ServiceUnavailable, OSError, TimeoutError)
+# Batches claimed and sent at once: while one lane waits on its slowest receiver or records its
+# outcomes, the others send (the claim skips what another lane holds). One lane left the worker
+# idle for more than half of a backlog's drain.
+_LANES = 4
 # Wakes closer together than this share one look at the outbox.
 _COALESCE_SECONDS = 0.02
 
@@ -34,6 +38,16 @@ class DeliverySignals:
         """Let the attempts under way finish, then end the worker."""
         self.stopping = True
         self.wakeup.set()
+
+
+def _log_failure(failure: BaseException) -> None:
+    """Log why a pass stopped; the next one tries again. Cancellation is not a failure."""
+    if not isinstance(failure, Exception):
+        raise failure
+    if isinstance(failure, _UNREACHABLE):
+        log.warning("delivery pass stopped: database unavailable (%s)", type(failure).__name__)
+    else:
+        log.error("delivery pass failed", extra={"exception": describe_exception(failure)})
 
 
 def schedule_of(settings: Settings) -> tuple[float, ...]:
@@ -54,23 +68,26 @@ async def run_deliveries(
     sender = Sender(urls.AllowList.parse(settings.webhook_allow_hosts))
     undo = outbox.on_announce(signals.wakeup.set)
     schedule = schedule_of(settings)
+
+    async def lane() -> None:
+        # A full batch means more may be due: go on until the outbox is drained.
+        while (
+            await deliver_due(
+                database, sender, schedule, clock=clock, prepare=prepare, settle=settle
+            )
+            == BATCH
+            and not signals.stopping
+        ):
+            pass
+
     try:
         while not signals.stopping:
             signals.wakeup.clear()
-            try:
-                # A full batch means more may be due: go on until the outbox is drained.
-                while (
-                    await deliver_due(
-                        database, sender, schedule, clock=clock, prepare=prepare, settle=settle
-                    )
-                    == BATCH
-                    and not signals.stopping
-                ):
-                    pass
-            except _UNREACHABLE as exc:
-                log.warning("delivery pass stopped: database unavailable (%s)", type(exc).__name__)
-            except Exception as exc:
-                log.error("delivery pass failed", extra={"exception": describe_exception(exc)})
+            # Every lane ends before the next pass: a failing one never leaves others behind.
+            ended = await asyncio.gather(*(lane() for _ in range(_LANES)), return_exceptions=True)
+            failures = [result for result in ended if result is not None]
+            if failures:
+                _log_failure(failures[0])  # the lanes of one pass fail for the same reason
             await asyncio.sleep(_COALESCE_SECONDS)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(signals.wakeup.wait(), settings.webhook_poll_seconds)
