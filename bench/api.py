@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -76,12 +77,34 @@ async def check_each(base_url: str, plan: Plan) -> None:
         await asyncio.gather(*(_reader(client, queue, path) for _ in range(SEED_CONCURRENCY)))
 
 
+# A pooled connection can be closed by the server just as a request goes out on it, which then
+# fails without an answer; every request sent through `_request` is idempotent, so it is sent
+# again, up to this many times in all, rather than ending the run.
+_ATTEMPTS = 3
+_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
+
+
+async def _request(
+    client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """The answer to an idempotent request, sent again when its connection dropped it."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return await client.request(method, url, **kwargs)
+        except _DROPPED as error:
+            if attempt == _ATTEMPTS:
+                raise HarnessError(f"{method} {url}: {type(error).__name__}: {error}") from None
+    raise AssertionError("unreachable")
+
+
 async def _reader(
     client: httpx.AsyncClient, queue: asyncio.Queue[Subject], path: str = "consent"
 ) -> None:
     while not queue.empty():
         subject = queue.get_nowait()
-        response = await client.get(
+        response = await _request(
+            client,
+            "GET",
             f"/v1/subjects/{subject.id}/{path}",
             headers={"Authorization": f"Bearer {subject.token}"},
         )
@@ -98,7 +121,7 @@ async def _seeder(client: httpx.AsyncClient, queue: asyncio.Queue[Subject], vers
             "source": "banner",
             "method": "custom",
         }
-        response = await client.put(f"/v1/subjects/{subject.id}/consent", json=body)
+        response = await _request(client, "PUT", f"/v1/subjects/{subject.id}/consent", json=body)
         if response.status_code != 200:
             raise HarnessError(
                 f"seeding {subject.id} answered {response.status_code}: {response.text}"
@@ -150,11 +173,12 @@ async def _connector(client: httpx.AsyncClient, queue: asyncio.Queue[Subject]) -
     while not queue.empty():
         subject = queue.get_nowait()
         path = f"/v1/subjects/{subject.id}/integrations/{INTEGRATION}"
-        answers = [await client.post(f"{path}/requests", json={"scopes": ["files.write"]})]
+        request = {"scopes": ["files.write"]}
+        answers = [await _request(client, "POST", f"{path}/requests", json=request)]
         if subject.number % 3 == 2:
             approval = {"decision": "approve", "scopes": ["files.write"]}
             own = {"Authorization": f"Bearer {subject.token}"}
-            answers.append(await client.put(path, json=approval, headers=own))
+            answers.append(await _request(client, "PUT", path, json=approval, headers=own))
         for response in answers:
             if response.status_code not in (200, 201):
                 raise HarnessError(
