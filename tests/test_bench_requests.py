@@ -10,7 +10,9 @@ from bench.errors import HarnessError
 pytestmark = pytest.mark.anyio
 
 
-def _client(failures: int, error: type[httpx.TransportError]) -> tuple[httpx.AsyncClient, list[int]]:
+def _client(
+    failures: int, error: type[httpx.TransportError]
+) -> tuple[httpx.AsyncClient, list[int]]:
     sent: list[int] = []
 
     def answer(request: httpx.Request) -> httpx.Response:

@@ -21,6 +21,7 @@ from consentry.settings import Settings
 from consentry.systems import delivery, urls
 from consentry.systems.models import OutboxMessage, WebhookDelivery
 from consentry.systems.worker import DeliverySignals, run_deliveries
+from tests.faults.polling import until
 from tests.helpers import admin, anon_id, choice
 from tests.systems.receiver import Receiver, Reply
 from tests.systems.support import SYSTEMS, deliver, deliveries, register, verified
@@ -437,10 +438,12 @@ async def test_the_worker_sends_a_backlog_a_batch_per_lane_at_once(
         await _put(client, f"learner-{number}", performance=True)
     signals = DeliverySignals()
     worker = asyncio.create_task(run_deliveries(settings, app.state.database, signals))
+
+    async def all_received() -> bool:
+        return len(receiver.received) >= backlog
+
     try:
-        async with asyncio.timeout(30):
-            while len(receiver.received) < backlog:
-                await asyncio.sleep(0.05)
+        await until(all_received, f"{backlog} deliveries received")
     finally:
         signals.stop()
         await worker
