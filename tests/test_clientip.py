@@ -8,6 +8,7 @@ import httpx
 import pytest
 from starlette.requests import Request
 
+from consentry import clientip
 from consentry.app import create_app
 from consentry.clientip import client_address, parse_networks, truncate
 from tests.conftest import make_settings
@@ -58,6 +59,19 @@ def test_truncation(address: str, stored: str) -> None:
 def test_mapped_address_is_truncated_as_ipv4() -> None:
     address = client_address(_request("::ffff:203.0.113.77"), TRUSTED)
     assert truncate(address) == "203.0.113.0/24"
+
+
+def test_a_remembered_address_is_the_same_each_time() -> None:
+    for _ in range(2):
+        address = client_address(_request("10.1.1.1", "198.51.100.200, 10.2.2.2"), TRUSTED)
+        assert truncate(address) == "198.51.100.0/24"
+
+
+def test_a_long_made_up_hop_is_refused_and_not_remembered() -> None:
+    before = clientip._remembered.cache_info().currsize
+    hop = "1" * 5000
+    assert client_address(_request("10.1.1.1", hop), TRUSTED) is None
+    assert clientip._remembered.cache_info().currsize == before
 
 
 def test_no_address() -> None:

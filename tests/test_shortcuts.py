@@ -51,13 +51,32 @@ async def with_parameter(thing_id: str) -> Response:
     return JSONResponse({"thing": thing_id})
 
 
+@router.put("/by-parameter")
+async def put_with_parameter(thing_id: str) -> Response:
+    """Reached through the router only: the direct endpoint below stands in for it."""
+    return JSONResponse({"put": thing_id, "routed": True})
+
+
+async def put_directly(request: Request) -> Response:
+    """Stands in for `put_with_parameter`, doing its parameter's work itself."""
+    return JSONResponse(
+        {
+            "put": request.path_params["thing_id"],
+            "route": request.scope["route"].path,
+            "routed": "fastapi_middleware_astack" in request.scope,
+        }
+    )
+
+
 def _app() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
-    app.add_middleware(
-        DirectRoutes, fastapi=app, routes=[route_of(router, "/things/{thing_id}/state", "GET")]
-    )
+    routes = [
+        (route_of(router, "/things/{thing_id}/state", "GET"), None),
+        (route_of(router, "/things/{thing_id}/by-parameter", "PUT"), put_directly),
+    ]
+    app.add_middleware(DirectRoutes, fastapi=app, routes=routes)
     return app
 
 
@@ -100,11 +119,20 @@ async def test_other_methods_and_paths_go_through_the_router() -> None:
     assert head.status_code == 405
 
 
+async def test_an_endpoint_may_stand_in_for_a_route_with_parameters() -> None:
+    async with await _client(_app()) as client:
+        put = await client.put("/things/a/by-parameter")
+        read = await client.get("/things/a/by-parameter")
+    assert put.json() == {"put": "a", "route": "/things/{thing_id}/by-parameter", "routed": False}
+    # Only the methods it was given: the route's other methods go through the router.
+    assert read.json() == {"thing": "a"}
+
+
 def test_a_route_that_needs_fastapis_parameters_is_refused() -> None:
     app = FastAPI()
     route = route_of(router, "/things/{thing_id}/by-parameter", "GET")
     with pytest.raises(RuntimeError, match="must take the request alone"):
-        DirectRoutes(app, fastapi=app, routes=[route])
+        DirectRoutes(app, fastapi=app, routes=[(route, None)])
 
 
 def test_a_route_that_does_not_exist_is_refused() -> None:

@@ -22,6 +22,7 @@ from consentry.consent.cache import ConsentCache, listen
 from consentry.consent.decision_routes import router as decisions_router
 from consentry.consent.link_routes import router as link_router
 from consentry.consent.rendered import RenderedReads
+from consentry.consent.routes import record_consent
 from consentry.consent.routes import router as consent_router
 from consentry.cors import StrictCORS
 from consentry.db import open_database
@@ -174,9 +175,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The providers list of a subject counts its connections without providers knowing of them.
     app.state.connected_providers = flowing_provider_ids
 
-    # The innermost middleware: the consent read, answered ahead of the router's walk.
-    read_route = route_of(consent_router, "/v1/subjects/{subject_id}/consent", "GET")
-    app.add_middleware(DirectRoutes, fastapi=app, routes=[read_route])
+    # The innermost middleware: the consent read and write, answered ahead of the router's walk.
+    consent_path = "/v1/subjects/{subject_id}/consent"
+    direct = [
+        (route_of(consent_router, consent_path, "GET"), None),
+        (route_of(consent_router, consent_path, "PUT"), record_consent),
+        (route_of(consent_router, consent_path, "PATCH"), record_consent),
+    ]
+    app.add_middleware(DirectRoutes, fastapi=app, routes=direct)
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
     install_error_handlers(app)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from functools import lru_cache
 
 from fastapi import Request
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Addresses parsed and truncated are remembered: parsing one cost more than a write's decision,
+# and the same clients (a proxy's, a campus NAT's) come back request after request.
+_REMEMBERED = 4096
 
 
 def parse_networks(values: Sequence[str]) -> tuple[Network, ...]:
@@ -16,7 +20,16 @@ def parse_networks(values: Sequence[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(value, strict=False) for value in values)
 
 
+# Longer text is parsed each time: an IPv6 address with a zone is shorter, and a client's
+# made-up header must not fill the memory kept for addresses.
+_LONGEST_REMEMBERED = 64
+
+
 def _address(value: str) -> IPAddress | None:
+    return _remembered(value) if len(value) <= _LONGEST_REMEMBERED else _parsed(value)
+
+
+def _parsed(value: str) -> IPAddress | None:
     try:
         address = ipaddress.ip_address(value.strip())
     except ValueError:
@@ -24,6 +37,9 @@ def _address(value: str) -> IPAddress | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+_remembered = lru_cache(maxsize=_REMEMBERED)(_parsed)
 
 
 def client_address(request: Request, trusted: Sequence[Network]) -> IPAddress | None:
@@ -47,5 +63,10 @@ def truncate(address: IPAddress | None) -> str | None:
     """The /24 (IPv4) or /48 (IPv6) network of an address: all that is ever stored."""
     if address is None:
         return None
+    return _truncated(address)
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _truncated(address: IPAddress) -> str:
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))

@@ -441,16 +441,27 @@ class UnitOfWork(Reader):
         finally:
             if failed:
                 with contextlib.suppress(Exception):
+                    await self._give_back()
+                with contextlib.suppress(Exception):
                     await self._stack.__aexit__(RuntimeError, RuntimeError("rolled back"), None)
             else:
                 async with _translating():
+                    await self._give_back()
                     await self._stack.aclose()
 
     async def _pg_connection(self) -> asyncpg.Connection:
         """The pooled connection of this unit of work, taken on first need, no transaction begun."""
+        # Lent and given back by hand, not through the exit stack: every write takes one, and
+        # the stack's context managers cost more than the pool's own work.
         if self._driver is None:
-            self._driver = await self._stack.enter_async_context(self._database._pooled())
+            self._driver = await self._database._lend()
         return self._driver
+
+    async def _give_back(self) -> None:
+        """Return the pooled connection, if one was taken."""
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            await self._database._take_back(driver)
 
     async def read_ahead(
         self, statement: Statement, params: Mapping[str, Any] | None = None
@@ -560,22 +571,32 @@ class Database:
     @asynccontextmanager
     async def _pooled(self) -> AsyncIterator[asyncpg.Connection]:
         """A driver connection, first come first served; 503 past the timeout."""
+        connection = await self._lend()
+        try:
+            yield connection
+        finally:
+            await self._take_back(connection)
+
+    async def _lend(self) -> asyncpg.Connection:
+        """A driver connection for `_take_back` to return, first come first served."""
         assert self.pool is not None
         await self._take_turn()
         try:
             # A turn guarantees a connection: there are as many turns as the pool holds.
             async with _translating():
-                connection = await self.pool.acquire()
+                connection: asyncpg.Connection = await self.pool.acquire()
         except BaseException:
             self.turns.release()
             raise
+        return connection
+
+    async def _take_back(self, connection: asyncpg.Connection) -> None:
+        """Return a connection `_lend` gave, and its turn."""
+        assert self.pool is not None
         try:
-            yield connection
+            await self.pool.release(connection)
         finally:
-            try:
-                await self.pool.release(connection)
-            finally:
-                self.turns.release()
+            self.turns.release()
 
     async def _take_turn(self) -> None:
         """A turn at the driver pool, waiting at most the database timeout for one."""

@@ -2,8 +2,10 @@
 
 The consent read serves every page load. Finding its route among all the others, then
 FastAPI's handling around an endpoint that takes the request alone (a dependency pass with
-nothing to resolve, telemetry, exit stacks) cost more than the read itself. A route named here
-is matched first, by its own path pattern, and its endpoint called with the request; the
+nothing to resolve, telemetry, exit stacks) cost more than the read itself; for the consent
+write, FastAPI's dependency solving, exit stacks and the router's walk cost more than its
+decision. A route named here is matched first, by its own path pattern and methods, and an
+endpoint called with the request; the
 app's exception handlers answer its errors as the router's route would, and everything outside
 the router (security headers, request ids, metrics, CORS, body limits, the 500 handler) is
 passed through as for any route.
@@ -11,6 +13,7 @@ passed through as for any route.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import APIRouter, FastAPI, Request
@@ -24,17 +27,23 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class DirectRoutes:
-    """Answers GET requests for the given routes by calling their endpoints directly.
+    """Answers requests for the given routes by calling an endpoint directly.
 
-    Each route's endpoint must take the request alone and return a response: nothing of
-    FastAPI's parameter handling is run for it. The routes stay in their routers too, for the
-    OpenAPI document and for every other method.
+    `routes` pairs each route with the endpoint that answers it directly, or with None for a
+    route whose own endpoint takes the request alone. Such an endpoint takes the request and returns
+    a response: nothing of FastAPI's parameter handling is run for it, so one standing in for a
+    route that has parameters does that route's work itself. A route answers only the methods
+    it declares. The routes stay in their routers too, for the OpenAPI document and for every
+    other method.
     """
 
-    def __init__(self, app: ASGIApp, fastapi: FastAPI, routes: Sequence[APIRoute]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        fastapi: FastAPI,
+        routes: Sequence[tuple[APIRoute, Endpoint | None]],
+    ) -> None:
         self.app = app
-        for route in routes:
-            _check_takes_request_alone(route)
         # The app's handlers, as the router's own ExceptionMiddleware takes them (500 and
         # Exception are the outer error middleware's). The stack is built at the first request,
         # once every handler is installed.
@@ -43,15 +52,19 @@ class DirectRoutes:
             for key, handler in fastapi.exception_handlers.items()
             if key not in (500, Exception)
         }
-        self._routes = [
-            (route.path_regex, route, ExceptionMiddleware(_calling(route.endpoint), handlers))
-            for route in routes
-        ]
+        self._by_method: dict[str, list[tuple[re.Pattern[str], APIRoute, ASGIApp]]] = {}
+        for route, endpoint in routes:
+            if endpoint is None:
+                _check_takes_request_alone(route)
+                endpoint = route.endpoint
+            answer = ExceptionMiddleware(_calling(endpoint), handlers)
+            for method in route.methods or ():
+                self._by_method.setdefault(method, []).append((route.path_regex, route, answer))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] == "http" and (routes := self._by_method.get(scope["method"])):
             path = get_route_path(scope)
-            for pattern, route, answer in self._routes:
+            for pattern, route, answer in routes:
                 match = pattern.match(path)
                 if match is not None:
                     scope["route"] = route

@@ -25,7 +25,9 @@ def request_facts(request: Request, region: str | None, *, for_record: bool) -> 
     if not for_record:
         return RequestFacts(region=found, gpc=gpc, ip=None, user_agent=None)
     # Control characters (NUL above all, which PostgreSQL refuses in text) are never kept.
-    user_agent = "".join(c for c in request.headers.get("user-agent", "") if c.isprintable())
+    user_agent = request.headers.get("user-agent", "")
+    if not user_agent.isprintable():
+        user_agent = "".join(c for c in user_agent if c.isprintable())
     return RequestFacts(
         region=found,
         gpc=gpc,
