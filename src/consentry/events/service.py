@@ -15,6 +15,7 @@ from consentry.consent.gate import NO_RECORD, Gate
 from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.events import repository
 from consentry.events.counters import EventCounts
+from consentry.events.plain import PlainEvent, plain_event
 from consentry.events.repository import Key, NewEvent
 from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
 from consentry.pagination import Cursors
@@ -67,13 +68,22 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _corrected(occurred_at: datetime, skew: timedelta | None) -> datetime:
-    """The time in UTC, shifted by the sender's clock skew; ValueError past datetime's range."""
-    try:
-        moment = occurred_at.astimezone(UTC)
-        return moment + skew if skew is not None else moment
-    except OverflowError:
-        raise ValueError("occurred_at: out of range once corrected") from None
+def _sent_id(raw: Any) -> Any:
+    return raw.get("event_id") if isinstance(raw, dict) else None
+
+
+def _checked(raw: Any) -> PlainEvent:
+    """The event as the schema reads it; ValidationError with its problems."""
+    event = EVENT.validate_python(raw)
+    return PlainEvent(
+        event["event_id"],
+        event["subject_id"],
+        event["category"],
+        event["name"],
+        event["occurred_at"].astimezone(UTC),
+        event.get("properties", {}),
+        event.get("context", {}),
+    )
 
 
 def _serialized(document: dict[str, Any], field: str, depth: int) -> str:
@@ -120,30 +130,32 @@ def validate(
     results: list[dict[str, Any] | None] = []
     candidates: list[Candidate] = []
     for index, raw in enumerate(events):
-        sent_id = raw.get("event_id") if isinstance(raw, dict) else None
+        event = plain_event(raw)
         try:
-            event = EVENT.validate_python(raw)
+            if event is None:
+                event = _checked(raw)
+            occurred_at = event.occurred_at + skew if skew is not None else event.occurred_at
         except ValidationError as error:
-            results.append(_invalid(sent_id, _describe(error)))
+            results.append(_invalid(_sent_id(raw), _describe(error)))
+            continue
+        except OverflowError:
+            results.append(_invalid(_sent_id(raw), "occurred_at: out of range once corrected"))
             continue
         try:
-            occurred_at = _corrected(event["occurred_at"], skew)
             if occurred_at > latest:
                 raise ValueError("occurred_at: more than 5 minutes in the future")
-            if "\x00" in event["name"]:
+            if "\x00" in event.name:
                 raise ValueError("name: holds U+0000, which cannot be stored")
-            properties = _serialized(event.get("properties", {}), "properties", depth)
-            context = _serialized(event.get("context", {}), "context", depth)
+            properties = _serialized(event.properties, "properties", depth)
+            context = _serialized(event.context, "context", depth)
         except ValueError as error:
-            results.append(_invalid(sent_id, str(error)))
+            results.append(_invalid(_sent_id(raw), str(error)))
             continue
-        event_id = event["event_id"].lower()
-        subject_id = event["subject_id"]
         row = NewEvent(
-            subject_id=subject_id,
-            event_id=event_id,
-            category=event["category"],
-            name=event["name"],
+            subject_id=event.subject_id,
+            event_id=event.event_id.lower(),
+            category=event.category,
+            name=event.name,
             occurred_at=occurred_at,
             received_at=received_at,
             properties=properties,
