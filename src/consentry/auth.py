@@ -16,7 +16,9 @@ from consentry.apidoc import Access, declare_access
 from consentry.db import database_of
 from consentry.errors import Forbidden, Unauthorized, ValidationFailed
 from consentry.keys import repository as keys
+from consentry.keys.cache import KeyCache
 from consentry.keys.format import KEY_PREFIX, SCOPES, hash_key
+from consentry.keys.repository import ActiveKey
 from consentry.ratelimit import limit, limit_address, refund_address
 from consentry.subjects import is_anonymous, is_subject_id
 from consentry.tokens import TokenVerifier
@@ -209,14 +211,27 @@ def _known(request: Request, token: str) -> Caller | None:
 
 async def _verify(request: Request, token: str) -> Caller:
     if token.startswith(KEY_PREFIX):
-        async with database_of(request).reader() as reader:
-            found = await keys.find_active(reader, hash_key(token))
+        found = await _active_key(request, hash_key(token))
         if found is None:
             raise Unauthorized("Unknown or revoked API key.")
         return Caller(kind="key", name=found.name, scopes=found.scopes, key_id=found.id)
     verifier: TokenVerifier = request.app.state.token_verifier
     subject = await verifier.subject(token)
     return Caller(kind="user", name="subject", subject_id=subject)
+
+
+async def _active_key(request: Request, key_hash: str) -> ActiveKey | None:
+    """The unrevoked key with this hash: from memory when kept, else looked up and kept."""
+    cache: KeyCache = request.app.state.key_cache
+    found = cache.get(key_hash)
+    if found is not None:
+        return found
+    epoch = cache.epoch
+    async with database_of(request).reader() as reader:
+        found = await keys.find_active(reader, key_hash)
+    if found is not None:
+        cache.fill(key_hash, found, epoch)
+    return found
 
 
 def _no_token(request: Request) -> Unauthorized:
