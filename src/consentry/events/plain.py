@@ -27,6 +27,7 @@ _TIMESTAMP = re.compile(
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 _EMPTY: dict[str, Any] = {}
+_TEXT = {str}
 
 
 class PlainEvent(NamedTuple):
@@ -43,14 +44,21 @@ class PlainEvent(NamedTuple):
 
 def _document(value: Any) -> dict[str, Any] | None:
     """A JSON object with text keys, as the schema's `dict[str, Any]` takes it unchanged."""
-    if type(value) is dict and all(type(key) is str for key in value):
+    # Keys of exactly `str`: the schema turns a subclass into text, which the object as sent
+    # would not serialize as.
+    if type(value) is dict and (not value or set(map(type, value)) <= _TEXT):
         return value
     return None
 
 
 def plain_event(raw: Any) -> PlainEvent | None:
     """The event, when every field is plainly valid; None when the schema must decide."""
-    if type(raw) is not dict or not raw.keys() >= _REQUIRED or not raw.keys() <= _FIELDS:
+    # Only known fields, and as many as the required ones and the optional ones present.
+    if (
+        type(raw) is not dict
+        or not _FIELDS.issuperset(raw)
+        or len(raw) != len(_REQUIRED) + ("properties" in raw) + ("context" in raw)
+    ):
         return None
     event_id = raw["event_id"]
     subject_id = raw["subject_id"]

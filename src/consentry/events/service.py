@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -36,14 +35,13 @@ _LIST = "events"
 _NOTHING: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A valid event, time-corrected, ready to be judged: its result index and its row.
+class Candidate(NamedTuple):
+    """A valid event, time-corrected, ready to be judged: its place among the results, and its row.
 
     `denied` holds categories its sender itself says are denied: they can only refuse more.
     """
 
-    index: int
+    position: int
     key: Key
     row: NewEvent
     denied: frozenset[str] = _NOTHING
@@ -190,16 +188,16 @@ def judge(
         event_id = candidate.key[1]
         reason = _verdict(candidate, gates.get(candidate.key[0], NO_RECORD))
         if reason is not None:
-            decided[candidate.index] = {
+            decided[candidate.position] = {
                 "event_id": event_id,
                 "status": "rejected",
                 "reason": reason,
             }
         elif candidate.key in accepted:
-            decided[candidate.index] = {"event_id": event_id, "status": "duplicate"}
+            decided[candidate.position] = {"event_id": event_id, "status": "duplicate"}
         else:
             accepted[candidate.key] = candidate
-            decided[candidate.index] = {"event_id": event_id, "status": "accepted"}
+            decided[candidate.position] = {"event_id": event_id, "status": "accepted"}
     return decided, accepted  # type: ignore[return-value]  # every index was decided
 
 
@@ -228,7 +226,7 @@ async def decide(
     inserted = await repository.store(uow, [accepted[key].row for key in sorted(accepted)])
     for key, candidate in accepted.items():
         if key not in inserted:  # stored before, by a retry or a concurrent batch
-            decided[candidate.index] = {"event_id": key[1], "status": "duplicate"}
+            decided[candidate.position] = {"event_id": key[1], "status": "duplicate"}
     return decided
 
 
