@@ -17,7 +17,6 @@ from collections import OrderedDict
 from functools import partial
 
 from consentry.db import Database
-from consentry.errors import ServiceUnavailable
 from consentry.keys.repository import CHANGES_CHANNEL, ActiveKey, answer
 from consentry.listening import keep_listening
 
@@ -105,6 +104,6 @@ async def _answer(database: Database, notice: str) -> None:
     try:
         async with database.reader() as reader:
             await answer(reader, notice)
-    except ServiceUnavailable:
+    except Exception as error:  # a task of its own: nothing else would log it
         # The revoker waits out its time and says so; the keys are dropped all the same.
-        log.warning("key cache: could not answer a revocation")
+        log.warning("key cache: could not answer a revocation (%s)", type(error).__name__)
