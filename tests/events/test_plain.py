@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from consentry.events.plain import PlainEvent, plain_event
-from consentry.events.schemas import EVENT
+from consentry.events.plain import PlainEvent, plain_event, schema_reading
 
 _VALID = {
     "event_id": "7d9a3c1e-5b2f-4e8a-9c6d-0f1e2d3c4b5a",
@@ -25,18 +23,9 @@ _VALID = {
 
 def _schema_reads(raw: Any) -> PlainEvent | None:
     try:
-        event = EVENT.validate_python(raw)
+        return schema_reading(raw)
     except ValidationError:
         return None
-    return PlainEvent(
-        event["event_id"],
-        event["subject_id"],
-        event["category"],
-        event["name"],
-        event["occurred_at"].astimezone(UTC),
-        event.get("properties", {}),
-        event.get("context", {}),
-    )
 
 
 def _digits(low: int, high: int, width: int) -> st.SearchStrategy[str]:

@@ -12,7 +12,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from consentry.events.schemas import UUID_PATTERN
+import orjson
+
+from consentry.events.schemas import EVENT, UUID_PATTERN
 from consentry.subjects import SUBJECT_ID_PATTERN
 
 _REQUIRED = frozenset({"event_id", "subject_id", "category", "name", "occurred_at"})
@@ -27,11 +29,10 @@ _TIMESTAMP = re.compile(
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 _EMPTY: dict[str, Any] = {}
-_TEXT = {str}
 
 
 class PlainEvent(NamedTuple):
-    """A valid event's fields, `occurred_at` parsed and in UTC."""
+    """A valid event's fields, `occurred_at` parsed and in UTC, the documents serialized too."""
 
     event_id: str
     subject_id: str
@@ -40,15 +41,17 @@ class PlainEvent(NamedTuple):
     occurred_at: datetime
     properties: dict[str, Any]
     context: dict[str, Any]
+    # Both documents as JSON (see `dumped`).
+    properties_json: bytes
+    context_json: bytes
 
 
-def _document(value: Any) -> dict[str, Any] | None:
-    """A JSON object with text keys, as the schema's `dict[str, Any]` takes it unchanged."""
-    # Keys of exactly `str`: the schema turns a subclass into text, which the object as sent
-    # would not serialize as.
-    if type(value) is dict and (not value or set(map(type, value)) <= _TEXT):
-        return value
-    return None
+def dumped(document: dict[str, Any]) -> bytes:
+    """The document as JSON; empty past orjson's own limit of 255 levels (or any it refuses)."""
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return b""
 
 
 def plain_event(raw: Any) -> PlainEvent | None:
@@ -78,13 +81,45 @@ def plain_event(raw: Any) -> PlainEvent | None:
         and _TIMESTAMP.fullmatch(occurred_at)
     ):
         return None
-    properties = _document(raw.get("properties", _EMPTY))
-    context = _document(raw.get("context", _EMPTY))
-    if properties is None or context is None:
+    properties = raw.get("properties", _EMPTY)
+    context = raw.get("context", _EMPTY)
+    if type(properties) is not dict or type(context) is not dict:
         return None
     try:
         # A valid text may name no date (February 30th) or fall outside the years 1-9999 in UTC.
         moment = datetime.fromisoformat(occurred_at).astimezone(UTC)
-    except (ValueError, OverflowError):
+        # orjson takes keys of exactly `str` only, as the schema's `dict[str, Any]` keeps them
+        # (it turns any other into text): serializing here checks them for free.
+        properties_json = orjson.dumps(properties)
+        context_json = orjson.dumps(context)
+    except (ValueError, OverflowError, orjson.JSONEncodeError):
         return None
-    return PlainEvent(event_id, subject_id, category, name, moment, properties, context)
+    return PlainEvent(
+        event_id,
+        subject_id,
+        category,
+        name,
+        moment,
+        properties,
+        context,
+        properties_json,
+        context_json,
+    )
+
+
+def schema_reading(raw: Any) -> PlainEvent:
+    """The event as the schema reads it, whatever it holds; ValidationError with its problems."""
+    event = EVENT.validate_python(raw)
+    properties = event.get("properties", {})
+    context = event.get("context", {})
+    return PlainEvent(
+        event["event_id"],
+        event["subject_id"],
+        event["category"],
+        event["name"],
+        event["occurred_at"].astimezone(UTC),
+        properties,
+        context,
+        dumped(properties),
+        dumped(context),
+    )

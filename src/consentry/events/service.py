@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-import orjson
 from pydantic import ValidationError
 
 from consentry.consent.gate import NO_RECORD, Gate
 from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.events import repository
 from consentry.events.counters import EventCounts
-from consentry.events.plain import PlainEvent, plain_event
+from consentry.events.plain import plain_event, schema_reading
 from consentry.events.repository import Key, NewEvent
-from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
+from consentry.events.schemas import MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
 from consentry.pagination import Cursors
 from consentry.policy import CATEGORIES
 from consentry.pseudonyms import Pseudonyms
@@ -70,27 +69,10 @@ def _sent_id(raw: Any) -> Any:
     return raw.get("event_id") if isinstance(raw, dict) else None
 
 
-def _checked(raw: Any) -> PlainEvent:
-    """The event as the schema reads it; ValidationError with its problems."""
-    event = EVENT.validate_python(raw)
-    return PlainEvent(
-        event["event_id"],
-        event["subject_id"],
-        event["category"],
-        event["name"],
-        event["occurred_at"].astimezone(UTC),
-        event.get("properties", {}),
-        event.get("context", {}),
-    )
-
-
-def _serialized(document: dict[str, Any], field: str, depth: int) -> str:
+def _serialized(document: dict[str, Any], text: bytes, field: str, depth: int) -> str:
     # The batch is not walked for its depth as other bodies are (a 1 MiB walk would cost as much
     # as parsing it): each free-form object is, here, so that a deep one rejects its event only.
-    try:
-        text = orjson.dumps(document)
-    except orjson.JSONEncodeError:
-        text = b""  # past orjson's own limit of 255 levels
+    # `text` is the document as `dumped` serialized it: empty past orjson's limit of 255 levels.
     if len(text) > MAX_OBJECT_BYTES:
         raise ValueError(f"{field}: more than {MAX_OBJECT_BYTES} bytes as JSON")
     # Nesting past `depth` takes more than twice `depth` in bytes and more than `depth` brackets, so
@@ -131,7 +113,7 @@ def validate(
         event = plain_event(raw)
         try:
             if event is None:
-                event = _checked(raw)
+                event = schema_reading(raw)
             occurred_at = event.occurred_at + skew if skew is not None else event.occurred_at
         except ValidationError as error:
             results.append(_invalid(_sent_id(raw), _describe(error)))
@@ -144,8 +126,8 @@ def validate(
                 raise ValueError("occurred_at: more than 5 minutes in the future")
             if "\x00" in event.name:
                 raise ValueError("name: holds U+0000, which cannot be stored")
-            properties = _serialized(event.properties, "properties", depth)
-            context = _serialized(event.context, "context", depth)
+            properties = _serialized(event.properties, event.properties_json, "properties", depth)
+            context = _serialized(event.context, event.context_json, "context", depth)
         except ValueError as error:
             results.append(_invalid(_sent_id(raw), str(error)))
             continue
