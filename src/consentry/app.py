@@ -37,6 +37,8 @@ from consentry.integrations.cache import ConnectionCache
 from consentry.integrations.cache import listen as listen_for_connections
 from consentry.integrations.routes import router as integrations_router
 from consentry.integrations.service import flowing_provider_ids
+from consentry.keys.cache import KeyCache
+from consentry.keys.cache import listen as listen_for_keys
 from consentry.migrations import head_revision, known_revisions
 from consentry.observability.metrics import Metrics, sample_pools_forever
 from consentry.observability.middleware import ObservabilityMiddleware
@@ -69,6 +71,8 @@ log = logging.getLogger(__name__)
 # How long shutdown waits for an erasure under way to commit before cancelling it (it would be
 # rolled back and run again by the next worker).
 _WORKER_STOP_SECONDS = 20
+# Active API keys kept per process: far more than a deployment issues.
+_KEY_CACHE_SIZE = 1024
 
 DESCRIPTION = (
     "Consent and tracking service of an education platform: each learner's consent with a "
@@ -97,6 +101,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if database.announces_changes and settings.connection_cache_size > 0:
         listener = partial(database.listener, CONNECTIONS_LISTENER)
         tasks.append(asyncio.create_task(listen_for_connections(listener, connections)))
+    key_cache = KeyCache(_KEY_CACHE_SIZE)
+    app.state.key_cache = key_cache
+    if database.announces_changes:
+        tasks.append(asyncio.create_task(listen_for_keys(database, key_cache)))
     # Metrics: this process's pool gauges, for whichever worker answers the scrape.
     metrics: Metrics = app.state.metrics
     tasks.append(asyncio.create_task(sample_pools_forever(metrics, database)))

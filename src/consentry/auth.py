@@ -16,7 +16,9 @@ from consentry.apidoc import Access, declare_access
 from consentry.db import database_of
 from consentry.errors import Forbidden, Unauthorized, ValidationFailed
 from consentry.keys import repository as keys
+from consentry.keys.cache import KeyCache
 from consentry.keys.format import KEY_PREFIX, SCOPES, hash_key
+from consentry.keys.repository import ActiveKey
 from consentry.ratelimit import limit, limit_address, refund_address
 from consentry.subjects import is_anonymous, is_subject_id
 from consentry.tokens import TokenVerifier
@@ -197,11 +199,16 @@ async def _check(request: Request, token: str) -> Caller:
 
 
 def _known(request: Request, token: str) -> Caller | None:
-    """The caller of a token that costs nothing to check: the admin key, or a JWT seen just now."""
+    """The caller of a token that costs nothing to check: the admin key, a key kept in memory,
+    or a JWT seen just now."""
     state = request.app.state
     admin_key: str | None = state.settings.admin_key
     if admin_key is not None and hmac.compare_digest(token.encode(), admin_key.encode()):
         return Caller(kind="key", name="admin", scopes=frozenset(SCOPES), key_id="admin")
+    if token.startswith(KEY_PREFIX):
+        cache: KeyCache = state.key_cache
+        kept = cache.get(hash_key(token))
+        return None if kept is None else _key_caller(kept)
     verifier: TokenVerifier = state.token_verifier
     subject = None if token.startswith(KEY_PREFIX) else verifier.known(token)
     return None if subject is None else Caller(kind="user", name="subject", subject_id=subject)
@@ -209,14 +216,28 @@ def _known(request: Request, token: str) -> Caller | None:
 
 async def _verify(request: Request, token: str) -> Caller:
     if token.startswith(KEY_PREFIX):
-        async with database_of(request).reader() as reader:
-            found = await keys.find_active(reader, hash_key(token))
+        found = await _active_key(request, hash_key(token))
         if found is None:
             raise Unauthorized("Unknown or revoked API key.")
-        return Caller(kind="key", name=found.name, scopes=found.scopes, key_id=found.id)
+        return _key_caller(found)
     verifier: TokenVerifier = request.app.state.token_verifier
     subject = await verifier.subject(token)
     return Caller(kind="user", name="subject", subject_id=subject)
+
+
+def _key_caller(key: ActiveKey) -> Caller:
+    return Caller(kind="key", name=key.name, scopes=key.scopes, key_id=key.id)
+
+
+async def _active_key(request: Request, key_hash: str) -> ActiveKey | None:
+    """The unrevoked key with this hash, looked up, and kept for the requests that follow."""
+    cache: KeyCache = request.app.state.key_cache
+    epoch = cache.epoch
+    async with database_of(request).reader() as reader:
+        found = await keys.find_active(reader, key_hash)
+    if found is not None:
+        cache.fill(key_hash, found, epoch)
+    return found
 
 
 def _no_token(request: Request) -> Unauthorized:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from consentry import migrations, tokens
-from consentry.db import UnitOfWork, format_timestamp, open_database, utcnow
+from consentry.db import Database, UnitOfWork, format_timestamp, open_database, utcnow
 from consentry.errors import ConsentryError, ValidationFailed
 from consentry.events.categories import CategoryMapError, load_category_map
 from consentry.keys import service as keys
@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         _list_keys(settings, as_json=args.json)
     else:
         name = args.name or args.name_option
-        _in_unit_of_work(settings, lambda uow: keys.revoke_key(uow, name))
+        _with_database(settings, lambda database: keys.revoke_everywhere(database, name))
         print(f"revoked {name}")
     return 0
 
@@ -265,11 +265,20 @@ async def _work(settings: Settings) -> None:
 def _in_unit_of_work(settings: Settings, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
     """`work` in one transaction, committed when it returns, as a request's would be."""
 
+    async def in_transaction(database: Database) -> T:
+        async with database.unit_of_work() as uow:
+            return await work(uow)
+
+    return _with_database(settings, in_transaction)
+
+
+def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """`work` with the database open, closed again when it returns."""
+
     async def run() -> T:
         database = await open_database(settings)
         try:
-            async with database.unit_of_work() as uow:
-                return await work(uow)
+            return await work(database)
         finally:
             await database.dispose()
 

@@ -7,6 +7,7 @@ way; what differs is only what a notice does and what listening begun or lost me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -36,7 +37,7 @@ async def keep_listening(
     backoff, most = _BACKOFF_SECONDS
     while True:
         try:
-            connection = await connect()
+            connection = await _connected(connect)
         except _LOST as exc:
             log.warning("%s: cannot listen (%s)", off, type(exc).__name__)
             await asyncio.sleep(backoff)
@@ -50,6 +51,21 @@ async def keep_listening(
         finally:
             lost()
             connection.terminate()
+
+
+async def _connected(connect: Callable[[], Awaitable[asyncpg.Connection]]) -> asyncpg.Connection:
+    """A new connection; when cancelled, only once its handshake is over, and closed.
+
+    The driver cancelled mid-handshake leaves a future whose error nobody reads ("unexpected
+    connection_lost() call"), which an app stopped just after it started would log.
+    """
+    connecting = asyncio.ensure_future(connect())
+    try:
+        return await asyncio.shield(connecting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            (await connecting).terminate()
+        raise
 
 
 async def _listen_on(

@@ -16,8 +16,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.cli import Cli
 from tests.events.support import MS, ingest, new_subject, outcomes, record, since
-from tests.helpers import event
+from tests.helpers import bearer, event
+from tests.replicas import until
 
 pytestmark = pytest.mark.anyio
 
@@ -67,3 +69,22 @@ async def test_a_batch_is_four_round_trips(
     again = await ingest(client, batch)
     assert outcomes(again) == ["duplicate"] * 3 + ["consent_denied"] * 2 + ["duplicate"] * 15
     assert sent == {"execute": 2, "fetch": 2}
+
+
+async def test_an_api_key_is_looked_up_once_not_per_batch(
+    app: FastAPI, client: httpx.AsyncClient, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if app.state.database.dialect != "postgresql":
+        pytest.skip("SQLite has no round trips, and no cache: nothing tells it of a revocation")
+    created = await cli("keys", "create", "--name", "relay", "--scope", "events:write")
+    assert created.code == 0, created.err
+    headers = bearer(created.out.strip())
+    await until(lambda: app.state.key_cache.listening)
+    await app.state.pseudonyms.get()
+    sent = _counting(monkeypatch)
+    for _ in range(2):
+        batch = {"events": [event(new_subject())]}
+        response = await client.post("/v1/events", json=batch, headers=headers)
+        assert response.status_code == 200, response.text
+    # The key's lookup, then two batches of four.
+    assert sent == {"execute": 4, "fetch": 5}

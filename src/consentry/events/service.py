@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
-import orjson
 from pydantic import ValidationError
 
 from consentry.consent.gate import NO_RECORD, Gate
 from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.events import repository
 from consentry.events.counters import EventCounts
+from consentry.events.plain import plain_event, schema_reading
 from consentry.events.repository import Key, NewEvent
-from consentry.events.schemas import EVENT, MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
+from consentry.events.schemas import MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
 from consentry.pagination import Cursors
 from consentry.policy import CATEGORIES
 from consentry.pseudonyms import Pseudonyms
@@ -35,14 +34,13 @@ _LIST = "events"
 _NOTHING: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A valid event, time-corrected, ready to be judged: its result index and its row.
+class Candidate(NamedTuple):
+    """A valid event, time-corrected, ready to be judged: its place among the results, and its row.
 
     `denied` holds categories its sender itself says are denied: they can only refuse more.
     """
 
-    index: int
+    position: int
     key: Key
     row: NewEvent
     denied: frozenset[str] = _NOTHING
@@ -67,22 +65,14 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _corrected(occurred_at: datetime, skew: timedelta | None) -> datetime:
-    """The time in UTC, shifted by the sender's clock skew; ValueError past datetime's range."""
-    try:
-        moment = occurred_at.astimezone(UTC)
-        return moment + skew if skew is not None else moment
-    except OverflowError:
-        raise ValueError("occurred_at: out of range once corrected") from None
+def _sent_id(raw: Any) -> Any:
+    return raw.get("event_id") if isinstance(raw, dict) else None
 
 
-def _serialized(document: dict[str, Any], field: str, depth: int) -> str:
+def _serialized(document: dict[str, Any], text: bytes, field: str, depth: int) -> str:
     # The batch is not walked for its depth as other bodies are (a 1 MiB walk would cost as much
     # as parsing it): each free-form object is, here, so that a deep one rejects its event only.
-    try:
-        text = orjson.dumps(document)
-    except orjson.JSONEncodeError:
-        text = b""  # past orjson's own limit of 255 levels
+    # `text` is the document as `dumped` serialized it: empty past orjson's limit of 255 levels.
     if len(text) > MAX_OBJECT_BYTES:
         raise ValueError(f"{field}: more than {MAX_OBJECT_BYTES} bytes as JSON")
     # Nesting past `depth` takes more than twice `depth` in bytes and more than `depth` brackets, so
@@ -120,30 +110,32 @@ def validate(
     results: list[dict[str, Any] | None] = []
     candidates: list[Candidate] = []
     for index, raw in enumerate(events):
-        sent_id = raw.get("event_id") if isinstance(raw, dict) else None
+        event = plain_event(raw)
         try:
-            event = EVENT.validate_python(raw)
+            if event is None:
+                event = schema_reading(raw)
+            occurred_at = event.occurred_at + skew if skew is not None else event.occurred_at
         except ValidationError as error:
-            results.append(_invalid(sent_id, _describe(error)))
+            results.append(_invalid(_sent_id(raw), _describe(error)))
+            continue
+        except OverflowError:
+            results.append(_invalid(_sent_id(raw), "occurred_at: out of range once corrected"))
             continue
         try:
-            occurred_at = _corrected(event["occurred_at"], skew)
             if occurred_at > latest:
                 raise ValueError("occurred_at: more than 5 minutes in the future")
-            if "\x00" in event["name"]:
+            if "\x00" in event.name:
                 raise ValueError("name: holds U+0000, which cannot be stored")
-            properties = _serialized(event.get("properties", {}), "properties", depth)
-            context = _serialized(event.get("context", {}), "context", depth)
+            properties = _serialized(event.properties, event.properties_json, "properties", depth)
+            context = _serialized(event.context, event.context_json, "context", depth)
         except ValueError as error:
-            results.append(_invalid(sent_id, str(error)))
+            results.append(_invalid(_sent_id(raw), str(error)))
             continue
-        event_id = event["event_id"].lower()
-        subject_id = event["subject_id"]
         row = NewEvent(
-            subject_id=subject_id,
-            event_id=event_id,
-            category=event["category"],
-            name=event["name"],
+            subject_id=event.subject_id,
+            event_id=event.event_id.lower(),
+            category=event.category,
+            name=event.name,
             occurred_at=occurred_at,
             received_at=received_at,
             properties=properties,
@@ -178,16 +170,16 @@ def judge(
         event_id = candidate.key[1]
         reason = _verdict(candidate, gates.get(candidate.key[0], NO_RECORD))
         if reason is not None:
-            decided[candidate.index] = {
+            decided[candidate.position] = {
                 "event_id": event_id,
                 "status": "rejected",
                 "reason": reason,
             }
         elif candidate.key in accepted:
-            decided[candidate.index] = {"event_id": event_id, "status": "duplicate"}
+            decided[candidate.position] = {"event_id": event_id, "status": "duplicate"}
         else:
             accepted[candidate.key] = candidate
-            decided[candidate.index] = {"event_id": event_id, "status": "accepted"}
+            decided[candidate.position] = {"event_id": event_id, "status": "accepted"}
     return decided, accepted  # type: ignore[return-value]  # every index was decided
 
 
@@ -216,7 +208,7 @@ async def decide(
     inserted = await repository.store(uow, [accepted[key].row for key in sorted(accepted)])
     for key, candidate in accepted.items():
         if key not in inserted:  # stored before, by a retry or a concurrent batch
-            decided[candidate.index] = {"event_id": key[1], "status": "duplicate"}
+            decided[candidate.position] = {"event_id": key[1], "status": "duplicate"}
     return decided
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import bindparam, insert, select, update
 
 from consentry.db import Query, Reader, UnitOfWork
@@ -32,7 +33,18 @@ class StoredKey:
     revoked_at: datetime | None
 
 
-# Every request with an API key runs it.
+# Every revocation is announced here, in its own transaction, with a notice of its own; each
+# process that keeps keys answers the notice on the second channel once it has dropped them
+# (see keys/cache.py).
+CHANGES_CHANNEL = "consentry_keys"
+HEARD_CHANNEL = "consentry_keys_heard"
+_ANNOUNCE_PG = "SELECT pg_notify($1, $2)"
+_SESSIONS_PG = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE application_name = $1 AND datname = current_database()"
+)
+
+# Every request with an API key whose key is not cached runs it.
 _FIND_ACTIVE = Query(
     select(ApiKey.id, ApiKey.name, ApiKey.scopes).where(
         ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None)
@@ -95,6 +107,22 @@ async def list_all(reader: Reader) -> list[StoredKey]:
     return [StoredKey(**row) for row in await reader.all(_LIST_ALL)]
 
 
-async def revoke(uow: UnitOfWork, name: str, at: datetime) -> bool:
-    """Mark the named key revoked; False when there is no such active key."""
-    return await uow.execute(_REVOKE, {"key_name": name, "at": at}) > 0
+async def revoke(uow: UnitOfWork, name: str, at: datetime, notice: str = "") -> bool:
+    """Mark the named key revoked, announcing `notice` to every process that keeps keys once
+    it commits; False when there is no such active key."""
+    if await uow.execute(_REVOKE, {"key_name": name, "at": at}) == 0:
+        return False
+    if uow.dialect == "postgresql":
+        await uow.pg_execute(_ANNOUNCE_PG, CHANGES_CHANNEL, notice)
+    return True
+
+
+async def answer(reader: Reader, notice: str) -> None:
+    """Tell the revoker that announced `notice` that this process no longer keeps keys."""
+    await reader.pg_execute(_ANNOUNCE_PG, HEARD_CHANNEL, notice)
+
+
+async def sessions(connection: asyncpg.Connection, application_name: str) -> int:
+    """How many sessions with this name are connected to the database (PostgreSQL only)."""
+    count: int = await connection.fetchval(_SESSIONS_PG, application_name)
+    return count

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import secrets
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import asyncpg
+
 from consentry.audit import service as audit
-from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
-from consentry.errors import Conflict, NotFound, ValidationFailed
+from consentry.db import Database, Reader, UnitOfWork, format_timestamp, utcnow
+from consentry.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from consentry.keys import repository
+from consentry.keys.cache import LISTENER_NAME
 from consentry.keys.format import KEY_PREFIX, SCOPES, hash_key
 from consentry.keys.repository import StoredKey
 
@@ -20,6 +25,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # would write records indistinguishable from the learner's own choice or the service's own work.
 RESERVED_NAMES = ("admin", "subject", "worker", "cli")
 RESERVED_PREFIX = "system:"
+# How long a revocation waits for the processes that keep keys to say they dropped them.
+_ANSWER_SECONDS = 5.0
+_REVOKER_NAME = "consentry-keys-revoker"
+
+log = logging.getLogger(__name__)
 
 
 def is_reserved(name: str) -> bool:
@@ -75,8 +85,57 @@ def represent(key: StoredKey) -> dict[str, Any]:
     }
 
 
-async def revoke_key(uow: UnitOfWork, name: str, *, actor: str = "cli") -> None:
-    """Revoke the named key at once, audited."""
-    if not await repository.revoke(uow, name, utcnow()):
+async def revoke_key(uow: UnitOfWork, name: str, *, actor: str = "cli", notice: str = "") -> None:
+    """Revoke the named key, audited; `notice` is what the processes that keep keys answer."""
+    if not await repository.revoke(uow, name, utcnow(), notice):
         raise NotFound(f"No active key named {name!r}.")
     await audit.record(uow, "key_revoked", actor, target=name)
+
+
+async def revoke_everywhere(
+    database: Database, name: str, *, actor: str = "cli", wait: float = _ANSWER_SECONDS
+) -> None:
+    """Revoke the named key, and return once every process that keeps keys has dropped it.
+
+    Each such process listens for revocations (keys/cache.py) and answers this one's notice
+    once it has dropped what it kept. The processes are counted before the revocation commits;
+    one that does not answer within `wait` seconds (gone, or cut off: its cache is then off) is
+    logged, and the revocation stands.
+    """
+    if not database.announces_changes:
+        async with database.unit_of_work() as uow:
+            await revoke_key(uow, name, actor=actor)
+        return
+    notice = uuid.uuid4().hex
+    answers = 0
+    all_answered = asyncio.Event()
+    expected = 0
+
+    def heard(_connection: object, _pid: int, _channel: str, payload: str) -> None:
+        nonlocal answers
+        if payload == notice:
+            answers += 1
+            if answers >= expected:
+                all_answered.set()
+
+    try:
+        connection = await database.listener(_REVOKER_NAME)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        raise ServiceUnavailable() from error
+    try:
+        await connection.add_listener(repository.HEARD_CHANNEL, heard)
+        expected = await repository.sessions(connection, LISTENER_NAME)
+        async with database.unit_of_work() as uow:
+            await revoke_key(uow, name, actor=actor, notice=notice)
+        if expected:
+            try:
+                await asyncio.wait_for(all_answered.wait(), wait)
+            except TimeoutError:
+                log.warning(
+                    "key %r revoked; %d of %d processes did not confirm in time",
+                    name,
+                    expected - answers,
+                    expected,
+                )
+    finally:
+        connection.terminate()
