@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 # Serving needs the project alone; every other task needs its dev tools too.
 SERVE_STAMP := $(VENV)/.serve-stamp
 STAMP := $(VENV)/.installed-stamp
+# Test processes of `make test`: each runs its share of the suite on databases of its own.
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test fuzz lint format migrate openapi bench clean demo
@@ -27,8 +29,8 @@ install: $(STAMP) ## create .venv and install the project with its dev tools
 run: $(SERVE_STAMP) ## serve on http://127.0.0.1:8000 (SQLite unless CONSENTRY_DATABASE_URL says otherwise)
 	$(BIN)/consentry serve
 
-test: $(STAMP) ## run the whole test suite on SQLite and PostgreSQL
-	$(BIN)/pytest
+test: $(STAMP) ## run the whole test suite on SQLite and PostgreSQL (TEST_WORKERS processes)
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 fuzz: $(STAMP) ## schemathesis against the OpenAPI document, 500 examples per operation and phase
 	CONSENTRY_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/test_fuzz.py
