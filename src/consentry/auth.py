@@ -207,7 +207,7 @@ def _known(request: Request, token: str) -> Caller | None:
         return Caller(kind="key", name="admin", scopes=frozenset(SCOPES), key_id="admin")
     if token.startswith(KEY_PREFIX):
         cache: KeyCache = state.key_cache
-        kept = cache.get(hash_key(token))
+        _found, kept = cache.get(hash_key(token))
         return None if kept is None else _key_caller(kept)
     verifier: TokenVerifier = state.token_verifier
     subject = None if token.startswith(KEY_PREFIX) else verifier.known(token)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from consentry.app import create_app
-from consentry.integrations.cache import EVERYONE, ConnectionCache
+from consentry.integrations.cache import ConnectionCache
 from consentry.integrations.repository import Check, StoredConnection
-from tests.conftest import make_settings
 from tests.helpers import admin, bearer, user_token
 from tests.integrations.support import declare
+from tests.replicas import replica, until
 
 pytestmark = pytest.mark.anyio
 
@@ -34,47 +32,26 @@ def _listening(size: int = 10) -> ConnectionCache:
     return cache
 
 
-def test_a_read_that_overlapped_a_change_of_its_learner_or_the_catalogue_is_not_kept() -> None:
-    cache = _listening()
-    for change in ("learner-1", EVERYONE):
-        epoch = cache.epoch
-        cache.forget(change)
-        cache.fill("learner-1", "cloud-drive", _check(), epoch)
-        assert cache.get("learner-1", "cloud-drive") is None
+def test_a_learners_checks_are_kept_together_and_dropped_together() -> None:
+    cache = ConnectionCache(10)
+    cache.start()
+    cache.fill_check("learner-1", "cloud-drive", drive := _check(), cache.epoch)
+    cache.fill_check("learner-1", "calendar", calendar := _check("declined"), cache.epoch)
+    assert cache.check("learner-1", "cloud-drive") == drive
+    assert cache.check("learner-1", "calendar") == calendar
+    assert cache.check("learner-1", "roster") is None
     epoch = cache.epoch
-    cache.forget("learner-2")
-    cache.fill("learner-1", "cloud-drive", found := _check(), epoch)
-    assert cache.get("learner-1", "cloud-drive") == found
-    cache.forget(EVERYONE)
-    assert cache.get("learner-1", "cloud-drive") is None
+    cache.forget("learner-1")  # a change of the learner's connections is heard mid-read
+    cache.fill_check("learner-1", "roster", _check(), epoch)
+    assert [cache.check("learner-1", i) for i in ("cloud-drive", "calendar", "roster")] == [
+        None,
+        None,
+        None,
+    ]
 
 
-def test_nothing_is_served_while_not_listening_and_the_oldest_learner_leaves_first() -> None:
-    cache = _listening(size=2)
-    for learner in ("a", "b"):
-        cache.fill(learner, "x", _check(), cache.epoch)
-    assert cache.get("a", "x") is not None  # "b" is now the least recently read
-    cache.fill("c", "x", _check(), cache.epoch)
-    assert [cache.get(learner, "x") is not None for learner in "abc"] == [True, False, True]
-    cache.stop()
-    assert cache.get("a", "x") is None
-
-
-async def _until(condition: Callable[[], object], seconds: float = 5.0) -> None:
-    async with asyncio.timeout(seconds):
-        # The condition belongs to the listener task; polling it is all a test can do.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
-@asynccontextmanager
-async def _replica(url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(make_settings(url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://replica") as client:
-            await _until(lambda: app.state.connection_cache.listening)
-            yield app, client
+def _replica(url: str) -> AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]:
+    return replica(url, lambda app: bool(app.state.connection_cache.listening))
 
 
 async def _status(client: httpx.AsyncClient) -> str:
@@ -96,17 +73,17 @@ async def test_a_change_through_another_replica_reaches_this_ones_cache(
         async with asyncio.timeout(5):
             while True:
                 assert await _status(reader) == "none"
-                if cache.get(LEARNER, "cloud-drive") is not None:
+                if cache.check(LEARNER, "cloud-drive") is not None:
                     break
                 await asyncio.sleep(0.01)
         body = {"decision": "approve", "scopes": ["files.write"]}
         answer = await writer.put(CHECK, json=body, headers=bearer(user_token(LEARNER)))
         assert answer.status_code == 200
         # Delivered when the write commits: the entry goes before any read could miss it by much.
-        await _until(lambda: cache.get(LEARNER, "cloud-drive") is None, seconds=2)
+        await until(lambda: cache.check(LEARNER, "cloud-drive") is None, seconds=2)
         assert await _status(reader) == "approved"
         # A removed integration is gone from every replica's memory too.
         removed = await writer.delete("/v1/integrations/cloud-drive", headers=admin())
         assert removed.status_code == 204
-        await _until(lambda: cache.get(LEARNER, "cloud-drive") is None, seconds=2)
+        await until(lambda: cache.check(LEARNER, "cloud-drive") is None, seconds=2)
         assert (await reader.get(CHECK, headers=admin())).status_code == 404

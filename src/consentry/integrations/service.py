@@ -319,7 +319,7 @@ async def check(
 
     From memory when this process has heard of every change since it read it.
     """
-    found = cache.get(subject_id, integration_id)
+    found = cache.check(subject_id, integration_id)
     if found is None:
         epoch = cache.epoch
         async with database.reader() as reader:
@@ -328,7 +328,7 @@ async def check(
             )
         # Only what exists is kept: an erased learner or unknown integration is rare.
         if not found.erased and found.integration_exists:
-            cache.fill(subject_id, integration_id, found, epoch)
+            cache.fill_check(subject_id, integration_id, found, epoch)
     if found.erased:
         raise SubjectErased("This subject was erased.")
     if not found.integration_exists:
