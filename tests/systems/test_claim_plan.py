@@ -17,9 +17,10 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from consentry.db import driver_dsn, open_database, utcnow
-from consentry.systems.repository import _CLAIM, CLAIM_PLAN, claim_due
+from consentry.db import ORDER_FROM_INDEX, driver_dsn, open_database, utcnow
+from consentry.systems.repository import _CLAIM, claim_due
 from tests.conftest import make_settings, migrated_pg_database
+from tests.plans import plan_of
 
 pytestmark = pytest.mark.anyio
 
@@ -75,31 +76,17 @@ async def _messages(connection: asyncpg.Connection, first: int, end: int, status
     )
 
 
-async def _plan(url: str, settings: str) -> str:
-    """The claim's plan, as the driver prepares it, with `settings` in force."""
-    connection = await asyncpg.connect(driver_dsn(url))
-    try:
-        async with connection.transaction():
-            if settings:
-                await connection.execute(settings)
-            await connection.execute(f"PREPARE claim AS {_CLAIM.pg().sql}")
-            rows = await connection.fetch("EXPLAIN EXECUTE claim(now(), 64)")
-    finally:
-        await connection.close()
-    return "\n".join(row[0] for row in rows)
-
-
 async def test_without_statistics_the_planner_left_alone_would_sort_the_backlog(
     backlog: str,
 ) -> None:
     # The hazard the claim guards against: left to its guesses, the plan sorts.
-    assert "Sort" in await _plan(backlog, "")
+    assert "Sort" in await plan_of(backlog, _CLAIM.pg().sql, "now(), 64")
 
 
 async def test_the_claim_reads_the_oldest_due_deliveries_off_the_partial_index(
     backlog: str,
 ) -> None:
-    plan = await _plan(backlog, CLAIM_PLAN)
+    plan = await plan_of(backlog, _CLAIM.pg().sql, "now(), 64", ORDER_FROM_INDEX)
     assert "ix_webhook_deliveries_due" in plan, plan
     assert "Sort" not in plan, plan
     database = await open_database(make_settings(backlog))

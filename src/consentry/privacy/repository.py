@@ -15,6 +15,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
@@ -26,13 +27,25 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from consentry import subject_locks
 from consentry.consent.models import ConsentLink, ConsentRecord, ConsentState, Tombstone
 from consentry.consent.repository import CHANGES_CHANNEL
-from consentry.db import Dialect, Query, Reader, UnitOfWork, insert_ignoring_conflicts
+from consentry.db import (
+    ORDER_FROM_INDEX,
+    Dialect,
+    Query,
+    Reader,
+    UnitOfWork,
+    insert_ignoring_conflicts,
+)
 from consentry.events.models import Event
 from consentry.integrations import repository as integrations
 from consentry.observability.queue import QueueDepth
-from consentry.privacy.models import CANCELLED, ErasureConfirmToken, ErasureRequest, ErasureSystem
+from consentry.privacy.models import (
+    CANCELLED,
+    OPEN,
+    ErasureConfirmToken,
+    ErasureRequest,
+    ErasureSystem,
+)
 
-OPEN = ("pending", "running", "failed")
 AWAITING = "awaiting_systems"
 # Every request not yet ended: those the worker still runs, and those waiting for systems.
 UNFINISHED = (*OPEN, AWAITING)
@@ -224,12 +237,14 @@ async def open_by_status(reader: Reader) -> list[QueueDepth]:
 
 # The worker's claim, in one statement: the longest-due open requests, leased. On SQLite,
 # BEGIN IMMEDIATE makes the worker the only writer; SKIP LOCKED is left out of the statement there.
+# The statuses are written into the SQL, so that the planner matches the partial index.
+_STILL_OPEN = ErasureRequest.status.in_([literal_column(f"'{s}'") for s in OPEN])
 _CLAIM_DUE = Query(
     update(ErasureRequest)
     .where(
         ErasureRequest.id.in_(
             select(ErasureRequest.id)
-            .where(ErasureRequest.status.in_(OPEN), ErasureRequest.run_after <= bindparam("now"))
+            .where(_STILL_OPEN, ErasureRequest.run_after <= bindparam("now"))
             .order_by(ErasureRequest.run_after)
             .limit(bindparam("limit"))
             .with_for_update(key_share=True, skip_locked=True)
@@ -245,6 +260,8 @@ async def claim_due(
 ) -> list[StoredErasure]:
     """Up to `limit` open requests due longest, now running (an attempt more) until `lease`;
     rows other workers hold are skipped."""
+    if uow.dialect == "postgresql":
+        await uow.pg_begin_with(ORDER_FROM_INDEX)
     rows = await uow.all(_CLAIM_DUE, {"now": now, "limit": limit, "lease": lease})
     return sorted((StoredErasure(**row) for row in rows), key=lambda found: found.run_after)
 

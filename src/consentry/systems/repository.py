@@ -21,7 +21,15 @@ from sqlalchemy import (
 )
 from sqlalchemy import insert as insert_into
 
-from consentry.db import Dialect, Query, Reader, Row, UnitOfWork, insert_ignoring_conflicts
+from consentry.db import (
+    ORDER_FROM_INDEX,
+    Dialect,
+    Query,
+    Reader,
+    Row,
+    UnitOfWork,
+    insert_ignoring_conflicts,
+)
 from consentry.systems.models import (
     UNDELIVERED,
     OutboxMessage,
@@ -341,12 +349,6 @@ _CLAIM = Query(
     .limit(bindparam("limit"))
     .with_for_update(of=WebhookDelivery, skip_locked=True)
 )
-# The claim's plan must not rest on statistics: a backlog that comes before PostgreSQL analyzes
-# the table (a new or restored database, rows faster than autovacuum's next look) had the
-# planner expect one due row and sort every one it found, for each claim of 64 (300 ms per claim
-# under a backlog of 48,000). With sorting priced out, only the partial index gives the order:
-# the oldest due rows, read off its start, whatever the statistics say.
-CLAIM_PLAN = "SET LOCAL enable_sort = off"
 _KEY = and_(
     WebhookDelivery.message_id == bindparam("key_message"),
     WebhookDelivery.system_id == bindparam("key_system"),
@@ -365,7 +367,7 @@ async def claim_due(uow: UnitOfWork, now: datetime, limit: int, until: datetime)
     a worker that dies mid-attempt leaves it to the next one, and no two send it at once.
     """
     if uow.dialect == "postgresql":
-        await uow.pg_begin_with(CLAIM_PLAN)
+        await uow.pg_begin_with(ORDER_FROM_INDEX)  # 300 ms per claim under 48,000 without
     rows = await uow.all(_CLAIM, {"now": now, "limit": limit})
     claims = [
         Claim(
