@@ -24,6 +24,7 @@ from consentry import migrations
 from consentry.app import create_app
 from consentry.db import Base
 from consentry.settings import Settings
+from consentry.shortcuts import DirectRoutes
 from tests.helpers import ADMIN_KEY, JWT_SECRET
 
 # The `cli` fixture, for the tests of commands.
@@ -175,6 +176,23 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("198.51.100.23", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture
+async def routed(settings: Settings, app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the same service without its direct routes (shortcuts.DirectRoutes): every
+    request through the router, to compare the answers of both."""
+    application = create_app(settings)
+    # The middleware stack is built at the first request, from this list.
+    application.user_middleware = [
+        middleware
+        for middleware in application.user_middleware
+        if middleware.cls is not DirectRoutes
+    ]
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application, client=("198.51.100.23", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

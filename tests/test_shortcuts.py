@@ -68,6 +68,23 @@ async def put_directly(request: Request) -> Response:
     )
 
 
+@router.get("/parts/history")
+async def parts_history(thing_id: str) -> Response:
+    """Declared before the template below, which matches its path too: the router's."""
+    return JSONResponse({"history": thing_id})
+
+
+@router.get("/parts/{part}")
+async def read_part(request: Request) -> Response:
+    """Answered directly, except where a route before it matches."""
+    return JSONResponse(
+        {
+            "part": request.path_params["part"],
+            "routed": "fastapi_middleware_astack" in request.scope,
+        }
+    )
+
+
 def _app() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
@@ -75,8 +92,9 @@ def _app() -> FastAPI:
     routes = [
         (route_of(router, "/things/{thing_id}/state", "GET"), None),
         (route_of(router, "/things/{thing_id}/by-parameter", "PUT"), put_directly),
+        (route_of(router, "/things/{thing_id}/parts/{part}", "GET"), None),
     ]
-    app.add_middleware(DirectRoutes, fastapi=app, routes=routes)
+    app.add_middleware(DirectRoutes, fastapi=app, routes=routes, routers=[router])
     return app
 
 
@@ -128,11 +146,26 @@ async def test_an_endpoint_may_stand_in_for_a_route_with_parameters() -> None:
     assert read.json() == {"thing": "a"}
 
 
+async def test_a_path_of_a_route_the_router_tries_first_stays_that_routes() -> None:
+    async with await _client(_app()) as client:
+        history = await client.get("/things/a/parts/history")
+        wheel = await client.get("/things/a/parts/wheel")
+    assert history.json() == {"history": "a"}
+    assert wheel.json() == {"part": "wheel", "routed": False}
+
+
+def test_a_route_of_none_of_the_routers_is_refused() -> None:
+    app = FastAPI()
+    route = route_of(router, "/things/{thing_id}/state", "GET")
+    with pytest.raises(LookupError, match="not a route of the routers given"):
+        DirectRoutes(app, fastapi=app, routes=[(route, None)], routers=[APIRouter()])
+
+
 def test_a_route_that_needs_fastapis_parameters_is_refused() -> None:
     app = FastAPI()
     route = route_of(router, "/things/{thing_id}/by-parameter", "GET")
     with pytest.raises(RuntimeError, match="must take the request alone"):
-        DirectRoutes(app, fastapi=app, routes=[(route, None)])
+        DirectRoutes(app, fastapi=app, routes=[(route, None)], routers=[router])
 
 
 def test_a_route_that_does_not_exist_is_refused() -> None:

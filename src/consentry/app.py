@@ -190,32 +190,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The providers list of a subject counts its connections without providers knowing of them.
     app.state.connected_providers = flowing_provider_ids
 
-    # The innermost middleware: the consent read and write, answered ahead of the router's walk.
+    # The innermost middleware: the consent read and write and the integration check, answered
+    # ahead of the router's walk.
     consent_path = "/v1/subjects/{subject_id}/consent"
+    check_path = "/v1/subjects/{subject_id}/integrations/{integration_id}"
     direct = [
         (route_of(consent_router, consent_path, "GET"), None),
         (route_of(consent_router, consent_path, "PUT"), record_consent),
         (route_of(consent_router, consent_path, "PATCH"), record_consent),
+        # The check a connecting service makes before every exchange.
+        (route_of(integrations_router, check_path, "GET"), None),
     ]
-    app.add_middleware(DirectRoutes, fastapi=app, routes=direct)
+    # The API's routers, in the order the router walks them.
+    routers = [
+        policy_router,
+        consent_router,
+        # Routes are matched in order, at a cost each: the check before a data exchange is a
+        # hot path like the consent read, so it comes right after it.
+        integrations_router,
+        link_router,
+        decisions_router,
+        events_router,
+        analytics_router,
+        providers_router,
+        systems_router,
+        audit_router,
+        erasure_router,
+        export_router,
+        ops_router,
+    ]
+    app.add_middleware(DirectRoutes, fastapi=app, routes=direct, routers=routers)
     if settings.cors_origins:
         app.add_middleware(StrictCORS, origins=settings.cors_origins)
     install_error_handlers(app)
-    app.include_router(policy_router)
-    app.include_router(consent_router)
-    # Routes are matched in order, at a cost each: the check before a data exchange is a hot
-    # path like the consent read, so it comes right after it.
-    app.include_router(integrations_router)
-    app.include_router(link_router)
-    app.include_router(decisions_router)
-    app.include_router(events_router)
-    app.include_router(analytics_router)
-    app.include_router(providers_router)
-    app.include_router(systems_router)
-    app.include_router(audit_router)
-    app.include_router(erasure_router)
-    app.include_router(export_router)
-    app.include_router(ops_router)
+    for api_router in routers:
+        app.include_router(api_router)
     # The frontend's consent.js, banner and preference center, the /privacy page, the API docs.
     app.include_router(
         build_web_router(

@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from consentry.app import create_app
-from consentry.settings import Settings
-from consentry.shortcuts import DirectRoutes
 from tests.helpers import admin, anon_id, bearer, choice, user_token
 
 pytestmark = pytest.mark.anyio
 
 # Headers that differ from one request to the next whoever answers.
 _VARYING = {"date", "x-request-id", "etag", "content-length"}
-
-
-@pytest.fixture
-async def routed(settings: Settings, app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the same service without the direct routes: every write through the router."""
-    application = create_app(settings)
-    # The middleware stack is built at the first request, from this list.
-    application.user_middleware = [
-        middleware
-        for middleware in application.user_middleware
-        if middleware.cls is not DirectRoutes
-    ]
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application, client=("198.51.100.23", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
 
 
 def _answer(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
