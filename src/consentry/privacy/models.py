@@ -35,7 +35,7 @@ class ErasureRequest(Base):
             postgresql_where=text(STANDING),
             sqlite_where=text(STANDING),
         ),
-        # Requests of one status whose time has come (the list, the metrics).
+        # Requests by status: the metrics count the unfinished ones per status.
         Index("ix_erasure_requests_status_run_after", "status", "run_after"),
         # The worker's claim: the open requests due longest, in order. With only the index
         # above, three statuses gave no one order, and each claim sorted every open request.
