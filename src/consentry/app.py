@@ -30,6 +30,7 @@ from consentry.errors import install_error_handlers
 from consentry.events.analytics_routes import router as analytics_router
 from consentry.events.categories import load_category_map
 from consentry.events.counters import EventCounts
+from consentry.events.routes import ingest_events
 from consentry.events.routes import router as events_router
 from consentry.headers import SecurityHeaders
 from consentry.integrations.cache import LISTENER_NAME as CONNECTIONS_LISTENER
@@ -190,8 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The providers list of a subject counts its connections without providers knowing of them.
     app.state.connected_providers = flowing_provider_ids
 
-    # The innermost middleware: the consent read and write and the integration check, answered
-    # ahead of the router's walk.
+    # The innermost middleware: the consent read and write, the integration check and the event
+    # intake, answered ahead of the router's walk.
     consent_path = "/v1/subjects/{subject_id}/consent"
     check_path = "/v1/subjects/{subject_id}/integrations/{integration_id}"
     direct = [
@@ -200,6 +201,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (route_of(consent_router, consent_path, "PATCH"), record_consent),
         # The check a connecting service makes before every exchange.
         (route_of(integrations_router, check_path, "GET"), None),
+        # Every tracking event of the platform's services.
+        (route_of(events_router, "/v1/events", "POST"), ingest_events),
     ]
     # The API's routers, in the order the router walks them.
     routers = [

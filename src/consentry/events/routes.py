@@ -10,7 +10,7 @@ from starlette.responses import Response
 from consentry.apidoc import WRITE_ERRORS, problem_responses
 from consentry.auth import Caller, require_scope, subject_access
 from consentry.consent import service as consent_service
-from consentry.db import DatabaseDep, UnitOfWorkDep
+from consentry.db import DatabaseDep, UnitOfWork, UnitOfWorkDep, database_of
 from consentry.events import service
 from consentry.events.schemas import (
     MAX_BATCH_BYTES,
@@ -19,7 +19,7 @@ from consentry.events.schemas import (
     StoredEventPage,
 )
 from consentry.pagination import DEFAULT_LIMIT, Cursor, Limit
-from consentry.pseudonyms import PseudonymsDep, pseudonyms_of
+from consentry.pseudonyms import Pseudonyms, PseudonymsDep, pseudonyms_of
 from consentry.routing import NO_STORE, JSONRoute, json_response
 from consentry.subjects import SubjectIdPath
 from consentry.timestamps import Timestamp
@@ -35,7 +35,8 @@ class EventsRoute(JSONRoute):
 
 router = APIRouter(tags=["events"], route_class=EventsRoute)
 
-EventWriter = Annotated[Caller, Depends(require_scope("events:write"))]
+_events_writer = require_scope("events:write")
+EventWriter = Annotated[Caller, Depends(_events_writer)]
 EventReader = Annotated[Caller, Depends(subject_access("privacy:admin", anonymous=False))]
 
 
@@ -118,6 +119,12 @@ async def post_events(
     `sent_at` (the sender's clock) when the sender's clock may be wrong. The answer is sent only
     after the accepted events are committed.
     """
+    return await _ingest(request, uow, pseudonyms, batch)
+
+
+async def _ingest(
+    request: Request, uow: UnitOfWork, pseudonyms: Pseudonyms, batch: EventBatch
+) -> Response:
     result = await service.ingest(
         uow,
         pseudonyms,
@@ -127,6 +134,23 @@ async def post_events(
         max_depth=request.app.state.max_json_depth,
     )
     return json_response(result, headers=NO_STORE)
+
+
+async def ingest_events(request: Request) -> Response:
+    """POST /v1/events, answered directly (see shortcuts.DirectRoutes).
+
+    Does what FastAPI does for `post_events`, in its order: the gate, then the body's type,
+    size and JSON, the pseudonyms, the envelope's validation (FastAPI's own, so a 422 reads the
+    same) and the unit of work, committed before the response is sent. Resolving the route's
+    parameters and its exit stacks cost about an eighth of a batch's CPU time.
+    """
+    route: JSONRoute = request.scope["route"]
+    await _events_writer(request)
+    await route.read_json(request)
+    pseudonyms = await pseudonyms_of(request)
+    batch: EventBatch = await route.validated_body(request)
+    async with database_of(request).unit_of_work() as uow:
+        return await _ingest(request, uow, pseudonyms, batch)
 
 
 @router.get(
