@@ -27,6 +27,7 @@ from consentry.consent.routes import router as consent_router
 from consentry.cors import StrictCORS
 from consentry.db import open_database
 from consentry.errors import install_error_handlers
+from consentry.events.analytics_routes import ingest_batch
 from consentry.events.analytics_routes import router as analytics_router
 from consentry.events.categories import load_category_map
 from consentry.events.counters import EventCounts
@@ -201,8 +202,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (route_of(consent_router, consent_path, "PATCH"), record_consent),
         # The check a connecting service makes before every exchange.
         (route_of(integrations_router, check_path, "GET"), None),
-        # Every tracking event of the platform's services.
+        # Every tracking event of the platform's services, natively or through their libraries.
         (route_of(events_router, "/v1/events", "POST"), ingest_events),
+        (route_of(analytics_router, "/v1/batch", "POST"), ingest_batch),
     ]
     # The API's routers, in the order the router walks them.
     routers = [
