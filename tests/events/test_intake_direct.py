@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -97,37 +98,44 @@ def _answer(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
     return response.status_code, headers, body
 
 
+Requests = Callable[[str, str], list[tuple[dict[str, str], bytes]]]
+
+
+async def _compared(
+    app: FastAPI,
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    path: str,
+    requests: Requests,
+) -> tuple[set[int], set[str]]:
+    """Send `requests` to the direct service and to the routed one, each with batches of its
+    own; assert every answer is the same. The statuses and the results' outcomes seen."""
+    writer = await make_key(app, "writer", "events:write")
+    reader = await make_key(app, "reader", "consent:read")
+    answers = [
+        [
+            _answer(await http.post(path, headers=headers, content=content))
+            for headers, content in requests(writer, reader)
+        ]
+        for http in clients
+    ]
+    for direct, through_router in zip(*answers, strict=True):
+        assert direct == through_router
+    statuses = {status for status, _, _ in answers[0]}
+    outcomes = {r["status"] for _, _, body in answers[0] for r in body.get("results", ())}
+    return statuses, outcomes
+
+
 async def test_each_answer_is_the_routes(
     app: FastAPI, client: httpx.AsyncClient, routed: httpx.AsyncClient
 ) -> None:
-    writer = await make_key(app, "ingest", "events:write")
-    reader = await make_key(app, "consent", "consent:read")
-    answers: dict[str, list[Any]] = {}
-    for name, http in (("direct", client), ("routed", routed)):
-        answers[name] = [
-            _answer(await http.post(EVENTS, headers=headers, content=content))
-            for headers, content in _requests(writer, reader)
-        ]
-    for direct, through_router in zip(answers["direct"], answers["routed"], strict=True):
-        assert direct == through_router
-    assert {status for status, _, _ in answers["direct"]} >= {200, 400, 401, 403, 413, 415, 422}
-    outcomes = {r["status"] for _, _, body in answers["direct"] for r in body.get("results", ())}
+    statuses, outcomes = await _compared(app, (client, routed), EVENTS, _requests)
+    assert statuses >= {200, 400, 401, 403, 413, 415, 422}
     assert outcomes == {"accepted", "rejected", "duplicate"}
 
 
 async def test_each_answer_to_an_analytics_batch_is_the_routes(
     app: FastAPI, client: httpx.AsyncClient, routed: httpx.AsyncClient
 ) -> None:
-    writer = await make_key(app, "library", "events:write")
-    reader = await make_key(app, "consent", "consent:read")
-    answers: dict[str, list[Any]] = {}
-    for name, http in (("direct", client), ("routed", routed)):
-        answers[name] = [
-            _answer(await http.post("/v1/batch", headers=headers, content=content))
-            for headers, content in _batches(writer, reader)
-        ]
-    for direct, through_router in zip(answers["direct"], answers["routed"], strict=True):
-        assert direct == through_router
-    assert {status for status, _, _ in answers["direct"]} >= {200, 400, 401, 403, 415, 422}
-    outcomes = {r["status"] for _, _, body in answers["direct"] for r in body.get("results", ())}
+    statuses, outcomes = await _compared(app, (client, routed), "/v1/batch", _batches)
+    assert statuses >= {200, 400, 401, 403, 415, 422}
     assert outcomes >= {"accepted", "duplicate", "ignored"}
