@@ -33,6 +33,7 @@ from consentry.events.categories import load_category_map
 from consentry.events.counters import EventCounts
 from consentry.events.routes import ingest_events
 from consentry.events.routes import router as events_router
+from consentry.events.service import event_writer
 from consentry.headers import SecurityHeaders
 from consentry.integrations.cache import LISTENER_NAME as CONNECTIONS_LISTENER
 from consentry.integrations.cache import ConnectionCache
@@ -42,7 +43,7 @@ from consentry.integrations.service import flowing_provider_ids
 from consentry.keys.cache import KeyCache
 from consentry.keys.cache import listen as listen_for_keys
 from consentry.migrations import head_revision, known_revisions
-from consentry.observability.metrics import Metrics, sample_pools_forever
+from consentry.observability.metrics import Metrics, sample_gauges_forever
 from consentry.observability.middleware import ObservabilityMiddleware
 from consentry.ops.routes import router as ops_router
 from consentry.policy import load_policy
@@ -101,6 +102,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.consent_cache = cache
     # The bodies of reads from that cache, kept while the state they show is cached.
     app.state.consent_renders = RenderedReads(settings.consent_cache_size)
+    app.state.event_writer = writer = event_writer(database, settings.database_pool_size)
     tasks: list[asyncio.Task[None]] = []
     if database.announces_changes and settings.consent_cache_size > 0:
         tasks.append(asyncio.create_task(listen(database.listener, cache)))
@@ -113,9 +115,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.key_cache = key_cache
     if database.announces_changes:
         tasks.append(asyncio.create_task(listen_for_keys(database, key_cache)))
-    # Metrics: this process's pool gauges, for whichever worker answers the scrape.
+    # Metrics: this process's gauges, for whichever worker answers the scrape.
     metrics: Metrics = app.state.metrics
-    tasks.append(asyncio.create_task(sample_pools_forever(metrics, database)))
+    tasks.append(asyncio.create_task(sample_gauges_forever(metrics, database, writer)))
     worker = None
     delivery_signals = DeliverySignals()
     app.state.delivery_worker = delivery_signals
@@ -150,6 +152,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await writer.drain()
         await database.dispose()
         metrics.retire()
 

@@ -7,7 +7,9 @@ import signal
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import _asyncpg_dsn
 from tests.faults.load import Load, create_events_key, stored_ids
@@ -28,6 +30,16 @@ async def _blocked_on_events(connection: asyncpg.Connection) -> int:
     return count
 
 
+async def _batches_pending(base: str) -> float:
+    """The server's event batches not yet committed, as its metrics count them."""
+    async with httpx.AsyncClient(base_url=base) as client:
+        response = await client.get("/metrics")
+    for family in text_string_to_metric_families(response.text):
+        if family.name == "consentry_event_batches_pending":
+            return sum(sample.value for sample in family.samples)
+    return 0.0
+
+
 async def test_sigterm_drains_in_flight_batches_and_loses_no_accepted_event(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -41,16 +53,18 @@ async def test_sigterm_drains_in_flight_batches_and_loses_no_accepted_event(
             async with load.running(stop_on_transport_error=True) as running:
                 await load.wait_answered(20)
 
-                # Hold every client's next batch inside its transaction, at its COPY, so that the
-                # signal certainly finds requests under way, however fast the machine.
+                # Hold every client's next batch in the server, at its insert or waiting for a
+                # writer held there, so that the signal certainly finds requests under way,
+                # however fast the machine.
                 hold = locker.transaction()
                 await hold.start()
                 await locker.execute("LOCK TABLE events IN SHARE MODE")
 
-                async def all_waiting() -> bool:
-                    return await _blocked_on_events(locker) >= CLIENTS
+                async def all_held() -> bool:
+                    blocked = await _blocked_on_events(locker)
+                    return blocked >= 1 and await _batches_pending(server.base) == CLIENTS
 
-                await until(all_waiting, f"{CLIENTS} batches waiting on the lock")
+                await until(all_held, f"{CLIENTS} batches held behind the lock")
                 server.process.send_signal(signal.SIGTERM)
                 load.mark()  # nothing ran between the signal and this line
                 in_flight = [a for a in load.attempts if a.status is None and a.error is None]

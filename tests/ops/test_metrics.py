@@ -130,6 +130,16 @@ async def test_pool_gauges_name_the_one_pool(client: httpx.AsyncClient) -> None:
     assert value(scraped, "consentry_database_connections_max", pool="database") >= 1
 
 
+async def test_no_event_batch_is_pending_once_every_batch_was_answered(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/v1/events", json={"events": [event("u-1")]}, headers=admin())
+    assert response.status_code == 200
+    # Counted while a batch waits or is written: tests/faults/test_drain.py sees it count them.
+    assert ("consentry_event_batches_pending", frozenset()) in (scraped := await scrape(client))
+    assert value(scraped, "consentry_event_batches_pending") == 0
+
+
 async def test_metrics_answer_while_the_database_is_away() -> None:
     app = create_app(
         Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", run_worker=False)

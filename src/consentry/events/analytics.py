@@ -15,11 +15,12 @@ from typing import Any
 
 import orjson
 
-from consentry.db import UnitOfWork, format_timestamp, utcnow
+from consentry.db import format_timestamp, utcnow
 from consentry.events import service
 from consentry.events.categories import CategoryMap
 from consentry.events.counters import EventCounts
 from consentry.events.schemas import MAX_MESSAGE_BYTES
+from consentry.events.service import EventWriter
 from consentry.policy import CATEGORIES
 from consentry.policy.rules import CONSENT_MODE_CATEGORIES
 from consentry.pseudonyms import Pseudonyms
@@ -184,7 +185,7 @@ def _message_result(message_id: str | None, result: dict[str, Any]) -> dict[str,
 
 
 async def ingest_messages(
-    uow: UnitOfWork,
+    writer: EventWriter,
     pseudonyms: Pseudonyms,
     counts: EventCounts,
     messages: list[Any],
@@ -235,13 +236,13 @@ async def ingest_messages(
         judged.append((index, message_id))
     if events:
         decided = await service.decide(
-            uow, pseudonyms, events, sent_at, max_depth, received_at, denied
+            writer, pseudonyms, events, sent_at, max_depth, received_at, denied
         )
         for (index, message_id), result in zip(judged, decided, strict=True):
             results[index] = _message_result(message_id, result)
     answered: list[dict[str, Any]] = results  # type: ignore[assignment]  # every one decided
     outcomes = [(result["status"], result.get("reason", "")) for result in answered]
-    service.count_on_commit(uow, counts, outcomes)
+    counts.add(outcomes)
     return _summary(outcomes, answered)
 
 

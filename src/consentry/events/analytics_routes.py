@@ -11,7 +11,6 @@ from starlette.responses import Response
 
 from consentry.apidoc import WRITE_ERRORS, problem_responses
 from consentry.auth import Caller, require_scope, sent_token_is
-from consentry.db import UnitOfWorkDep, database_of
 from consentry.errors import (
     MessageProblem,
     Unauthorized,
@@ -134,14 +133,13 @@ async def _ingest(
     request: Request,
     caller: Caller,
     pseudonyms: PseudonymsDep,
-    uow: UnitOfWorkDep,
     messages: list[Any],
     sent_at: Any,
     kind: str | None = None,
 ) -> Response:
     state = request.app.state
     result = await analytics.ingest_messages(
-        uow,
+        state.event_writer,
         pseudonyms,
         state.event_counts,
         messages,
@@ -190,11 +188,10 @@ async def post_batch(
     request: Request,
     caller: AnalyticsWriter,
     pseudonyms: PseudonymsDep,
-    uow: UnitOfWorkDep,
 ) -> Response:
     """Keep each tracked event its subject's consent allows; one result per message, in order."""
     _check_write_key(request, body)
-    return await _ingest(request, caller, pseudonyms, uow, body.batch, body.sentAt)
+    return await _ingest(request, caller, pseudonyms, body.batch, body.sentAt)
 
 
 async def ingest_batch(request: Request) -> Response:
@@ -206,8 +203,7 @@ async def ingest_batch(request: Request) -> Response:
     await route.read_json(request)
     pseudonyms = await pseudonyms_of(request)
     body: AnalyticsBatch = await route.validated_body(request)
-    async with database_of(request).unit_of_work() as uow:
-        return await post_batch(body, request, caller, pseudonyms, uow)
+    return await post_batch(body, request, caller, pseudonyms)
 
 
 MessageBody = Annotated[dict[str, Any], WithJsonSchema(MESSAGE_BODY_SCHEMA)]
@@ -221,7 +217,6 @@ def _single_route(kind: str) -> Callable[..., Awaitable[Response]]:
         request: Request,
         caller: AnalyticsWriter,
         pseudonyms: PseudonymsDep,
-        uow: UnitOfWorkDep,
     ) -> Response:
         _check_write_key(request, message)
         try:
@@ -234,7 +229,7 @@ def _single_route(kind: str) -> Callable[..., Awaitable[Response]]:
                     for problem in validation_errors(error.errors(include_url=False))
                 ],
             ) from None
-        return await _ingest(request, caller, pseudonyms, uow, [message], sent_at, kind)
+        return await _ingest(request, caller, pseudonyms, [message], sent_at, kind)
 
     # The example names the route's type: set here, as an annotation naming a local would not
     # resolve (annotations are text until FastAPI reads them).

@@ -66,11 +66,11 @@ _INSERT_SQLITE = text(
 
 
 async def store(uow: UnitOfWork, rows: list[NewEvent]) -> set[Key]:
-    """Insert the rows (of one batch: one time received) whose key is not stored yet, waiting
-    out concurrent writers; the keys inserted.
+    """Insert the rows whose key is not stored yet, waiting out concurrent writers; the keys
+    inserted.
 
     PostgreSQL takes them all in one statement that skips stored keys (a retry, or a concurrent
-    batch). COPY is no faster for a batch of this size, and since it fails on the first stored
+    writer). COPY is no faster for a batch of this size, and since it fails on the first stored
     key it needed a savepoint around it: two more round trips per batch. SQLite's lone writer
     checks first, then inserts.
     """
@@ -78,7 +78,7 @@ async def store(uow: UnitOfWork, rows: list[NewEvent]) -> set[Key]:
         return set()
     if uow.dialect == "postgresql":
         batch = orjson.dumps([_pg_document(row) for row in rows]).decode()
-        inserted = await uow.pg_rows(_INSERT_NEW_PG, batch, rows[0].received_at)
+        inserted = await uow.pg_rows(_INSERT_NEW_PG, batch)
         return {(row["subject_id"], row["event_id"]) for row in inserted}
     # The lone writer holds the lock: nothing can be stored between this check and the insert.
     keys = [row.key for row in rows]
@@ -97,23 +97,24 @@ def _pg_document(row: NewEvent) -> dict[str, Any]:
         "category": row.category,
         "name": row.name,
         "occurred_at": row.occurred_at,
+        "received_at": row.received_at,
         "properties": orjson.Fragment(row.properties),
         "context": orjson.Fragment(row.context),
     }
 
 
-# PostgreSQL: the batch as one JSON array, with the time received that all its events share; a
-# key stored before, or by a concurrent batch that commits first, is skipped rather than failing
-# the statement. One text is far cheaper to send than a column array each, which the driver
-# encoded value by value (the documents through a Python call each): 165 us of the driver's time
-# for a batch of 80 events, against 400.
+# PostgreSQL: the rows as one JSON array; a key stored before, or by a concurrent transaction
+# that commits first, is skipped rather than failing the statement. One text is far cheaper to
+# send than a column array each, which the driver encoded value by value (the documents through
+# a Python call each): 165 us of the driver's time for a batch of 80 events, against 400.
 _INSERT_NEW_PG = """
 INSERT INTO events (subject_id, event_id, category, name, occurred_at, received_at, properties,
                     context)
-SELECT subject_id, event_id, category, name, occurred_at, $2, properties, context
+SELECT subject_id, event_id, category, name, occurred_at, received_at, properties, context
 FROM json_to_recordset($1::text::json) AS new (subject_id text, event_id text, category text,
                                                name text, occurred_at timestamptz,
-                                               properties jsonb, context jsonb)
+                                               received_at timestamptz, properties jsonb,
+                                               context jsonb)
 ON CONFLICT DO NOTHING
 RETURNING subject_id, event_id
 """

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from consentry.apidoc import WRITE_ERRORS, problem_responses
 from consentry.auth import Caller, require_scope, subject_access
 from consentry.consent import service as consent_service
-from consentry.db import DatabaseDep, UnitOfWork, UnitOfWorkDep, database_of
+from consentry.db import DatabaseDep
 from consentry.events import service
 from consentry.events.schemas import (
     MAX_BATCH_BYTES,
@@ -100,11 +100,7 @@ _STORED = {
     openapi_extra={"requestBody": {"content": {"application/json": {"example": _BATCH}}}},
 )
 async def post_events(
-    batch: EventBatch,
-    request: Request,
-    caller: EventWriter,
-    pseudonyms: PseudonymsDep,
-    uow: UnitOfWorkDep,
+    batch: EventBatch, request: Request, caller: EventWriter, pseudonyms: PseudonymsDep
 ) -> Response:
     """Keep each event its subject's consent allows; one result per event, in order.
 
@@ -119,14 +115,12 @@ async def post_events(
     `sent_at` (the sender's clock) when the sender's clock may be wrong. The answer is sent only
     after the accepted events are committed.
     """
-    return await _ingest(request, uow, pseudonyms, batch)
+    return await _ingest(request, pseudonyms, batch)
 
 
-async def _ingest(
-    request: Request, uow: UnitOfWork, pseudonyms: Pseudonyms, batch: EventBatch
-) -> Response:
+async def _ingest(request: Request, pseudonyms: Pseudonyms, batch: EventBatch) -> Response:
     result = await service.ingest(
-        uow,
+        request.app.state.event_writer,
         pseudonyms,
         request.app.state.event_counts,
         batch.events,
@@ -140,17 +134,16 @@ async def ingest_events(request: Request) -> Response:
     """POST /v1/events, answered directly (see shortcuts.DirectRoutes).
 
     Does what FastAPI does for `post_events`, in its order: the gate, then the body's type,
-    size and JSON, the pseudonyms, the envelope's validation (FastAPI's own, so a 422 reads the
-    same) and the unit of work, committed before the response is sent. Resolving the route's
-    parameters and its exit stacks cost about an eighth of a batch's CPU time.
+    size and JSON, the pseudonyms and the envelope's validation (FastAPI's own, so a 422 reads
+    the same). Resolving the route's parameters and its exit stacks cost about an eighth of a
+    batch's CPU time.
     """
     route: JSONRoute = request.scope["route"]
     await _events_writer(request)
     await route.read_json(request)
     pseudonyms = await pseudonyms_of(request)
     batch: EventBatch = await route.validated_body(request)
-    async with database_of(request).unit_of_work() as uow:
-        return await _ingest(request, uow, pseudonyms, batch)
+    return await _ingest(request, pseudonyms, batch)
 
 
 @router.get(

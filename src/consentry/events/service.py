@@ -10,12 +10,13 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 
 from consentry.consent.gate import NO_RECORD, Gate
-from consentry.db import Reader, UnitOfWork, format_timestamp, utcnow
+from consentry.db import Database, Reader, UnitOfWork, format_timestamp, utcnow
 from consentry.events import repository
 from consentry.events.counters import EventCounts
 from consentry.events.plain import plain_event, schema_reading
 from consentry.events.repository import Key, NewEvent
 from consentry.events.schemas import MAX_FUTURE_SECONDS, MAX_OBJECT_BYTES
+from consentry.group_commit import GroupCommit
 from consentry.pagination import Cursors
 from consentry.policy import CATEGORIES
 from consentry.pseudonyms import Pseudonyms
@@ -183,8 +184,38 @@ def judge(
     return decided, accepted  # type: ignore[return-value]  # every index was decided
 
 
+class Batch(NamedTuple):
+    """A batch validated and waiting for the database: the results decided already, the events
+    left to judge, and the keyed hash of each of their subjects."""
+
+    results: list[dict[str, Any] | None]
+    candidates: list[Candidate]
+    hashes: dict[str, str]
+
+
+# The event writer: batches judged and stored together, one transaction for all that wait.
+EventWriter = GroupCommit[Batch, list[dict[str, Any]]]
+# Transactions writing batches at once, per process (at most the pool's size). Under the bench's
+# load, 8 wrote about a sixth more events per second than 4 and a quarter more than 2: a writer
+# waits on the event loop between its statements, and others keep the database busy meanwhile.
+WRITERS = 8
+# Events a group holds at most: a transaction, and its subjects' locks, stay short.
+GROUP_EVENTS = 2000
+
+
+def event_writer(database: Database, pool_size: int) -> EventWriter:
+    """The process's event writer, for a pool of `pool_size` connections."""
+    return GroupCommit(
+        database,
+        write_batches,
+        writers=min(WRITERS, pool_size),
+        size=lambda batch: len(batch.candidates),
+        limit=GROUP_EVENTS,
+    )
+
+
 async def decide(
-    uow: UnitOfWork,
+    writer: EventWriter,
     pseudonyms: Pseudonyms,
     events: list[Any],
     sent_at: datetime | None,
@@ -192,33 +223,53 @@ async def decide(
     received_at: datetime | None = None,
     denied: Sequence[frozenset[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Judge a batch and store what the rule lets through, in the unit of work: one result each.
+    """Judge a batch and store what the rule lets through: one result each, once committed.
 
     The one implementation of the rule, for the native intake and the analytics libraries'
     alike (which map their messages to events first, and may say which categories each message
-    itself denies: see `validate`).
+    itself denies: see `validate`). Validation needs no database; the rest is the writer's, with
+    whatever other batches wait for the database at the same time (see `write_batches`).
     """
     received_at = received_at or utcnow()
     results, candidates = validate(events, received_at, sent_at, max_depth, denied)
-    subjects = sorted({candidate.key[0] for candidate in candidates})
-    hashes = [pseudonyms.of(subject_id) for subject_id in subjects]
-    gates = await repository.share_gates(uow, subjects, hashes) if subjects else {}
-    decided, accepted = judge(results, candidates, gates)
-    # Sorted by key, so concurrent batches take their key locks in the same order.
-    inserted = await repository.store(uow, [accepted[key].row for key in sorted(accepted)])
-    for key, candidate in accepted.items():
-        if key not in inserted:  # stored before, by a retry or a concurrent batch
-            decided[candidate.position] = {"event_id": key[1], "status": "duplicate"}
-    return decided
+    if not candidates:
+        return results  # type: ignore[return-value]  # every event was decided
+    subjects = {candidate.key[0] for candidate in candidates}
+    hashes = {subject_id: pseudonyms.of(subject_id) for subject_id in subjects}
+    return await writer.submit(Batch(results, candidates, hashes))
 
 
-def count_on_commit(uow: UnitOfWork, counts: EventCounts, outcomes: list[tuple[str, str]]) -> None:
-    """Count `(status, reason)` outcomes in the metrics once the batch is committed."""
-    uow.on_commit(lambda: counts.add(outcomes))
+async def write_batches(uow: UnitOfWork, batches: list[Batch]) -> list[list[dict[str, Any]]]:
+    """Judge the batches against their subjects' gates and store what the rule lets through, in
+    one transaction: each batch's results, in order.
+
+    Judged as if committed one after another in this order: an event a batch repeats from an
+    earlier batch of the group is a `duplicate`, as it would be once that batch had committed.
+    """
+    hashes = {subject: hashed for batch in batches for subject, hashed in batch.hashes.items()}
+    subjects = sorted(hashes)
+    gates = await repository.share_gates(uow, subjects, [hashes[s] for s in subjects])
+    answers: list[list[dict[str, Any]]] = []
+    kept: dict[Key, Candidate] = {}
+    accepted_by_batch: list[dict[Key, Candidate]] = []
+    for batch in batches:
+        decided, accepted = judge(batch.results, batch.candidates, gates)
+        for key in [key for key in accepted if key in kept]:
+            decided[accepted.pop(key).position] = {"event_id": key[1], "status": "duplicate"}
+        kept.update(accepted)
+        answers.append(decided)
+        accepted_by_batch.append(accepted)
+    # Sorted by key, so concurrent groups take their key locks in the same order.
+    inserted = await repository.store(uow, [kept[key].row for key in sorted(kept)])
+    for decided, accepted in zip(answers, accepted_by_batch, strict=True):
+        for key, candidate in accepted.items():
+            if key not in inserted:  # stored before, by a retry or a concurrent group
+                decided[candidate.position] = {"event_id": key[1], "status": "duplicate"}
+    return answers
 
 
 async def ingest(
-    uow: UnitOfWork,
+    writer: EventWriter,
     pseudonyms: Pseudonyms,
     counts: EventCounts,
     events: list[Any],
@@ -226,10 +277,10 @@ async def ingest(
     max_depth: int,
     received_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Judge and store a batch in the unit of work; the answer is sent only once it commits."""
-    decided = await decide(uow, pseudonyms, events, sent_at, max_depth, received_at)
+    """Judge and store a batch; the answer, once it is committed."""
+    decided = await decide(writer, pseudonyms, events, sent_at, max_depth, received_at)
     outcomes = [(result["status"], result.get("reason", "")) for result in decided]
-    count_on_commit(uow, counts, outcomes)
+    counts.add(outcomes)
     return _summary(outcomes, decided)
 
 

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess as prometheus_multiprocess
 
 from consentry.db import Database
+from consentry.group_commit import GroupCommit
 from consentry.observability import multiprocess
 from consentry.observability.queue import DatabaseProbe, ProbeReader, QueueDepthReader
 
@@ -20,7 +21,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # The label of the one pool's gauges (the label is kept so dashboards need no change).
 POOL = "database"
-# How often each process writes its pool gauges for the process that answers the scrape.
+# How often each process writes its gauges for the process that answers the scrape.
 POOL_SAMPLE_SECONDS = 1.0
 # The directory the workers share, as prometheus-client saw it when imported (just above):
 # it keeps this process's values in memory or in that directory's files from then on.
@@ -71,6 +72,13 @@ class Metrics:
             multiprocess_mode="liveall",
             registry=self.registry,
         )
+        self.event_batches = Gauge(
+            "consentry_event_batches_pending",
+            "Event batches a process holds that are not yet committed: waiting for one of its"
+            " writers, or in a writer's transaction.",
+            multiprocess_mode="liveall",
+            registry=self.registry,
+        )
         self.probe = DatabaseProbe(erasure_statuses, erasure_queue, read_more)
         self._probe_registry = CollectorRegistry(auto_describe=True)
         self._probe_registry.register(self.probe)
@@ -89,15 +97,16 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def sample_pools(self, database: Database) -> None:
-        """Set the pool gauges from the pool's own counts."""
+    def sample_gauges(self, database: Database, writer: GroupCommit[Any, Any]) -> None:
+        """Set this process's gauges: the pool's own counts, and the event writer's batches."""
         in_use, most = database.connections()
         self.pool_in_use.labels(POOL).set(in_use)
         self.pool_max.labels(POOL).set(most)
+        self.event_batches.set(writer.pending)
 
-    async def render(self, database: Database) -> bytes:
+    async def render(self, database: Database, writer: GroupCommit[Any, Any]) -> bytes:
         """The Prometheus text of every metric, summed over the server's workers."""
-        self.sample_pools(database)
+        self.sample_gauges(database, writer)
         await self.probe.refresh(database)
         body = await asyncio.to_thread(self._render_shared)
         return body + generate_latest(self._probe_registry)
@@ -118,8 +127,10 @@ class Metrics:
             prometheus_multiprocess.mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
 
 
-async def sample_pools_forever(metrics: Metrics, database: Database) -> None:
-    """Keep this process's pool gauges current for whichever worker answers the scrape."""
+async def sample_gauges_forever(
+    metrics: Metrics, database: Database, writer: GroupCommit[Any, Any]
+) -> None:
+    """Keep this process's gauges current for whichever worker answers the scrape."""
     while True:
-        metrics.sample_pools(database)
+        metrics.sample_gauges(database, writer)
         await asyncio.sleep(POOL_SAMPLE_SECONDS)

@@ -90,10 +90,11 @@ async def readyz(request: Request, database: DatabaseDep) -> Response:
     },
 )
 async def metrics(request: Request, database: DatabaseDep) -> Response:
-    """Requests, events, the erasure queue and the database pools, summed over the workers.
+    """Requests, events, the erasure queue, the database pools and the event batches pending,
+    summed over the workers.
 
     Public, like the health checks: keep it off the public ingress if the numbers are private.
     """
     registry: Metrics = request.app.state.metrics
-    body = await registry.render(database)
+    body = await registry.render(database, request.app.state.event_writer)
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers=NO_STORE)
