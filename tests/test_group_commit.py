@@ -133,3 +133,16 @@ async def test_drain_waits_until_every_submitted_item_is_written(app: FastAPI) -
     await asyncio.wait_for(draining, timeout=5)
     assert first.done() and later.done()
     assert sorted(item for items in writes.groups for item in items) == [1, 2]
+
+
+async def test_an_item_submitted_as_the_last_writer_ends_starts_a_writer(app: FastAPI) -> None:
+    writes = Writes()
+    group = _writer(app.state.database, writes)
+
+    async def one_after_another() -> list[int]:
+        # Each submits the moment the one before is answered, as a client sending batch after
+        # batch does: before the writer that answered it has ended.
+        return [await group.submit(item) for item in range(1, 4)]
+
+    assert await asyncio.wait_for(one_after_another(), timeout=5) == [10, 20, 30]
+    assert writes.groups == [[1], [2], [3]]

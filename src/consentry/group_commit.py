@@ -64,9 +64,7 @@ class GroupCommit(Generic[Item, Result]):
         answer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, answer))
         if len(self._running) < self._writers:
-            task = asyncio.create_task(self._write_while_waiting())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._running.add(asyncio.create_task(self._write_while_waiting()))
         return await answer
 
     async def drain(self) -> None:
@@ -75,6 +73,16 @@ class GroupCommit(Generic[Item, Result]):
             await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _write_while_waiting(self) -> None:
+        try:
+            await self._write_groups()
+        finally:
+            # Left at once, not by a done callback: the caller this writer answered last runs
+            # before such a callback would, and an item it submitted would find no writer.
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.discard(task)
+
+    async def _write_groups(self) -> None:
         while self._waiting:
             group = self._take_group()
             self._writing += len(group)
