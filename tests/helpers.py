@@ -9,6 +9,7 @@ from typing import Any
 
 import jwt
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from consentry.keys.service import create_key
 
@@ -90,3 +91,19 @@ def event(
     }
     body.update(fields)
     return body
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a scrape, keyed by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(
+    scrape: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    """One sample's value, 0 when it is absent (Prometheus counters start at nothing)."""
+    return scrape.get((name, frozenset(labels.items())), 0.0)

@@ -52,7 +52,6 @@ class GroupCommit(Generic[Item, Result]):
         self._running: set[asyncio.Task[None]] = set()
         # Items taken by a writer whose transaction has not ended yet.
         self._writing = 0
-        self.groups = 0
 
     @property
     def pending(self) -> int:
@@ -100,7 +99,6 @@ class GroupCommit(Generic[Item, Result]):
                 raise
             finally:
                 self._writing -= len(group)
-            self.groups += 1
             for (_, answer), result in zip(group, results, strict=True):
                 if not answer.done():  # not cancelled by its caller
                     answer.set_result(result)

@@ -9,11 +9,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import _asyncpg_dsn
 from tests.faults.load import Load, create_events_key, stored_ids
 from tests.faults.polling import until
+from tests.helpers import samples
 from tests.processes import environment, server_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgresql_only]
@@ -34,10 +34,8 @@ async def _batches_pending(base: str) -> float:
     """The server's event batches not yet committed, as its metrics count them."""
     async with httpx.AsyncClient(base_url=base) as client:
         response = await client.get("/metrics")
-    for family in text_string_to_metric_families(response.text):
-        if family.name == "consentry_event_batches_pending":
-            return sum(sample.value for sample in family.samples)
-    return 0.0
+    scraped = samples(response.text)
+    return sum(v for (name, _), v in scraped.items() if name == "consentry_event_batches_pending")
 
 
 async def test_sigterm_drains_in_flight_batches_and_loses_no_accepted_event(

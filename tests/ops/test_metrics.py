@@ -7,31 +7,14 @@ import uuid
 import httpx
 import pytest
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 
 from consentry.app import create_app
 from consentry.settings import Settings
-from tests.helpers import admin, anon_id, choice, event
+from tests.helpers import admin, anon_id, choice, event, samples, value
 
 pytestmark = pytest.mark.anyio
 
 CONSENT_ROUTE = "/v1/subjects/{subject_id}/consent"
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of a scrape, keyed by name and labels."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(
-    scrape: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
-    """One sample's value, 0 when it is absent (Prometheus counters start at nothing)."""
-    return scrape.get((name, frozenset(labels.items())), 0.0)
 
 
 async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -160,11 +160,18 @@ def _verdict(candidate: Candidate, gate: Gate) -> str | None:
     return None if gate.allows(category, candidate.row.occurred_at) else "consent_denied"
 
 
+def _duplicate(event_id: str) -> dict[str, Any]:
+    return {"event_id": event_id, "status": "duplicate"}
+
+
 def judge(
-    results: list[dict[str, Any] | None], candidates: list[Candidate], gates: dict[str, Gate]
+    results: list[dict[str, Any] | None],
+    candidates: list[Candidate],
+    gates: dict[str, Gate],
+    earlier: Container[Key] = frozenset(),
 ) -> tuple[list[dict[str, Any]], dict[Key, Candidate]]:
-    """Every result, in order, and the events accepted, by key (a repeat within the batch is a
-    duplicate of the first)."""
+    """Every result, in order, and the events accepted, by key: a repeat within the batch, or
+    of a key in `earlier` (accepted before it in the same transaction), is a duplicate."""
     decided = list(results)
     accepted: dict[Key, Candidate] = {}
     for candidate in candidates:
@@ -176,8 +183,8 @@ def judge(
                 "status": "rejected",
                 "reason": reason,
             }
-        elif candidate.key in accepted:
-            decided[candidate.position] = {"event_id": event_id, "status": "duplicate"}
+        elif candidate.key in accepted or candidate.key in earlier:
+            decided[candidate.position] = _duplicate(event_id)
         else:
             accepted[candidate.key] = candidate
             decided[candidate.position] = {"event_id": event_id, "status": "accepted"}
@@ -196,8 +203,9 @@ class Batch(NamedTuple):
 # The event writer: batches judged and stored together, one transaction for all that wait.
 EventWriter = GroupCommit[Batch, list[dict[str, Any]]]
 # Transactions writing batches at once, per process (at most the pool's size). Under the bench's
-# load, 8 wrote about a sixth more events per second than 4 and a quarter more than 2: a writer
-# waits on the event loop between its statements, and others keep the database busy meanwhile.
+# event load, 8 wrote about a quarter more events per second than 2 or 4 (31,200 a second against
+# 25,100 and 25,400, means of 2 to 5 runs): a writer waits on the event loop between its
+# statements, and others keep the database busy meanwhile.
 WRITERS = 8
 # Events a group holds at most: a transaction, and its subjects' locks, stay short.
 GROUP_EVENTS = 2000
@@ -230,13 +238,24 @@ async def decide(
     itself denies: see `validate`). Validation needs no database; the rest is the writer's, with
     whatever other batches wait for the database at the same time (see `write_batches`).
     """
-    received_at = received_at or utcnow()
+    batch = prepare(pseudonyms, events, received_at or utcnow(), sent_at, max_depth, denied)
+    if not batch.candidates:
+        return batch.results  # type: ignore[return-value]  # every event was decided
+    return await writer.submit(batch)
+
+
+def prepare(
+    pseudonyms: Pseudonyms,
+    events: list[Any],
+    received_at: datetime,
+    sent_at: datetime | None,
+    max_depth: int,
+    denied: Sequence[frozenset[str]] | None = None,
+) -> Batch:
+    """A batch validated (see `validate`), with its subjects' keyed hashes: ready for the writer."""
     results, candidates = validate(events, received_at, sent_at, max_depth, denied)
-    if not candidates:
-        return results  # type: ignore[return-value]  # every event was decided
     subjects = {candidate.key[0] for candidate in candidates}
-    hashes = {subject_id: pseudonyms.of(subject_id) for subject_id in subjects}
-    return await writer.submit(Batch(results, candidates, hashes))
+    return Batch(results, candidates, {subject: pseudonyms.of(subject) for subject in subjects})
 
 
 async def write_batches(uow: UnitOfWork, batches: list[Batch]) -> list[list[dict[str, Any]]]:
@@ -249,23 +268,19 @@ async def write_batches(uow: UnitOfWork, batches: list[Batch]) -> list[list[dict
     hashes = {subject: hashed for batch in batches for subject, hashed in batch.hashes.items()}
     subjects = sorted(hashes)
     gates = await repository.share_gates(uow, subjects, [hashes[s] for s in subjects])
-    answers: list[list[dict[str, Any]]] = []
     kept: dict[Key, Candidate] = {}
-    accepted_by_batch: list[dict[Key, Candidate]] = []
+    judged: list[tuple[list[dict[str, Any]], dict[Key, Candidate]]] = []
     for batch in batches:
-        decided, accepted = judge(batch.results, batch.candidates, gates)
-        for key in [key for key in accepted if key in kept]:
-            decided[accepted.pop(key).position] = {"event_id": key[1], "status": "duplicate"}
+        decided, accepted = judge(batch.results, batch.candidates, gates, earlier=kept)
         kept.update(accepted)
-        answers.append(decided)
-        accepted_by_batch.append(accepted)
+        judged.append((decided, accepted))
     # Sorted by key, so concurrent groups take their key locks in the same order.
     inserted = await repository.store(uow, [kept[key].row for key in sorted(kept)])
-    for decided, accepted in zip(answers, accepted_by_batch, strict=True):
+    for decided, accepted in judged:
         for key, candidate in accepted.items():
             if key not in inserted:  # stored before, by a retry or a concurrent group
-                decided[candidate.position] = {"event_id": key[1], "status": "duplicate"}
-    return answers
+                decided[candidate.position] = _duplicate(key[1])
+    return [decided for decided, _ in judged]
 
 
 async def ingest(

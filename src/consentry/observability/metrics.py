@@ -22,7 +22,7 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 # The label of the one pool's gauges (the label is kept so dashboards need no change).
 POOL = "database"
 # How often each process writes its gauges for the process that answers the scrape.
-POOL_SAMPLE_SECONDS = 1.0
+GAUGE_SAMPLE_SECONDS = 1.0
 # The directory the workers share, as prometheus-client saw it when imported (just above):
 # it keeps this process's values in memory or in that directory's files from then on.
 SHARED_DIRECTORY = multiprocess.shared_directory()
@@ -133,4 +133,4 @@ async def sample_gauges_forever(
     """Keep this process's gauges current for whichever worker answers the scrape."""
     while True:
         metrics.sample_gauges(database, writer)
-        await asyncio.sleep(POOL_SAMPLE_SECONDS)
+        await asyncio.sleep(GAUGE_SAMPLE_SECONDS)
