@@ -11,6 +11,7 @@ import httpx
 import jwt
 
 from consentry.errors import ServiceUnavailable, Unauthorized, ValidationFailed
+from consentry.hs256 import HS256Shortcut, shortcut_for
 from consentry.settings import Settings
 from consentry.subjects import is_subject_id
 
@@ -97,7 +98,7 @@ def _parse_jwks(document: Any) -> dict[str | None, jwt.PyJWK]:
 class TokenVerifier:
     """Checks a user JWT and returns its subject."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, shortcut: bool = True) -> None:
         self._secret = settings.jwt_secret
         self._jwks = (
             JWKSCache(settings.jwks_url, settings.jwks_cache_seconds) if settings.jwks_url else None
@@ -105,6 +106,13 @@ class TokenVerifier:
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self._leeway = settings.jwt_leeway_seconds
+        self._shortcut: HS256Shortcut | None = None
+        # Without it (`shortcut=False`) PyJWT checks every token: the reference the tests hold
+        # the shortcut to.
+        if self._secret is not None and shortcut:
+            self._shortcut = shortcut_for(
+                self._secret, audience=self._audience, issuer=self._issuer, leeway=self._leeway
+            )
         self._verified: dict[str, tuple[str, float, int]] = {}
         self._required = ["exp", "sub"]
         if self._audience:
@@ -142,6 +150,10 @@ class TokenVerifier:
 
     async def _verify(self, token: str) -> tuple[str, float]:
         """The subject of a token whose signature and claims hold, and when it expires."""
+        checked = self._shortcut.check(token) if self._shortcut is not None else None
+        if checked is not None:
+            subject, expires = checked
+            return self._valid_subject(subject), float(expires) + self._leeway
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -173,11 +185,14 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"The bearer token is not valid: {_reason(exc)}.") from None
-        subject = claims.get("sub")
+        # `exp` is required and was checked, so it is a number here.
+        return self._valid_subject(claims.get("sub")), float(claims["exp"]) + self._leeway
+
+    @staticmethod
+    def _valid_subject(subject: object) -> str:
         if not isinstance(subject, str) or not is_subject_id(subject):
             raise Unauthorized("The token's subject is not a valid subject id.")
-        # `exp` is required and was checked, so it is a number here.
-        return subject, float(claims["exp"]) + self._leeway
+        return subject
 
 
 def _reason(exc: jwt.PyJWTError) -> str:
