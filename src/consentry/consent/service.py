@@ -247,9 +247,10 @@ async def record_choice(
 
     The state is read without a lock and the answer decided on it; a change to it is written
     only if the state is still that revision, in a statement that takes the subject's write lock
-    itself. A first choice, or a change that found the state moved on, is decided again under
-    the write lock, as every write once was: the answer is the same, and concurrent writers
-    still come one after the other.
+    itself. The state this process holds in memory is tried first, without a read: a learner's
+    page read it just before the choice. A first choice, or a change that found the state moved
+    on, is decided again under the write lock, as every write once was: the answer is the same,
+    and concurrent writers still come one after the other.
     """
     choice, facts = change.choice, change.facts
     requested = _requested_categories(change.categories)
@@ -259,6 +260,18 @@ async def record_choice(
         facts = replace(facts, region=normalize_region(choice.region))
 
     subject_hash = pseudonyms.of(subject_id)
+    found, kept = cache.get(subject_id)
+    if found and kept is not None:
+        # Only a change is taken from memory, which may lag a change just committed elsewhere:
+        # its write checks the revision. No change, or a refusal, is decided on a read below.
+        try:
+            answer, write = _decide(
+                policy, subject_id, subject_hash, kept, change, facts, requested
+            )
+        except (PreconditionFailed, ValidationFailed):
+            write = None
+        if write is not None and await _write_if_unchanged(uow, cache, subject_id, write):
+            return answer
     stored, erased = await repository.read_state_ahead(uow, subject_id, subject_hash)
     if erased:  # for good: a tombstone is never taken back
         raise SubjectErased("This subject was erased.")
@@ -266,14 +279,7 @@ async def record_choice(
         # A refusal or no change, decided on a state committed during this request, is as
         # true as one decided under the lock would have been an instant before.
         answer, write = _decide(policy, subject_id, subject_hash, stored, change, facts, requested)
-        if write is None:
-            return answer
-        made = await change_repository.record_change_if_unchanged(
-            uow, subject_id, write.record, write.state, write.announcement
-        )
-        if made:
-            # This process reads its own writes at once; the others hear of it from PostgreSQL.
-            uow.on_commit(lambda: cache.forget(subject_id))
+        if write is None or await _write_if_unchanged(uow, cache, subject_id, write):
             return answer
     stored, erased = await repository.lock_state(uow, subject_id, subject_hash)
     if erased:
@@ -285,6 +291,19 @@ async def record_choice(
         )
         uow.on_commit(lambda: cache.forget(subject_id))
     return answer
+
+
+async def _write_if_unchanged(
+    uow: UnitOfWork, cache: ConsentCache, subject_id: str, write: _Write
+) -> bool:
+    """Make `write` if the subject's state is still the revision it follows; whether it was."""
+    made = await change_repository.record_change_if_unchanged(
+        uow, subject_id, write.record, write.state, write.announcement
+    )
+    if made:
+        # This process reads its own writes at once; the others hear of it from PostgreSQL.
+        uow.on_commit(lambda: cache.forget(subject_id))
+    return made
 
 
 def _decide(
