@@ -56,10 +56,10 @@ async def seed(base_url: str, admin_key: str, plan: Plan, version: str) -> None:
         await asyncio.gather(*(_seeder(client, queue, version) for _ in range(SEED_CONCURRENCY)))
 
 
-async def read_each(base_url: str, plan: Plan) -> None:
-    """Read every subject's consent once with its own JWT: each learner's first page load."""
+async def read_each(base_url: str, subjects: Sequence[Subject]) -> None:
+    """Read each subject's consent once with its own JWT: a page load of each learner."""
     queue: asyncio.Queue[Subject] = asyncio.Queue()
-    for subject in plan.subjects:
+    for subject in subjects:
         queue.put_nowait(subject)
     limits = httpx.Limits(max_connections=SEED_CONCURRENCY)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:

@@ -347,7 +347,7 @@ def _floor(run: Run, floor: Server) -> Measurement:
 def _reads(run: Run, service: Server) -> Measurement:
     # Steady state, not first visits: every learner has loaded a page once (which also fills
     # the service's consent and token caches) before the timed warm-up and run begin.
-    asyncio.run(api.read_each(service.base_url, run.plan))
+    asyncio.run(api.read_each(service.base_url, run.plan.subjects))
     env = {"BENCH_SUBJECTS": str(run.files["subjects"])}
     return _scenario(run, "read", "consent_read.lua", service.base_url, env, env)
 
@@ -360,7 +360,15 @@ def _checks(run: Run, service: Server) -> Measurement:
     return _scenario(run, "check", "integration_check.lua", service.base_url, env, env)
 
 
+def _pages_read(run: Run, service: Server) -> None:
+    """Each writer's page reads the consent before the choice, as consent.js does on every page:
+    both write rows begin from the state a page load leaves (kept in the service's memory)."""
+    writers = [subject for part in run.plan.writers() for subject in part]
+    asyncio.run(api.read_each(service.base_url, writers))
+
+
 def _writes(run: Run, service: Server) -> Measurement:
+    _pages_read(run, service)
     base = {"BENCH_POLICY_VERSION": run.policy_version}
     warmup = {**base, "BENCH_SUBJECTS": str(run.files["writes_warmup"])}
     measured = {**base, "BENCH_SUBJECTS": str(run.files["writes_measured"])}
@@ -492,6 +500,7 @@ def _systems_rows(
     before = count_changes(url, measured_ids) or 0
 
     def writes() -> Measurement:
+        _pages_read(run, service)
         base = {"BENCH_POLICY_VERSION": run.policy_version}
         warmup = {**base, "BENCH_SUBJECTS": str(files["writes_warmup"])}
         measured = {**base, "BENCH_SUBJECTS": str(files["writes_measured"])}
