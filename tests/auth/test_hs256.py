@@ -31,7 +31,7 @@ HOUR = 3600
 _ABSENT = object()
 
 
-def _verifiers(audience: str | None, issuer: str | None, leeway: int) -> Settings:
+def _settings(audience: str | None, issuer: str | None, leeway: int) -> Settings:
     return make_settings(
         "sqlite+aiosqlite://",
         jwt_audience=audience,
@@ -128,7 +128,7 @@ def test_every_token_one_change_away_gets_pyjwts_answer(
     audience: str | None, issuer: str | None, leeway: int, loop: asyncio.AbstractEventLoop
 ) -> None:
     """Every claim changed to every odd value, under every header and signing, one at a time."""
-    settings_ = _verifiers(audience, issuer, leeway)
+    settings_ = _settings(audience, issuer, leeway)
     now = int(time.time())
     valid = _valid_claims(now, audience, issuer)
     changes = [(name, value) for name, values in _odd_values(now).items() for value in values]
@@ -152,19 +152,17 @@ def _two_changes(draw: st.DrawFn) -> tuple[Settings, str]:
     for name in draw(st.lists(st.sampled_from(sorted(odd)), min_size=2, max_size=2, unique=True)):
         claims = _changed(claims, name, draw(st.sampled_from(odd[name])))
     signing = draw(st.sampled_from(["right", "wrong-secret"]))
-    return _verifiers(audience, issuer, leeway), _token(_HEADERS[0], claims, signing)
+    return _settings(audience, issuer, leeway), _token(_HEADERS[0], claims, signing)
 
 
 @settings(max_examples=300, deadline=None)
-@given(_two_changes())
-def test_every_token_two_changes_away_gets_pyjwts_answer(case: tuple[Settings, str]) -> None:
+@given(case=_two_changes())
+def test_every_token_two_changes_away_gets_pyjwts_answer(
+    case: tuple[Settings, str], loop: asyncio.AbstractEventLoop
+) -> None:
     settings_, token = case
-    loop = asyncio.new_event_loop()
-    try:
-        expected = _outcome(TokenVerifier(settings_, shortcut=False), token, loop)
-        assert _outcome(TokenVerifier(settings_), token, loop) == expected
-    finally:
-        loop.close()
+    expected = _outcome(TokenVerifier(settings_, shortcut=False), token, loop)
+    assert _outcome(TokenVerifier(settings_), token, loop) == expected
 
 
 @pytest.mark.parametrize(
@@ -184,7 +182,7 @@ def test_every_token_two_changes_away_gets_pyjwts_answer(case: tuple[Settings, s
 def test_odd_payloads_signed_with_the_secret_get_pyjwts_answer(
     payload: str, loop: asyncio.AbstractEventLoop
 ) -> None:
-    settings_ = _verifiers(None, None, 0)
+    settings_ = _settings(None, None, 0)
     header = b64url(json.dumps(_HEADERS[0], separators=(",", ":")).encode())
     signing = f"{header}.{payload}"
     signature = b64url(hmac.digest(JWT_SECRET.encode(), signing.encode(), "sha256"))
@@ -222,7 +220,7 @@ def test_a_secret_pyjwt_refuses_as_an_hmac_key_has_no_shortcut() -> None:
 
 
 def test_a_refused_token_is_worded_by_pyjwt(loop: asyncio.AbstractEventLoop) -> None:
-    verifier = TokenVerifier(_verifiers(None, None, 0))
+    verifier = TokenVerifier(_settings(None, None, 0))
     expired = mint(JWT_SECRET, "learner-1", lifetime_seconds=-60)
     assert _outcome(verifier, expired, loop) == (
         "refused",

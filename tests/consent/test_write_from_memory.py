@@ -49,13 +49,17 @@ async def _kept(app: FastAPI, client: httpx.AsyncClient) -> Any:
     return cache.get(SUBJECT)[1]
 
 
-async def _lagging(app: FastAPI, client: httpx.AsyncClient, kept: Any) -> None:
-    """Grant `performance` (revision 2), then let memory hold revision 1 again, as a process
-    that has not yet heard of the change would."""
-    assert (await client.put(URL, json=choice(True), headers=admin())).status_code == 200
+def _hold(app: FastAPI, kept: Any) -> None:
+    """Let memory hold `kept` again, as a process that has not yet heard of a change would."""
     cache: ConsentCache = app.state.consent_cache
     cache.fill(SUBJECT, kept, cache.epoch)
     assert cache.get(SUBJECT)[1] is kept
+
+
+async def _lagging(app: FastAPI, client: httpx.AsyncClient, kept: Any) -> None:
+    """Grant `performance` (revision 2) while memory goes on holding revision 1."""
+    assert (await client.put(URL, json=choice(True), headers=admin())).status_code == 200
+    _hold(app, kept)
 
 
 async def test_a_change_to_a_state_held_in_memory_is_one_statement(
@@ -119,8 +123,7 @@ async def test_a_subject_erased_while_memory_held_it_is_gone(
     assert (await client.post("/v1/erasure-requests", json=body, headers=admin())).is_success
     state = app.state
     assert await run_once(state.settings, state.database, state.pseudonyms) == 1
-    cache: ConsentCache = app.state.consent_cache
-    cache.fill(SUBJECT, kept, cache.epoch)
+    _hold(app, kept)
     response = await client.put(URL, json=choice(True), headers=admin())
     assert_problem(response, 410, "subject_erased")
     assert_problem(await client.get(f"{URL}/history", headers=admin()), 410, "subject_erased")
@@ -135,8 +138,7 @@ async def test_a_precondition_the_database_meets_holds_though_memory_lags(
     kept = await _kept(app, client)
     assert (await client.put(URL, json=choice(True), headers=admin())).status_code == 200
     fresh_tag = (await client.get(URL, headers=admin())).headers["etag"]
-    cache: ConsentCache = app.state.consent_cache
-    cache.fill(SUBJECT, kept, cache.epoch)
+    _hold(app, kept)
     headers = {**admin(), "If-Match": fresh_tag}
     response = await client.put(URL, json=choice(True, functional=True), headers=headers)
     assert response.status_code == 200, response.text
