@@ -30,6 +30,7 @@ from bench import api, erasures, rawcopy
 from bench.database import (
     DEFAULT_BASE_URL,
     asyncpg_dsn,
+    checkpoint,
     count_changes,
     create_database,
     current_grants,
@@ -110,6 +111,9 @@ class Run:
     plan: Plan
     admin_key: str
     env: dict[str, str]
+    # The run's database, and whether each row begins with a CHECKPOINT of it (see _settle).
+    database: URL
+    checkpoints: bool
 
 
 def main() -> int:
@@ -198,14 +202,30 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
         wait_ready(floor, (FLOOR_PATH,))
         wait_ready(receiver, ("/",))
         version, seeded_at = _seed(service, admin_key, plan)
-        run = Run(wrk, load, work, files, events_key, decision_keys, version, plan, admin_key, env)
+        checkpoints = checkpoint(url)
+        if not checkpoints:
+            progress("this role may not CHECKPOINT: a timed checkpoint may land on any row")
+        run = Run(
+            wrk,
+            load,
+            work,
+            files,
+            events_key,
+            decision_keys,
+            version,
+            plan,
+            admin_key,
+            env,
+            url,
+            checkpoints,
+        )
         rows, extra = _http_rows(run, url, plan, service, floor, seeded_at)
         rows.update(_systems_rows(run, url, service, receiver, rows["write"], extra))
         rows.update(_erasure_rows(run, url, service, extra))
     finally:
         for server in servers:
             stop(server)
-    copy_row = _raw_copy_row(url, plan, load, extra)
+    copy_row = _raw_copy_row(url, plan, load, extra, checkpoints)
     relate(rows["events"], copy_row, EVENTS_TARGET)
     ordered = [
         rows["read"],
@@ -221,7 +241,7 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
         rows["floor"],
         copy_row,
     ]
-    _report(ordered, extra, _run_facts(started_at, load, url))
+    _report(ordered, extra, _run_facts(started_at, load, url, checkpoints))
     return 1 if any(row.problems for row in ordered) else 0
 
 
@@ -334,9 +354,17 @@ def _scenario(
     run: Run, name: str, script: str, url: str, warmup_env: dict[str, str], env: dict[str, str]
 ) -> Measurement:
     """A warm-up run whose numbers are dropped, then the measured run, kept in bench/results/."""
+    _settle(run)
     load = run.load
     run_wrk(run.wrk, script, url, load.warmup, load, warmup_env, run.work / f"{name}-warmup.json")
     return run_wrk(run.wrk, script, url, load.duration, load, env, RESULTS.parent / f"{name}.json")
+
+
+def _settle(run: Run) -> None:
+    """A CHECKPOINT before a row's warm-up: no row pays for the pages an earlier row dirtied,
+    and none meets the timed checkpoint, which each one puts off by `checkpoint_timeout`."""
+    if run.checkpoints:
+        checkpoint(run.database)
 
 
 def _floor(run: Run, floor: Server) -> Measurement:
@@ -521,6 +549,7 @@ def _drain_row(run: Run, url: URL, extra: list[str]) -> Row:
     """A `consentry worker` delivers the backlog (b2) left to the local receiver; changes/s."""
     waiting, delivered, _ = deliveries(url)
     progress(f"measuring webhook delivery ({waiting:,} deliveries waiting)")
+    _settle(run)
     worker = start("worker", [CONSENTRY, "worker"], run.env, 0, run.work)
     problems: list[str] = []
     try:
@@ -586,6 +615,7 @@ def _erasure_rows(run: Run, url: URL, service: Server, extra: list[str]) -> dict
         return worker.process.poll() is None
 
     try:
+        _settle(run)
         # The warm-up's backlog is worked off before the measured run begins.
         run_wrk(
             run.wrk,
@@ -670,8 +700,10 @@ def _erasure_rows(run: Run, url: URL, service: Server, extra: list[str]) -> dict
     return {"erasures_created": created, "erasures_completed": completed}
 
 
-def _raw_copy_row(url: URL, plan: Plan, load: Load, extra: list[str]) -> Row:
+def _raw_copy_row(url: URL, plan: Plan, load: Load, extra: list[str], checkpoints: bool) -> Row:
     """The same batches through asyncpg COPY, as many tasks as wrk has connections."""
+    if checkpoints:
+        checkpoint(url)  # as before every other row
     progress(f"measuring raw COPY ({load.connections} tasks, pool of {POOL_SIZE})")
     try:
         result = asyncio.run(
@@ -691,7 +723,7 @@ def _raw_copy_row(url: URL, plan: Plan, load: Load, extra: list[str]) -> Row:
     return Row("raw COPY", result.rate, "rows/s", result.percentile(0.5), result.percentile(0.99))
 
 
-def _run_facts(started_at: datetime, load: Load, url: URL) -> dict[str, Any]:
+def _run_facts(started_at: datetime, load: Load, url: URL, checkpoints: bool) -> dict[str, Any]:
     """What a reader needs to compare two result files."""
     return {
         "started_at": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -706,6 +738,7 @@ def _run_facts(started_at: datetime, load: Load, url: URL) -> dict[str, Any]:
             "decision_connections": DECISION_CONNECTIONS,
         },
         "database": url.database,
+        "checkpoint_before_each_row": checkpoints,
     }
 
 
