@@ -140,6 +140,25 @@ async def test_a_statement_that_made_its_whole_change_commits_alone(
     assert database.transactions - before == 1
 
 
+async def test_work_for_after_the_commit_runs_as_soon_as_it_returns(
+    app: FastAPI, database_url: str
+) -> None:
+    _postgres(database_url)
+    database: Database = app.state.database
+    heard: list[str] = []
+    async with database.unit_of_work() as uow:
+        assert await uow.pg_all_or_nothing(_KEEP_SECRET, "at-once", "1")
+        uow.on_commit(lambda: heard.append("after the statement that committed"))
+        assert heard == ["after the statement that committed"]
+    async with database.unit_of_work() as uow:
+        await uow.execute(delete(ServiceSecret).where(ServiceSecret.name == "at-once"))
+        uow.on_commit(lambda: heard.append("after the commit"))
+        # Before the connection goes back to the pool: its server process is still this one's.
+        uow.on_commit(lambda: heard.append(f"on {uow.server_process > 0} server process"))
+        assert heard == ["after the statement that committed"]
+    assert heard[1:] == ["after the commit", "on True server process"]
+
+
 async def test_a_statement_that_changed_nothing_leaves_the_unit_of_work_going_on(
     app: FastAPI, database_url: str
 ) -> None:

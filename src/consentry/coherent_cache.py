@@ -5,6 +5,13 @@ every listening process when, and only when, the change commits; each process li
 connection of its own and drops what it heard of. While that connection is down the cache is off
 and empty: a change it cannot hear about must never be served from memory. Recorded consent,
 learners' connections and active API keys are kept this way.
+
+A process may keep what it has just committed itself (`keep_own`). A notice names the server
+process that sent it, the one that ran the commit; PostgreSQL delivers notices in commit order,
+and the server process is this one's own until the value is kept. So the commit's own notice is
+told apart from any other: heard before the value is kept, it does not stop the keeping; heard
+after, it does not drop it. Any other notice for the key does. A value kept so is never older
+than a change whose notice was heard.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ V = TypeVar("V")
 EVERYONE = ""
 # How many recent changes a read that overlapped them can check itself against.
 _RECENT_CHANGES = 4096
+# Who made a change counted: a notice's sending server process (its pid), or this process.
+_HERE = 0
 
 
 class CoherentCache(Generic[V]):
@@ -34,7 +43,9 @@ class CoherentCache(Generic[V]):
         self._entries: OrderedDict[str, V] = OrderedDict()
         # Counts changes heard; a read that began before a change to its key must not fill.
         self._epoch = 0
-        self._recent: deque[str] = deque(maxlen=_RECENT_CHANGES)
+        self._recent: deque[tuple[str, int]] = deque(maxlen=_RECENT_CHANGES)
+        # Keys kept by keep_own whose own notices are still to be heard: how many, by sender.
+        self._owed: dict[str, dict[int, int]] = {}
         self.listening = False
 
     @property
@@ -57,27 +68,76 @@ class CoherentCache(Generic[V]):
         """Keep what a read found, unless `key` changed since `epoch` or nothing listens."""
         if not self.listening or self._size == 0:
             return
-        missed = self._epoch - epoch
-        if missed and (missed > len(self._recent) or self._changed(key, missed)):
+        if not self._changes_since(key, epoch):
+            self._keep(key, value)
+
+    def keep_own(self, key: str, value: V, epoch: int, sender: int) -> None:
+        """Keep `value`, just committed for `key` by this process through the server process
+        `sender` (still its own), unless another change to `key` was heard since `epoch`, taken
+        before the statement that committed it; otherwise drop `key`.
+
+        The commit's own notice, heard already or still to come, does not drop it (`heard`).
+        """
+        if not self.listening or self._size == 0:
             return
+        senders = self._changes_since(key, epoch)
+        if sender == _HERE or any(heard != sender for heard in senders):
+            self.forget(key)
+            return
+        self._changed(key, _HERE)  # a read begun before this commit must not fill over it
+        if not senders:  # its own notice is still to come
+            owed = self._owed.setdefault(key, {})
+            owed[sender] = owed.get(sender, 0) + 1
+        self._keep(key, value)
+
+    def heard(self, key: str, sender: int) -> None:
+        """A notice from the server process `sender` of a committed change to `key` (or to every
+        key): drop it, unless it is the notice of a change this process kept (`keep_own`)."""
+        owed = self._owed.get(key)
+        if not owed or sender not in owed:
+            self.forget(key, sender)
+            return
+        owed[sender] -= 1
+        if not owed[sender]:
+            del owed[sender]
+            if not owed:
+                del self._owed[key]
+        self._changed(key, sender)
+
+    def forget(self, key: str, sender: int = _HERE) -> None:
+        """Drop a key that changed, or every key (EVERYONE)."""
+        self._changed(key, sender)
+        if key == EVERYONE:
+            self._entries.clear()
+            self._owed.clear()
+        else:
+            self._entries.pop(key, None)
+            self._owed.pop(key, None)
+
+    def _keep(self, key: str, value: V) -> None:
         self._entries[key] = value
         self._entries.move_to_end(key)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
-    def _changed(self, key: str, missed: int) -> bool:
-        """Whether one of the last `missed` changes heard was to `key`, or to every key."""
-        heard = list(itertools.islice(reversed(self._recent), missed))
-        return key in heard or EVERYONE in heard
-
-    def forget(self, key: str) -> None:
-        """Drop a key that changed, or every key (EVERYONE)."""
+    def _changed(self, key: str, sender: int) -> None:
+        """Count a change to `key`, so that a read that overlapped it does not fill."""
         self._epoch += 1
-        self._recent.append(key)
-        if key == EVERYONE:
-            self._entries.clear()
-        else:
-            self._entries.pop(key, None)
+        self._recent.append((key, sender))
+
+    def _changes_since(self, key: str, epoch: int) -> list[int]:
+        """Who changed `key`, or every key, since `epoch`; too many changes to check count as
+        one made here."""
+        missed = self._epoch - epoch
+        if not missed:
+            return []
+        if missed > len(self._recent):
+            return [_HERE]
+        return [
+            sender
+            for changed, sender in itertools.islice(reversed(self._recent), missed)
+            if changed in (key, EVERYONE)
+        ]
 
     def start(self) -> None:
         """Listening now: serve from memory again, but nothing kept before, which may have
@@ -90,6 +150,7 @@ class CoherentCache(Generic[V]):
         self.listening = False
         self._epoch += len(self._recent) + 1  # every read under way is now too old to fill
         self._entries.clear()
+        self._owed.clear()
 
 
 async def keep_coherent(
@@ -98,16 +159,17 @@ async def keep_coherent(
     channels: Sequence[str],
     *,
     off: str,
-    heard: Callable[[str], None] | None = None,
+    heard: Callable[[str, int], None] | None = None,
 ) -> None:
     """Keep `cache` listening on `channels` for as long as the task runs; reconnect when lost.
 
-    Each notice's payload is the key to forget, unless `heard` says what a notice does.
+    Each notice's payload is the key it changed (`CoherentCache.heard`), unless `heard` says
+    what a notice does.
     """
     await keep_listening(
         connect,
         channels,
-        cache.forget if heard is None else heard,
+        cache.heard if heard is None else heard,
         # Only once listening can no change go unheard; what was kept before may have missed some.
         listening=cache.start,
         lost=cache.stop,

@@ -401,6 +401,12 @@ class UnitOfWork(Reader):
         return self._transaction is not None or self._connection is not None
 
     @property
+    def server_process(self) -> int:
+        """The id of the database server process running this unit of work's statements: the
+        sender its notices name. 0 before the first statement, and on SQLite."""
+        return self._driver.get_server_pid() if self._driver is not None else 0
+
+    @property
     def committed_alone(self) -> bool:
         """Whether a statement of its own committed the change, with no transaction begun."""
         return self._settled and not self.begun
@@ -438,6 +444,7 @@ class UnitOfWork(Reader):
                 else:
                     async with _translating():
                         await self._transaction.commit()
+                    self._run_committed()
         finally:
             if failed:
                 with contextlib.suppress(Exception):
@@ -506,8 +513,21 @@ class UnitOfWork(Reader):
         return rows
 
     def on_commit(self, callback: Callable[[], None]) -> None:
-        """Run `callback` once the transaction has committed (never if it rolls back)."""
-        self.committed.append(callback)
+        """Run `callback` once the transaction has committed (never if it rolls back).
+
+        It runs as soon as the commit returns, before any other await of this unit of work:
+        at once when a statement of its own has committed already. A cache that keeps what this
+        process committed tells its own notice from a later one by what it heard meanwhile.
+        """
+        if self.committed_alone:
+            callback()
+        else:
+            self.committed.append(callback)
+
+    def _run_committed(self) -> None:
+        callbacks, self.committed = self.committed, []
+        for callback in callbacks:
+            callback()
 
     def on_rollback(self, callback: Callable[[], None]) -> None:
         """Run `callback` if the unit of work fails, its commit included."""
@@ -646,11 +666,13 @@ class Database:
             await uow._end(failed=False)
         except BaseException:
             # A statement that committed alone stands whatever failed after it.
-            for callback in uow.committed if uow.committed_alone else uow.rolled_back:
-                callback()
+            if uow.committed_alone:
+                uow._run_committed()
+            else:
+                for callback in uow.rolled_back:
+                    callback()
             raise
-        for callback in uow.committed:
-            callback()
+        uow._run_committed()
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Reader]:

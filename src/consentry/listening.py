@@ -23,13 +23,14 @@ _BACKOFF_SECONDS = (0.5, 30.0)
 async def keep_listening(
     connect: Callable[[], Awaitable[asyncpg.Connection]],
     channels: Sequence[str],
-    heard: Callable[[str], None],
+    heard: Callable[[str, int], None],
     *,
     listening: Callable[[], None],
     lost: Callable[[], None],
     off: str,
 ) -> None:
-    """Pass each notice's payload on `channels` to `heard` until the task is cancelled.
+    """Pass each notice's payload on `channels` to `heard`, with the process id of the database
+    server process that sent it, until the task is cancelled.
 
     `listening` runs once no notice can go unheard; `lost` whenever the connection ends. `off`
     starts the warning logged while nothing is heard ("consent cache off").
@@ -71,14 +72,14 @@ async def _connected(connect: Callable[[], Awaitable[asyncpg.Connection]]) -> as
 async def _listen_on(
     connection: asyncpg.Connection,
     channels: Sequence[str],
-    heard: Callable[[str], None],
+    heard: Callable[[str, int], None],
     listening: Callable[[], None],
 ) -> None:
     ended = asyncio.Event()
     connection.add_termination_listener(lambda _connection: ended.set())
     for channel in channels:
         await connection.add_listener(
-            channel, lambda _connection, _pid, _channel, payload: heard(payload)
+            channel, lambda _connection, pid, _channel, payload: heard(payload, pid)
         )
     listening()
     while not ended.is_set():

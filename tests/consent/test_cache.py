@@ -100,3 +100,23 @@ async def test_a_lost_listener_turns_the_cache_off_until_it_listens_again(
     await until(lambda: not cache.get("learner-3")[0])
     await until(lambda: cache.listening)  # it reconnects by itself
     await _read_into_cache(client, cache, "learner-3")
+
+
+async def test_a_change_through_another_replica_drops_what_this_one_kept_of_its_own(
+    app: FastAPI, database_url: str
+) -> None:
+    url = _postgres(database_url)
+    async with _replica(url) as (first, own), _replica(url) as (_, other):
+        subject, cache = "learner-4", first.state.consent_cache
+        consent = f"/v1/subjects/{subject}/consent"
+        await own.put(consent, json=choice(), headers=admin())
+        epoch = cache.epoch
+        await own.put(consent, json=choice(performance=True), headers=admin())
+        await until(lambda: cache.epoch > epoch + 1)  # kept, and its own notice heard
+        assert cache.get(subject)[0]
+        response = await other.put(consent, json=choice(functional=True), headers=admin())
+        assert response.status_code == 200
+        await until(lambda: not cache.get(subject)[0], seconds=2)
+        body = (await own.get(consent, headers=admin())).json()
+        assert body["revision"] == 3
+        assert body["categories"]["functional"]["granted"] is True

@@ -1,7 +1,8 @@
 """A write decided on the state this process holds in memory (PostgreSQL, where the cache runs).
 
 A learner's page reads the consent just before the choice, so the write finds the state kept and
-sends one statement, without reading it again. Memory may lag a change committed elsewhere: only
+sends one statement, without reading it again; the state it commits is kept in turn, so the
+learner's next change is one statement too. Memory may lag a change committed elsewhere: only
 a change is taken from it, written only from the revision it follows; no change, a refusal, or a
 change that found the state moved on is decided on the state read then.
 """
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from consentry.consent import repository
 from consentry.consent.cache import ConsentCache
 from consentry.privacy.worker import run_once
 from consentry.settings import Settings
@@ -144,3 +146,37 @@ async def test_a_precondition_the_database_meets_holds_though_memory_lags(
     assert response.status_code == 200, response.text
     assert response.json()["revision"] == 3
     assert len(await all_history(client, SUBJECT)) == 3
+
+
+async def test_the_learners_next_change_is_one_statement_too(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await _kept(app, client)
+    assert (await client.put(URL, json=choice(performance=True), headers=admin())).is_success
+    async with _statements(app) as sent:
+        response = await client.put(URL, json=choice(functional=True), headers=admin())
+    assert response.status_code == 200
+    assert response.json()["revision"] == 3
+    assert len(sent) == 1, sent
+    history = await all_history(client, SUBJECT)
+    assert [record["categories"]["functional"] for record in history] == [True, False, False]
+    verify_chain(history)
+
+
+async def test_what_a_change_keeps_is_what_the_database_holds_after_its_own_notice(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await _kept(app, client)
+    cache: ConsentCache = app.state.consent_cache
+    epoch = cache.epoch
+    assert (await client.put(URL, json=choice(customization=True), headers=admin())).is_success
+    await until(lambda: cache.epoch > epoch + 1)  # the commit counted, then its notice heard
+    found, kept = cache.get(SUBJECT)
+    assert found
+    async with app.state.database.reader() as reader:
+        stored, erased = await repository.read_state(
+            reader, SUBJECT, (await app.state.pseudonyms.get()).of(SUBJECT)
+        )
+    assert not erased
+    assert kept == stored
+    assert kept is not None and kept.revision == 2

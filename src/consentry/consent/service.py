@@ -248,9 +248,10 @@ async def record_choice(
     The state is read without a lock and the answer decided on it; a change to it is written
     only if the state is still that revision, in a statement that takes the subject's write lock
     itself. The state this process holds in memory is tried first, without a read: a learner's
-    page read it just before the choice. A first choice, or a change that found the state moved
-    on, is decided again under the write lock, as every write once was: the answer is the same,
-    and concurrent writers still come one after the other.
+    page read it just before the choice, or the learner's last change, made here, left it. A
+    first choice, or a change that found the state moved on, is decided again under the write
+    lock, as every write once was: the answer is the same, and concurrent writers still come one
+    after the other.
     """
     choice, facts = change.choice, change.facts
     requested = _requested_categories(change.categories)
@@ -286,10 +287,11 @@ async def record_choice(
         raise SubjectErased("This subject was erased.")
     answer, write = _decide(policy, subject_id, subject_hash, stored, change, facts, requested)
     if write is not None:
+        epoch = cache.epoch
         await change_repository.record_change(
             uow, subject_id, write.record, write.state, write.announcement
         )
-        uow.on_commit(lambda: cache.forget(subject_id))
+        _keep_on_commit(uow, cache, subject_id, write.state, epoch)
     return answer
 
 
@@ -297,13 +299,25 @@ async def _write_if_unchanged(
     uow: UnitOfWork, cache: ConsentCache, subject_id: str, write: _Write
 ) -> bool:
     """Make `write` if the subject's state is still the revision it follows; whether it was."""
+    epoch = cache.epoch
     made = await change_repository.record_change_if_unchanged(
         uow, subject_id, write.record, write.state, write.announcement
     )
     if made:
-        # This process reads its own writes at once; the others hear of it from PostgreSQL.
-        uow.on_commit(lambda: cache.forget(subject_id))
+        _keep_on_commit(uow, cache, subject_id, write.state, epoch)
     return made
+
+
+def _keep_on_commit(
+    uow: UnitOfWork, cache: ConsentCache, subject_id: str, state: StoredConsent, epoch: int
+) -> None:
+    """Once committed, the state written is what this process holds for the subject.
+
+    It reads its own write at once, and the learner's next change (a preference center saves
+    each toggle) is decided on it, without a read; other processes hear of it from PostgreSQL.
+    """
+    sender = uow.server_process  # the commit's own notice names it
+    uow.on_commit(lambda: cache.keep_own(subject_id, state, epoch, sender))
 
 
 def _decide(

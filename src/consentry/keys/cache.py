@@ -33,7 +33,7 @@ async def listen(database: Database, cache: KeyCache) -> None:
     """
     answering: set[asyncio.Task[None]] = set()
 
-    def heard(notice: str) -> None:
+    def heard(notice: str, _sender: int) -> None:
         cache.forget(EVERYONE)
         task = asyncio.create_task(_answer(database, notice))
         answering.add(task)

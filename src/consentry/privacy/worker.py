@@ -99,7 +99,7 @@ async def listen_for_due(database: Database, signals: Signals) -> None:
     await keep_listening(
         lambda: database.listener(LISTENER_NAME),
         [repository.DUE_CHANNEL],
-        lambda _request_id: signals.wakeup.set(),
+        lambda _request_id, _sender: signals.wakeup.set(),
         # Whatever was made before listening began, the pass this starts finds.
         listening=signals.wakeup.set,
         lost=lambda: None,
