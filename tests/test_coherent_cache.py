@@ -9,7 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from consentry.coherent_cache import EVERYONE, CoherentCache
+from consentry.coherent_cache import _RECENT_CHANGES, EVERYONE, CoherentCache
 
 
 def _listening(size: int = 10) -> CoherentCache[str | None]:
@@ -43,6 +43,21 @@ def test_a_read_that_overlapped_more_changes_than_are_remembered_is_not_kept() -
         cache.forget(f"other-{n}")
     cache.fill("learner-1", "read", epoch)
     assert cache.get("learner-1") == (False, None)
+
+
+def test_a_read_that_overlapped_a_change_is_not_kept_however_many_keys_changed() -> None:
+    # Each start puts the key's change at another place among the changes to other keys, of
+    # which the cache forgets the oldest now and then; the read checks itself against them all.
+    for before in range(8000, 8400, 20):
+        cache = _listening()
+        for n in range(before):
+            cache.forget(f"other-{n}")
+        epoch = cache.epoch
+        cache.forget("learner-1")
+        for n in range(before, before + _RECENT_CHANGES - 1):
+            cache.forget(f"other-{n}")
+        cache.fill("learner-1", "read", epoch)
+        assert cache.get("learner-1") == (False, None), before
 
 
 def test_a_change_drops_its_key_and_everyone_drops_every_key() -> None:
@@ -126,6 +141,18 @@ def test_a_commit_whose_own_notice_was_heard_first_is_kept_and_owes_nothing() ->
     cache.heard("learner-1", OURS)  # the commit's notice, heard before its callback ran
     cache.keep_own("learner-1", "revision 2", epoch, OURS)
     assert cache.get("learner-1") == (True, "revision 2")
+    cache.heard("learner-1", OURS)  # a later change through the same server process
+    assert cache.get("learner-1") == (False, None)
+
+
+def test_the_notice_of_the_commit_before_does_not_stop_the_next_from_being_kept() -> None:
+    cache = _listening()
+    cache.keep_own("learner-1", "revision 2", cache.epoch, OURS)
+    epoch = cache.epoch
+    cache.heard("learner-1", OURS)  # revision 2's notice, heard while revision 3 is written
+    cache.keep_own("learner-1", "revision 3", epoch, OURS)
+    cache.heard("learner-1", OURS)  # revision 3's own
+    assert cache.get("learner-1") == (True, "revision 3")
     cache.heard("learner-1", OURS)  # a later change through the same server process
     assert cache.get("learner-1") == (False, None)
 

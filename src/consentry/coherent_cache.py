@@ -31,8 +31,10 @@ V = TypeVar("V")
 EVERYONE = ""
 # How many recent changes a read that overlapped them can check itself against.
 _RECENT_CHANGES = 4096
-# Who made a change counted: a notice's sending server process (its pid), or this process.
+# Who made a change counted: a notice's sending server process (its pid), or this process;
+# or the notice of a commit this process kept, heard as owed (an older commit than any since).
 _HERE = 0
+_OWED = -1
 
 
 class CoherentCache(Generic[V]):
@@ -44,6 +46,9 @@ class CoherentCache(Generic[V]):
         # Counts changes heard; a read that began before a change to its key must not fill.
         self._epoch = 0
         self._recent: deque[tuple[str, int]] = deque(maxlen=_RECENT_CHANGES)
+        # The epoch of each key's latest change among the recent ones: most checks end here,
+        # without a walk through every change since.
+        self._latest: dict[str, int] = {}
         # Keys kept by keep_own whose own notices are still to be heard: how many, by sender.
         self._owed: dict[str, dict[int, int]] = {}
         self.listening = False
@@ -80,7 +85,7 @@ class CoherentCache(Generic[V]):
         """
         if not self.listening or self._size == 0:
             return
-        senders = self._changes_since(key, epoch)
+        senders = [heard for heard in self._changes_since(key, epoch) if heard != _OWED]
         if sender == _HERE or any(heard != sender for heard in senders):
             self.forget(key)
             return
@@ -102,7 +107,7 @@ class CoherentCache(Generic[V]):
             del owed[sender]
             if not owed:
                 del self._owed[key]
-        self._changed(key, sender)
+        self._changed(key, _OWED)
 
     def forget(self, key: str, sender: int = _HERE) -> None:
         """Drop a key that changed, or every key (EVERYONE)."""
@@ -124,6 +129,11 @@ class CoherentCache(Generic[V]):
         """Count a change to `key`, so that a read that overlapped it does not fill."""
         self._epoch += 1
         self._recent.append((key, sender))
+        self._latest[key] = self._epoch
+        if len(self._latest) > 2 * _RECENT_CHANGES:
+            # What is older than the recent changes, no check looks at (it counts as too many).
+            oldest = self._epoch - _RECENT_CHANGES
+            self._latest = {key: at for key, at in self._latest.items() if at > oldest}
 
     def _changes_since(self, key: str, epoch: int) -> list[int]:
         """Who changed `key`, or every key, since `epoch`; too many changes to check count as
@@ -133,6 +143,9 @@ class CoherentCache(Generic[V]):
             return []
         if missed > len(self._recent):
             return [_HERE]
+        latest = self._latest
+        if latest.get(key, 0) <= epoch and latest.get(EVERYONE, 0) <= epoch:
+            return []
         return [
             sender
             for changed, sender in itertools.islice(reversed(self._recent), missed)
@@ -151,6 +164,7 @@ class CoherentCache(Generic[V]):
         self._epoch += len(self._recent) + 1  # every read under way is now too old to fill
         self._entries.clear()
         self._owed.clear()
+        self._latest.clear()
 
 
 async def keep_coherent(
