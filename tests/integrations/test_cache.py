@@ -50,6 +50,38 @@ def test_a_learners_checks_are_kept_together_and_dropped_together() -> None:
     ]
 
 
+def test_a_body_is_made_again_for_any_other_check_object_only() -> None:
+    cache = _listening()
+    made: list[str] = []
+
+    def render(text: str) -> bytes:
+        made.append(text)
+        return text.encode()
+
+    kept, equal = _check(), _check()
+    assert cache.body("learner-1", "cloud-drive", kept, lambda: render("first")) == b"first"
+    assert cache.body("learner-1", "cloud-drive", kept, lambda: render("again")) == b"first"
+    # An equal check read anew, or one of another learner or integration, is made afresh.
+    assert cache.body("learner-1", "cloud-drive", equal, lambda: render("anew")) == b"anew"
+    assert cache.body("learner-2", "cloud-drive", equal, lambda: render("other")) == b"other"
+    assert cache.body("learner-1", "calendar", equal, lambda: render("calendar")) == b"calendar"
+    assert made == ["first", "anew", "other", "calendar"]
+    unkept = _listening(size=0)
+    unkept.body("learner-1", "cloud-drive", kept, lambda: render("once"))
+    assert unkept.body("learner-1", "cloud-drive", kept, lambda: render("twice")) == b"twice"
+
+
+def test_the_least_recently_answered_body_leaves_first() -> None:
+    cache = _listening(size=2)
+    checks = {learner: _check() for learner in ("a", "b", "c")}
+    for learner, check in checks.items():
+        cache.body(learner, "cloud-drive", check, lambda: b"made")
+        if learner == "b":
+            cache.body("a", "cloud-drive", checks["a"], lambda: b"not made")  # "b" is oldest now
+    assert cache.body("a", "cloud-drive", checks["a"], lambda: b"made again") == b"made"
+    assert cache.body("b", "cloud-drive", checks["b"], lambda: b"made again") == b"made again"
+
+
 def _replica(url: str) -> AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]:
     return replica(url, lambda app: bool(app.state.connection_cache.listening))
 

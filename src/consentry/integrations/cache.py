@@ -8,6 +8,7 @@ erasure notifies consent's channel with the subject id: each process listens to 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -25,6 +26,12 @@ LISTENER_NAME = "consentry-connections-listener"
 class ConnectionCache(CoherentCache[dict[str, Check]]):
     """Per learner, the checks of each integration, least recently used learner out."""
 
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        # The body last answered for each check, beside the very Check object it shows: a
+        # change, or a check read anew, is another object, whose body is made afresh.
+        self._bodies: OrderedDict[tuple[str, str], tuple[Check, bytes]] = OrderedDict()
+
     def check(self, subject_id: str, integration_id: str) -> Check | None:
         """The learner's check of the integration, if kept."""
         _found, checks = self.get(subject_id)
@@ -34,6 +41,23 @@ class ConnectionCache(CoherentCache[dict[str, Check]]):
         """Keep what a read found beside the learner's other checks, as `fill` would keep it."""
         _found, checks = self.get(subject_id)
         self.fill(subject_id, {**(checks or {}), integration_id: check}, epoch)
+
+    def body(
+        self, subject_id: str, integration_id: str, check: Check, render: Callable[[], bytes]
+    ) -> bytes:
+        """The answer's body showing `check`, made by `render` unless made for it already."""
+        key = (subject_id, integration_id)
+        kept = self._bodies.get(key)
+        if kept is not None and kept[0] is check:
+            self._bodies.move_to_end(key)
+            return kept[1]
+        body = render()
+        if self._size > 0:
+            self._bodies[key] = (check, body)
+            self._bodies.move_to_end(key)
+            if len(self._bodies) > self._size:
+                self._bodies.popitem(last=False)
+        return body
 
 
 async def listen(

@@ -399,14 +399,14 @@ async def check_connection(request: Request) -> Response:
     """The learner's connection to one integration."""
     await subject_caller(request, "integrations:read", anonymous=False)
     integration_id = _integration_id(request)
-    found = await service.check(
+    body = await service.check(
         database_of(request),
         _cache(request),
         await pseudonyms_of(request),
         request.path_params["subject_id"],
         integration_id,
     )
-    return json_response(found, headers=NO_STORE)
+    return Response(body, media_type="application/json", headers=NO_STORE)
 
 
 @router.post(

@@ -9,6 +9,8 @@ from dataclasses import replace as replaced
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from consentry import subject_locks
 from consentry.audit import service as audit
 from consentry.auth import Caller
@@ -314,10 +316,12 @@ async def check(
     pseudonyms: Pseudonyms,
     subject_id: str,
     integration_id: str,
-) -> dict[str, Any]:
-    """The learner's connection to one integration: the check before any data is exchanged.
+) -> bytes:
+    """The learner's connection to one integration, as the answer's JSON body: the check before
+    any data is exchanged.
 
-    From memory when this process has heard of every change since it read it.
+    From memory when this process has heard of every change since it read it, and then the body
+    made for it last time.
     """
     found = cache.check(subject_id, integration_id)
     if found is None:
@@ -333,7 +337,13 @@ async def check(
         raise SubjectErased("This subject was erased.")
     if not found.integration_exists:
         raise NotFound("No integration has that id.")
-    return represent_connection(integration_id, found.connection)
+    connection = found.connection
+    return cache.body(
+        subject_id,
+        integration_id,
+        found,
+        lambda: orjson.dumps(represent_connection(integration_id, connection)),
+    )
 
 
 async def read_connections(
