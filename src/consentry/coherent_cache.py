@@ -133,7 +133,7 @@ class CoherentCache(Generic[V]):
         if len(self._latest) > 2 * _RECENT_CHANGES:
             # What is older than the recent changes, no check looks at (it counts as too many).
             oldest = self._epoch - _RECENT_CHANGES
-            self._latest = {key: at for key, at in self._latest.items() if at > oldest}
+            self._latest = {kept: at for kept, at in self._latest.items() if at > oldest}
 
     def _changes_since(self, key: str, epoch: int) -> list[int]:
         """Who changed `key`, or every key, since `epoch`; too many changes to check count as
