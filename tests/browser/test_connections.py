@@ -164,6 +164,8 @@ def test_request_connection_asks_on_the_platforms_page(
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
     expect(opener).to_be_focused()
+    # The answer reaches the page's handler a turn after the dialog has closed.
+    page.wait_for_function("window.answers.length === 1")
     assert page.evaluate("window.answers") == [{"decision": None, "status": None, "scopes": []}]
     assert _connection(service, learner, "cloud-drive")["status"] == "none"
 
