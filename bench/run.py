@@ -225,7 +225,8 @@ def _run(url: URL, wrk: str, load: Load, work: Path) -> int:
     finally:
         for server in servers:
             stop(server)
-    copy_row = _raw_copy_row(url, plan, load, extra, checkpoints)
+    _settle(run)  # as before every other row
+    copy_row = _raw_copy_row(url, plan, load, extra)
     relate(rows["events"], copy_row, EVENTS_TARGET)
     ordered = [
         rows["read"],
@@ -700,10 +701,8 @@ def _erasure_rows(run: Run, url: URL, service: Server, extra: list[str]) -> dict
     return {"erasures_created": created, "erasures_completed": completed}
 
 
-def _raw_copy_row(url: URL, plan: Plan, load: Load, extra: list[str], checkpoints: bool) -> Row:
+def _raw_copy_row(url: URL, plan: Plan, load: Load, extra: list[str]) -> Row:
     """The same batches through asyncpg COPY, as many tasks as wrk has connections."""
-    if checkpoints:
-        checkpoint(url)  # as before every other row
     progress(f"measuring raw COPY ({load.connections} tasks, pool of {POOL_SIZE})")
     try:
         result = asyncio.run(

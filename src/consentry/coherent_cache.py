@@ -24,6 +24,7 @@ from typing import Generic, TypeVar
 import asyncpg
 
 from consentry.listening import keep_listening
+from consentry.recent import keep_recent
 
 V = TypeVar("V")
 
@@ -120,10 +121,7 @@ class CoherentCache(Generic[V]):
             self._owed.pop(key, None)
 
     def _keep(self, key: str, value: V) -> None:
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        keep_recent(self._entries, key, value, self._size)
 
     def _changed(self, key: str, sender: int) -> None:
         """Count a change to `key`, so that a read that overlapped it does not fill."""

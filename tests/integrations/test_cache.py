@@ -73,13 +73,13 @@ def test_a_body_is_made_again_for_any_other_check_object_only() -> None:
 
 def test_the_least_recently_answered_body_leaves_first() -> None:
     cache = _listening(size=2)
-    checks = {learner: _check() for learner in ("a", "b", "c")}
-    for learner, check in checks.items():
-        cache.body(learner, "cloud-drive", check, lambda: b"made")
-        if learner == "b":
-            cache.body("a", "cloud-drive", checks["a"], lambda: b"not made")  # "b" is oldest now
-    assert cache.body("a", "cloud-drive", checks["a"], lambda: b"made again") == b"made"
-    assert cache.body("b", "cloud-drive", checks["b"], lambda: b"made again") == b"made again"
+    a, b, c = _check(), _check(), _check()
+    cache.body("a", "cloud-drive", a, lambda: b"made")
+    cache.body("b", "cloud-drive", b, lambda: b"made")
+    cache.body("a", "cloud-drive", a, lambda: b"not made")  # "b" is the least recent now
+    cache.body("c", "cloud-drive", c, lambda: b"made")
+    assert cache.body("a", "cloud-drive", a, lambda: b"made again") == b"made"
+    assert cache.body("b", "cloud-drive", b, lambda: b"made again") == b"made again"
 
 
 def _replica(url: str) -> AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]:

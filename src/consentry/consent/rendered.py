@@ -18,6 +18,7 @@ from consentry.consent.cache import ConsentCache
 from consentry.consent.repository import StoredConsent
 from consentry.consent.service import RequestFacts
 from consentry.policy import Policy
+from consentry.recent import keep_recent
 
 
 class _Rendered(NamedTuple):
@@ -60,11 +61,6 @@ class RenderedReads:
             self._entries.move_to_end(subject_id)
             return kept.body, kept.etag
         body, etag = service.body_and_etag(service.represent(policy, subject_id, stored, facts))
-        if self._size > 0:
-            self._entries[subject_id] = _Rendered(
-                stored, policy, facts.region, facts.gpc, body, etag
-            )
-            self._entries.move_to_end(subject_id)
-            if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+        rendered = _Rendered(stored, policy, facts.region, facts.gpc, body, etag)
+        keep_recent(self._entries, subject_id, rendered, self._size)
         return body, etag

@@ -16,6 +16,7 @@ import asyncpg
 from consentry.coherent_cache import EVERYONE, CoherentCache, keep_coherent
 from consentry.consent.repository import CHANGES_CHANNEL as CONSENT_CHANNEL
 from consentry.integrations.repository import CHANGES_CHANNEL, Check
+from consentry.recent import keep_recent
 
 __all__ = ["EVERYONE", "LISTENER_NAME", "ConnectionCache", "listen"]
 
@@ -52,11 +53,7 @@ class ConnectionCache(CoherentCache[dict[str, Check]]):
             self._bodies.move_to_end(key)
             return kept[1]
         body = render()
-        if self._size > 0:
-            self._bodies[key] = (check, body)
-            self._bodies.move_to_end(key)
-            if len(self._bodies) > self._size:
-                self._bodies.popitem(last=False)
+        keep_recent(self._bodies, key, (check, body), self._size)
         return body
 
 

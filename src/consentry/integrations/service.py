@@ -337,12 +337,11 @@ async def check(
         raise SubjectErased("This subject was erased.")
     if not found.integration_exists:
         raise NotFound("No integration has that id.")
-    connection = found.connection
     return cache.body(
         subject_id,
         integration_id,
         found,
-        lambda: orjson.dumps(represent_connection(integration_id, connection)),
+        lambda: orjson.dumps(represent_connection(integration_id, found.connection)),
     )
 
 
