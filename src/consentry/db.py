@@ -37,6 +37,7 @@ from sqlalchemy.types import TypeDecorator
 
 from consentry.errors import ServiceUnavailable
 from consentry.settings import Settings
+from consentry.turns import NoTurn, Turns
 
 log = logging.getLogger(__name__)
 
@@ -592,7 +593,7 @@ class Database:
     # Turns at the driver pool in arrival order. The pool's own queue lets a newcomer take a
     # connection just released to a waiter, which sends the waiter to the back: under load a
     # few requests waited for hundreds of milliseconds while most waited none.
-    turns: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    turns: Turns = field(default_factory=lambda: Turns(1, 0.0))
     # Transactions begun since start: a request that writes begins exactly one (a statement sent
     # alone counts as one; after one that changed nothing, the request may begin a second).
     transactions: int = 0
@@ -615,7 +616,7 @@ class Database:
             async with _translating():
                 connection: asyncpg.Connection = await self.pool.acquire()
         except BaseException:
-            self.turns.release()
+            self.turns.give_back()
             raise
         return connection
 
@@ -625,17 +626,13 @@ class Database:
         try:
             await self.pool.release(connection)
         finally:
-            self.turns.release()
+            self.turns.give_back()
 
     async def _take_turn(self) -> None:
         """A turn at the driver pool, waiting at most the database timeout for one."""
-        if not self.turns.locked():
-            await self.turns.acquire()  # at once: no timer on the hot path's usual case
-            return
         try:
-            async with asyncio.timeout(self.timeout):
-                await self.turns.acquire()
-        except TimeoutError:
+            await self.turns.take()
+        except NoTurn:
             log.warning("database unavailable: no pooled connection came free in time")
             raise ServiceUnavailable(
                 "No database connection came free in time; try again shortly."
@@ -808,7 +805,7 @@ async def open_database(settings: Settings) -> Database:
         timeout=timeout,
         pool=pool,
         dsn=dsn,
-        turns=asyncio.Semaphore(settings.database_pool_size),
+        turns=Turns(settings.database_pool_size, timeout),
     )
 
 
