@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -104,6 +104,63 @@ class HeadLimitedHttpTools(HttpToolsProtocol):
         self.transport.close()
 
 
+class CoalescingTransport:
+    """A transport that sends what was written to it in one turn of the event loop at once.
+
+    uvicorn writes a response's head and its body apart: two system calls and two TCP segments
+    for every response, where the first alone showed as a seventh of the service's time under
+    the consent read's load. Held until the turn ends (or the next write, or a close), they go
+    out together; nothing waits longer than the turn that wrote it.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._held:
+            asyncio.get_running_loop().call_soon(self._send)
+        self._held.append(bytes(data))
+
+    def writelines(self, lines: Any) -> None:
+        self.write(b"".join(lines))
+
+    def close(self) -> None:
+        self._send()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._send()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._held.clear()
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(len(b) for b in self._held)
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (flow control, extra info, is_closing) is the transport's own.
+        return getattr(self._transport, name)
+
+    def _send(self) -> None:
+        held, self._held = self._held, []
+        # A connection the client closed meanwhile takes nothing: the response is dropped, as
+        # a write after the close would have been.
+        if held and not self._transport.is_closing():
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+
+class _SendsOncePerTurn(asyncio.Protocol):
+    """Gives the HTTP protocol a transport that sends once per turn (`CoalescingTransport`)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not registered as asyncio.Transport, though they are one.
+        coalescing = CoalescingTransport(cast(asyncio.Transport, transport))
+        super().connection_made(coalescing)  # type: ignore[arg-type]
+
+
 class _SendTimeout(asyncio.Protocol):
     """Cuts a connection whose client has taken none of the pending bytes for too long."""
 
@@ -145,9 +202,12 @@ class _SendTimeout(asyncio.Protocol):
             self._transport.abort()  # type: ignore[attr-defined]
 
 
-class GuardedHttpToolsProtocol(_SendTimeout, HeadLimitedHttpTools):
-    """uvicorn's httptools protocol with bounded heads and the send timeout."""
+# The send timeout watches the socket's own transport; the HTTP protocol writes through the
+# coalescing one.
+class GuardedHttpToolsProtocol(_SendTimeout, _SendsOncePerTurn, HeadLimitedHttpTools):
+    """uvicorn's httptools protocol with bounded heads, the send timeout, one send per turn."""
 
 
-class GuardedH11Protocol(_SendTimeout, H11Protocol):
-    """uvicorn's h11 protocol (which bounds heads itself) with the send timeout."""
+class GuardedH11Protocol(_SendTimeout, _SendsOncePerTurn, H11Protocol):
+    """uvicorn's h11 protocol (which bounds heads itself) with the send timeout, one send per
+    turn."""
