@@ -51,9 +51,10 @@ async def _serving(url: str, protocol: type[Any]) -> AsyncIterator[int]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
-        # uvicorn says it has started by a flag only.
-        while not server.started:  # noqa: ASYNC110
+        # uvicorn says it has started by a flag only; a server that failed to start has ended.
+        while not server.started and not task.done():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+        assert server.started, task.result()
         yield listener.getsockname()[1]
     finally:
         server.should_exit = True
