@@ -108,7 +108,7 @@ class CoalescingTransport:
     """A transport that sends what was written to it in one turn of the event loop at once.
 
     uvicorn writes a response's head and its body apart: two system calls and two TCP segments
-    for every response, where the first alone showed as a seventh of the service's time under
+    for every response, where the first alone took a seventh of the event loop's samples under
     the consent read's load. Held until the turn ends (or the next write, or a close), they go
     out together; nothing waits longer than the turn that wrote it.
     """
