@@ -28,6 +28,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
+    # Read the request, then close the connection without a word.
+    hang_up: bool = False
 
 
 class Receiver:
@@ -39,6 +41,8 @@ class Receiver:
         self.default = Reply()
         # Set when the sender closed the connection before taking the whole answer.
         self.cut_short = 0
+        # Connections the sender opened.
+        self.connections = 0
         # Requests of one webhook-id being answered at the same moment, and the most ever seen.
         self.in_flight: dict[str, int] = {}
         self.most_at_once = 0
@@ -73,6 +77,11 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def setup(self) -> None:
+            super().setup()
+            with receiver._lock:
+                receiver.connections += 1
+
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length)
@@ -82,6 +91,9 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             if reply.delay:
                 time.sleep(reply.delay)
             receiver.done(request)
+            if reply.hang_up:
+                self.close_connection = True
+                return
             try:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():

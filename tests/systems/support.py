@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -42,24 +42,36 @@ async def register(
     return created
 
 
+def later(seconds: float) -> Callable[[], datetime]:
+    """A clock stopped `seconds` from now: the worker's step as it would run then."""
+    moment = datetime.now(UTC) + timedelta(seconds=seconds)
+    return lambda: moment
+
+
 async def deliver(
     app: FastAPI,
     clock: Callable[[], datetime] = utcnow,
     allow: AllowList | None = None,
+    sender: Sender | None = None,
 ) -> int:
-    """One step of the delivery worker, as the app runs it; how many deliveries it claimed."""
-    sender = Sender(allow or app.state.webhook_allow)
+    """One step of the delivery worker, as the app runs it; how many deliveries it claimed.
+
+    With a `sender`, the connections it keeps outlive the step, as they do in the worker.
+    """
+    own = sender is None
+    sending = Sender(allow or app.state.webhook_allow) if sender is None else sender
     try:
         return await deliver_due(
             app.state.database,
-            sender,
+            sending,
             schedule_of(app.state.settings),
             clock=clock,
             prepare=fanout.prepare_attempt,
             settle=fanout.settle_attempts,
         )
     finally:
-        await sender.aclose()
+        if own:
+            await sending.aclose()
 
 
 def verified(secret: str, request: Received) -> Any:

@@ -24,7 +24,7 @@ from consentry.systems.worker import DeliverySignals, run_deliveries
 from tests.faults.polling import until
 from tests.helpers import admin, anon_id, choice
 from tests.systems.receiver import Receiver, Reply
-from tests.systems.support import SYSTEMS, deliver, deliveries, register, verified
+from tests.systems.support import SYSTEMS, deliver, deliveries, later, register, verified
 from tests.test_errors import assert_problem
 
 pytestmark = pytest.mark.anyio
@@ -44,11 +44,6 @@ async def _put(client: httpx.AsyncClient, subject: str = LEARNER, **categories: 
 async def _count(app: FastAPI, table: Any) -> int:
     async with app.state.database.reader() as reader:
         return int(await reader.scalar(select(func.count()).select_from(table)))
-
-
-def later(seconds: float) -> Any:
-    moment = datetime.now(UTC) + timedelta(seconds=seconds)
-    return lambda: moment
 
 
 async def test_a_learners_change_reaches_each_subscriber_signed_and_thin(

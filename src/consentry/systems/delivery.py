@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import ssl
@@ -26,6 +27,7 @@ import orjson
 from consentry import __version__
 from consentry.db import Database, UnitOfWork, utcnow
 from consentry.systems import repository, signing, urls
+from consentry.systems.connections import KeptLinks, Link, Route
 from consentry.systems.repository import Claim, Outcome
 from consentry.systems.service import signing_secrets
 
@@ -132,17 +134,19 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class Sender:
-    """Sends attempts, each on a connection of its own to the address just judged.
+    """Sends attempts, each on a connection to the address just judged for it.
 
     HTTP/1.1 is spoken with h11 over the event loop's own streams: the connection goes to the
     checked address, TLS sends and verifies the host's name, and nothing (no proxy from the
-    environment, no redirect, no pooled connection opened for another name) can send the
-    request anywhere else. Only the answer's head is read, within 64 KiB.
+    environment, no redirect) can send the request anywhere else. A connection is kept for the
+    next attempt to the same name at the same address (connections.py). Only the answer's head
+    is waited for, within 64 KiB.
     """
 
     def __init__(self, allow: urls.AllowList) -> None:
         self.allow = allow
         self._tls = _tls_context()
+        self._kept = KeptLinks()
 
     async def send(self, prepared: Prepared, now: datetime) -> Answer:
         """One signed attempt, within the timeout; never raises for what the receiver does."""
@@ -165,7 +169,7 @@ class Sender:
     async def _send(self, prepared: Prepared, now: datetime) -> Answer:
         claim = prepared.claim
         assert claim.body is not None
-        target = urls.parse(claim.webhook_url)
+        target = _parsed(claim.webhook_url)
         address = await urls.checked_address(target, self.allow)
         body = orjson.dumps(claim.body)
         secrets = signing_secrets(
@@ -176,10 +180,20 @@ class Sender:
             "user-agent": _USER_AGENT,
             "content-type": "application/json",
             "content-length": str(len(body)),
-            "connection": "close",
             **signing.headers(secrets, claim.message_id, int(time.time()), body),
             **prepared.headers,
         }
+        route = (target.scheme, target.host, target.port, address)
+        link = self._kept.take(route, time.monotonic())
+        if link is not None:
+            try:
+                return await self._exchange_on(route, link, target.target, headers, body)
+            except _Unanswered:
+                pass  # the receiver closed it while it was idle: the request goes on a new one
+        link = await self._connect(target, address)
+        return await self._exchange_on(route, link, target.target, headers, body)
+
+    async def _connect(self, target: urls.Target, address: urls.IPAddress) -> Link:
         tls = target.scheme == "https"
         try:
             reader, writer = await asyncio.open_connection(
@@ -193,16 +207,31 @@ class Sender:
             raise
         except OSError as error:
             raise _Unconnected from error
+        http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_ANSWER_BYTES)
+        return Link(reader, writer, http)
+
+    async def _exchange_on(
+        self, route: Route, link: Link, path: str, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        """The exchange on `link`; the link is kept if it ended cleanly, and closed otherwise."""
         try:
-            return await _exchange(reader, writer, target.target, headers, body)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1):
-                    await writer.wait_closed()
+            answer, reusable = await _exchange(link, path, headers, body)
+        except BaseException:
+            await _close(link)
+            raise
+        if reusable:
+            self._kept.keep(route, link, time.monotonic())
+        else:
+            await _close(link)
+        return answer
+
+    def close_idle(self) -> None:
+        """Close the connections kept longer than they may be (now and then, not each call)."""
+        self._kept.sweep(time.monotonic())
 
     async def aclose(self) -> None:
-        """Nothing stays open between attempts; kept so callers need not know."""
+        """Close the connections kept for later attempts."""
+        self._kept.close()
 
 
 class _Unconnected(Exception):
@@ -213,40 +242,86 @@ class _AnswerTooLarge(Exception):
     """The answer's head did not fit in what is read of an answer."""
 
 
+class _Unanswered(ConnectionResetError):
+    """A kept connection ended before a byte of the answer: the receiver had closed it idle."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(url: str) -> urls.Target:
+    # A system's URL is the same on each of its attempts; taking it apart is not.
+    return urls.parse(url)
+
+
+async def _close(link: Link) -> None:
+    link.writer.close()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1):
+            await link.writer.wait_closed()
+
+
 async def _exchange(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    path: str,
-    headers: dict[str, str],
-    body: bytes,
-) -> Answer:
-    """POST and read the answer's status line and headers; its body is never read."""
-    connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_ANSWER_BYTES)
+    link: Link, path: str, headers: dict[str, str], body: bytes
+) -> tuple[Answer, bool]:
+    """POST and read the answer's status line and headers; whether the connection can be kept.
+
+    The answer's body is never waited for: the connection is kept only if the whole answer is
+    here with its head (an empty or small body, as receivers send).
+    """
+    http = link.http
     request = h11.Request(method="POST", target=path, headers=list(headers.items()))
     # One write: the head, the body and the end apart were three system calls and three TCP
     # segments for the receiver to read.
     parts = (request, h11.Data(data=body), h11.EndOfMessage())
-    writer.write(b"".join(connection.send(part) or b"" for part in parts))
-    await writer.drain()
     read = 0
-    while True:
-        event = connection.next_event()
-        if event is h11.NEED_DATA:
-            if read >= MAX_ANSWER_BYTES:
-                raise _AnswerTooLarge
-            chunk = await reader.read(MAX_ANSWER_BYTES - read)
-            read += len(chunk)
-            connection.receive_data(chunk)  # b"" is the end of the stream
-            continue
-        if isinstance(event, h11.Response):
-            retry = None
-            for name, value in event.headers:
-                if name == b"retry-after":
-                    retry = retry_after(value.decode("latin-1"), time.time())
-            return Answer(str(event.status_code), code=event.status_code, retry_after=retry)
-        if isinstance(event, h11.ConnectionClosed):
-            raise ConnectionResetError("closed before answering")
-        # An informational answer (100 Continue) comes before the real one.
+    try:
+        link.writer.write(b"".join(http.send(part) or b"" for part in parts))
+        await link.writer.drain()
+        while True:
+            event = http.next_event()
+            if event is h11.NEED_DATA:
+                if read >= MAX_ANSWER_BYTES:
+                    raise _AnswerTooLarge
+                chunk = await link.reader.read(MAX_ANSWER_BYTES - read)
+                read += len(chunk)
+                http.receive_data(chunk)  # b"" is the end of the stream
+                continue
+            if isinstance(event, h11.Response):
+                return _answer(event), _ended(http)
+            if isinstance(event, h11.ConnectionClosed):
+                raise ConnectionResetError("closed before answering")
+            # An informational answer (100 Continue) comes before the real one.
+    except (OSError, h11.ProtocolError) as error:
+        # Nothing came back (h11 calls an end of stream where an answer is due a protocol error).
+        if link.reused and read == 0:
+            raise _Unanswered from error
+        raise
+
+
+def _answer(response: h11.Response) -> Answer:
+    retry = None
+    for name, value in response.headers:
+        if name == b"retry-after":
+            retry = retry_after(value.decode("latin-1"), time.time())
+    return Answer(str(response.status_code), code=response.status_code, retry_after=retry)
+
+
+def _ended(http: h11.Connection) -> bool:
+    """Whether the answer is all here, and both sides may go on to another request."""
+    try:
+        while True:
+            event = http.next_event()
+            if event is h11.NEED_DATA or isinstance(event, h11.ConnectionClosed):
+                return False
+            if isinstance(event, h11.EndOfMessage):
+                break
+    except h11.ProtocolError:
+        return False  # a body that breaks the rules: the answer stands, the connection does not
+    if http.our_state is not h11.DONE or http.their_state is not h11.DONE:
+        return False  # either side asked to close
+    if http.trailing_data[0]:
+        return False  # bytes after the answer: nothing an honest receiver sends
+    http.start_next_cycle()
+    return True
 
 
 async def deliver_due(

@@ -88,6 +88,7 @@ async def run_deliveries(
             failures = [result for result in ended if result is not None]
             if failures:
                 _log_failure(failures[0])  # the lanes of one pass fail for the same reason
+            sender.close_idle()
             await asyncio.sleep(_COALESCE_SECONDS)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(signals.wakeup.wait(), settings.webhook_poll_seconds)
