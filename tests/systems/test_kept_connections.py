@@ -17,6 +17,7 @@ from consentry.systems import delivery, urls
 from consentry.systems.connections import KeptLinks, Link, Route
 from consentry.systems.delivery import Sender
 from tests.helpers import admin, choice
+from tests.replicas import until
 from tests.systems.receiver import Receiver, Reply
 from tests.systems.support import SYSTEMS, deliver, deliveries, later, register, verified
 
@@ -103,10 +104,13 @@ async def test_an_answer_whose_body_is_still_coming_is_not_kept(
     app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, sender: Sender
 ) -> None:
     await register(client, "recs", f"{receiver.url}/recs")
-    receiver.replies = [Reply(200, body=b"x" * (256 * 1024))]
-    for performance in (True, False):
-        await _change(client, "learner-long-answer", performance)
-        assert await deliver(app, sender=sender) == 1
+    receiver.replies = [Reply(200, body=b"x" * (8 * 1024 * 1024))]
+    await _change(client, "learner-long-answer", True)
+    assert await deliver(app, sender=sender) == 1
+    # Closed at once: the receiver could not write the rest of its answer.
+    await until(lambda: receiver.cut_short == 1)
+    await _change(client, "learner-long-answer", False)
+    assert await deliver(app, sender=sender) == 1
     assert receiver.connections == 2
     assert [item["status"] for item in await deliveries(client, "recs")] == ["delivered"] * 2
 
