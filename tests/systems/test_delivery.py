@@ -283,6 +283,21 @@ async def test_redirects_are_not_followed_and_answers_are_read_at_most_64_kib(
     assert receiver.cut_short == 1
 
 
+async def test_an_answer_whose_head_does_not_fit_in_64_kib_is_a_lost_connection(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await register(client, "recs", f"{receiver.url}/recs")
+    receiver.replies = [Reply(204, headers={"X-Pad": "a" * (80 * 1024)})]
+    await _put(client, performance=True)
+    assert await deliver(app) == 1
+    [item] = await deliveries(client, "recs")
+    assert (item["status"], item["last_status"], item["last_error"]) == (
+        "failed",
+        "refused",
+        "connection_lost",
+    )
+
+
 async def test_an_attempt_that_takes_too_long_times_out(
     app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:

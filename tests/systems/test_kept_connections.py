@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import h11
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -196,7 +195,7 @@ async def _links() -> AsyncIterator[Callable[[], Any]]:
 
     async def open_link() -> Link:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        link = Link(reader, writer, h11.Connection(h11.CLIENT))
+        link = Link(reader, writer)
         opened.append(link)
         return link
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import h11
 import pytest
 
 from consentry.systems.connections import Link
@@ -31,7 +30,7 @@ async def test_the_request_goes_out_in_one_write() -> None:
     reader.feed_data(b"HTTP/1.1 204 No Content\r\n\r\n")
     reader.feed_eof()
     writer = _Recording()
-    link = Link(reader, writer, h11.Connection(h11.CLIENT))  # type: ignore[arg-type]
+    link = Link(reader, writer)  # type: ignore[arg-type]
     headers = {"host": "hooks.example", "content-length": "13"}
     answer, _ = await _exchange(link, "/hook", headers, b'{"type":"x"}\n')
     assert answer.code == 204

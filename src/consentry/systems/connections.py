@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-import h11
-
 from consentry.systems.urls import IPAddress
 
 # Below the 5 s after which uvicorn, and many servers, close an idle connection themselves: a
@@ -31,11 +29,10 @@ Route = tuple[str, str, int, IPAddress]
 
 @dataclass(slots=True, eq=False)
 class Link:
-    """One connection to a receiver: its streams, and HTTP/1.1's state on it."""
+    """One connection to a receiver."""
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    http: h11.Connection
     # Whether it served an attempt before this one: then the receiver may have closed it idle.
     reused: bool = False
     idle_since: float = 0.0

@@ -21,12 +21,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import certifi
-import h11
 import orjson
 
 from consentry import __version__
 from consentry.db import Database, UnitOfWork, utcnow
-from consentry.systems import repository, signing, urls
+from consentry.systems import http1, repository, signing, urls
 from consentry.systems.connections import KeptLinks, Link, Route
 from consentry.systems.repository import Claim, Outcome
 from consentry.systems.service import signing_secrets
@@ -136,7 +135,7 @@ def _tls_context() -> ssl.SSLContext:
 class Sender:
     """Sends attempts, each on a connection to the address just judged for it.
 
-    HTTP/1.1 is spoken with h11 over the event loop's own streams: the connection goes to the
+    HTTP/1.1 is spoken over the event loop's own streams (http1.py): the connection goes to the
     checked address, TLS sends and verifies the host's name, and nothing (no proxy from the
     environment, no redirect) can send the request anywhere else. A connection is kept for the
     next attempt to the same name at the same address (connections.py). Only the answer's head
@@ -163,7 +162,10 @@ class Sender:
             return Answer("refused", error="tls_failed")
         except _Unconnected:
             return Answer("refused", error="connect_failed")
-        except (OSError, h11.ProtocolError, _AnswerTooLarge):
+        except http1.Unsendable as unsendable:
+            log.warning("webhook to %s not sent: %s", claim.system_id, unsendable)
+            return Answer("refused", error="url_not_allowed")
+        except (OSError, http1.Malformed, _AnswerTooLarge):
             return Answer("refused", error="connection_lost")
 
     async def _send(self, prepared: Prepared, now: datetime) -> Answer:
@@ -207,8 +209,7 @@ class Sender:
             raise
         except OSError as error:
             raise _Unconnected from error
-        http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_ANSWER_BYTES)
-        return Link(reader, writer, http)
+        return Link(reader, writer)
 
     async def _exchange_on(
         self, route: Route, link: Link, path: str, headers: dict[str, str], body: bytes
@@ -267,61 +268,26 @@ async def _exchange(
     The answer's body is never waited for: the connection is kept only if the whole answer is
     here with its head (an empty or small body, as receivers send).
     """
-    http = link.http
-    request = h11.Request(method="POST", target=path, headers=list(headers.items()))
-    # One write: the head, the body and the end apart were three system calls and three TCP
-    # segments for the receiver to read.
-    parts = (request, h11.Data(data=body), h11.EndOfMessage())
+    answer = http1.Answer()
     read = 0
     try:
-        link.writer.write(b"".join(http.send(part) or b"" for part in parts))
+        link.writer.write(http1.request(path, headers.items(), body))
         await link.writer.drain()
-        while True:
-            event = http.next_event()
-            if event is h11.NEED_DATA:
-                if read >= MAX_ANSWER_BYTES:
-                    raise _AnswerTooLarge
-                chunk = await link.reader.read(MAX_ANSWER_BYTES - read)
-                read += len(chunk)
-                http.receive_data(chunk)  # b"" is the end of the stream
-                continue
-            if isinstance(event, h11.Response):
-                return _answer(event), _ended(http)
-            if isinstance(event, h11.ConnectionClosed):
+        while answer.status is None:
+            if read >= MAX_ANSWER_BYTES:
+                raise _AnswerTooLarge
+            chunk = await link.reader.read(MAX_ANSWER_BYTES - read)
+            if not chunk:
                 raise ConnectionResetError("closed before answering")
-            # An informational answer (100 Continue) comes before the real one.
-    except (OSError, h11.ProtocolError) as error:
-        # Nothing came back (h11 calls an end of stream where an answer is due a protocol error).
+            read += len(chunk)
+            answer.feed(chunk)
+    except OSError as error:
         if link.reused and read == 0:
             raise _Unanswered from error
         raise
-
-
-def _answer(response: h11.Response) -> Answer:
-    retry = None
-    for name, value in response.headers:
-        if name == b"retry-after":
-            retry = retry_after(value.decode("latin-1"), time.time())
-    return Answer(str(response.status_code), code=response.status_code, retry_after=retry)
-
-
-def _ended(http: h11.Connection) -> bool:
-    """Whether the answer is all here, and both sides may go on to another request."""
-    try:
-        while True:
-            event = http.next_event()
-            if event is h11.NEED_DATA or isinstance(event, h11.ConnectionClosed):
-                return False
-            if isinstance(event, h11.EndOfMessage):
-                break
-    except h11.ProtocolError:
-        return False  # a body that breaks the rules: the answer stands, the connection does not
-    if http.our_state is not h11.DONE or http.their_state is not h11.DONE:
-        return False  # either side asked to close
-    if http.trailing_data[0]:
-        return False  # bytes after the answer: nothing an honest receiver sends
-    http.start_next_cycle()
-    return True
+    retry = None if answer.retry_after is None else retry_after(answer.retry_after, time.time())
+    status = answer.status
+    return Answer(str(status), code=status, retry_after=retry), answer.reusable
 
 
 async def deliver_due(
