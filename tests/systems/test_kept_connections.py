@@ -217,7 +217,7 @@ def _route(host: str = "hooks.platform.test", address: str = "127.0.0.1") -> Rou
 async def test_a_kept_link_is_taken_by_its_route_only() -> None:
     async with _links() as open_link:
         link = await open_link()
-        kept = KeptLinks()
+        kept = KeptLinks(most=4)
         kept.keep(_route(), link, now=100.0)
         assert kept.take(_route("other.platform.test"), now=100.0) is None
         assert kept.take(_route(address="127.0.0.2"), now=100.0) is None
@@ -229,7 +229,7 @@ async def test_a_kept_link_is_taken_by_its_route_only() -> None:
 
 async def test_a_link_idle_too_long_or_closed_by_the_receiver_is_closed_not_taken() -> None:
     async with _links() as open_link:
-        kept = KeptLinks(idle=4.0)
+        kept = KeptLinks(most=4, idle=4.0)
         stale, fresh = await open_link(), await open_link()
         kept.keep(_route(), stale, now=100.0)
         kept.keep(_route(), fresh, now=103.0)

@@ -19,9 +19,6 @@ from consentry.systems.urls import IPAddress
 # Below the 5 s after which uvicorn, and many servers, close an idle connection themselves: a
 # kept connection is seldom found closed (an attempt that finds it so is sent again on a new one).
 IDLE_SECONDS = 4.0
-# The most a sender keeps, over every route: the attempts a worker has under way at once (its 4
-# lanes of 64), so that a drained backlog's connections are all kept for the next batch.
-MOST_KEPT = 256
 
 # Scheme, host name, port, and the address judged for it.
 Route = tuple[str, str, int, IPAddress]
@@ -41,11 +38,16 @@ class Link:
         """Whether neither side has closed it (the receiver's close arrives as end of stream)."""
         return not self.writer.is_closing() and not self.reader.at_eof()
 
+    def close(self) -> None:
+        """Close it, without waiting for the close to finish."""
+        self.writer.close()
+
 
 class KeptLinks:
-    """Idle connections by route: the most recently used one is taken first."""
+    """Idle connections by route, at most `most` over every route: the most recently used one
+    is taken first."""
 
-    def __init__(self, most: int = MOST_KEPT, idle: float = IDLE_SECONDS) -> None:
+    def __init__(self, most: int, idle: float = IDLE_SECONDS) -> None:
         self._most = most
         self._idle = idle
         self._routes: dict[Route, list[Link]] = {}
@@ -63,17 +65,17 @@ class KeptLinks:
             self._count -= 1
             if not links:
                 del self._routes[route]
-            if now - link.idle_since < self._idle and link.open():
+            if self._fresh(link, now) and link.open():
                 link.reused = True
                 return link
-            link.writer.close()
+            link.close()
         return None
 
     def keep(self, route: Route, link: Link, now: float) -> None:
         """Keep `link` for the next attempt on `route`, unless as many are kept already."""
         self.sweep(now)
         if self._count >= self._most:
-            link.writer.close()
+            link.close()
             return
         link.idle_since = now
         self._routes.setdefault(route, []).append(link)
@@ -83,7 +85,7 @@ class KeptLinks:
         """Close every kept connection."""
         for links in self._routes.values():
             for link in links:
-                link.writer.close()
+                link.close()
         self._routes.clear()
         self._count = 0
 
@@ -93,14 +95,18 @@ class KeptLinks:
         if now - self._swept_at < self._idle:
             return
         self._swept_at = now
-        for route in list(self._routes):
-            links = self._routes[route]
-            fresh = [link for link in links if now - link.idle_since < self._idle]
+        for route, links in list(self._routes.items()):
+            fresh = []
             for link in links:
-                if now - link.idle_since >= self._idle:
-                    link.writer.close()
+                if self._fresh(link, now):
+                    fresh.append(link)
+                else:
+                    link.close()
             self._count -= len(links) - len(fresh)
             if fresh:
                 self._routes[route] = fresh
             else:
                 del self._routes[route]
+
+    def _fresh(self, link: Link, now: float) -> bool:
+        return now - link.idle_since < self._idle

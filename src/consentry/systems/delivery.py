@@ -142,10 +142,12 @@ class Sender:
     is waited for, within 64 KiB.
     """
 
-    def __init__(self, allow: urls.AllowList) -> None:
+    def __init__(self, allow: urls.AllowList, keep: int = BATCH) -> None:
+        """`keep`: the most connections kept over every route, as many as the attempts a caller
+        has under way at once (a claim's, by default), so that all are kept for the next."""
         self.allow = allow
         self._tls = _tls_context()
-        self._kept = KeptLinks()
+        self._kept = KeptLinks(keep)
 
     async def send(self, prepared: Prepared, now: datetime) -> Answer:
         """One signed attempt, within the timeout; never raises for what the receiver does."""
@@ -254,7 +256,7 @@ def _parsed(url: str) -> urls.Target:
 
 
 async def _close(link: Link) -> None:
-    link.writer.close()
+    link.close()
     with contextlib.suppress(Exception):
         async with asyncio.timeout(1):
             await link.writer.wait_closed()

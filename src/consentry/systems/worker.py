@@ -65,7 +65,7 @@ async def run_deliveries(
     clock: Callable[[], datetime] = utcnow,
 ) -> None:
     """Deliver until stopped; a pass that fails is logged and the next one tries again."""
-    sender = Sender(urls.AllowList.parse(settings.webhook_allow_hosts))
+    sender = Sender(urls.AllowList.parse(settings.webhook_allow_hosts), keep=_LANES * BATCH)
     undo = outbox.on_announce(signals.wakeup.set)
     schedule = schedule_of(settings)
 
