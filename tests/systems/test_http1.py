@@ -34,8 +34,8 @@ def test_a_request_that_would_break_its_head_is_not_written(
         http1.request(path, headers, b"{}")
 
 
-def _fed(*chunks: bytes) -> http1.Answer:
-    answer = http1.Answer()
+def _fed(*chunks: bytes) -> http1.Response:
+    answer = http1.Response()
     for chunk in chunks:
         answer.feed(chunk)
     return answer

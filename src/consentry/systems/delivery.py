@@ -270,26 +270,26 @@ async def _exchange(
     The answer's body is never waited for: the connection is kept only if the whole answer is
     here with its head (an empty or small body, as receivers send).
     """
-    answer = http1.Answer()
+    response = http1.Response()
     read = 0
     try:
         link.writer.write(http1.request(path, headers.items(), body))
         await link.writer.drain()
-        while answer.status is None:
+        while response.status is None:
             if read >= MAX_ANSWER_BYTES:
                 raise _AnswerTooLarge
             chunk = await link.reader.read(MAX_ANSWER_BYTES - read)
             if not chunk:
                 raise ConnectionResetError("closed before answering")
             read += len(chunk)
-            answer.feed(chunk)
+            response.feed(chunk)
     except OSError as error:
         if link.reused and read == 0:
             raise _Unanswered from error
         raise
-    retry = None if answer.retry_after is None else retry_after(answer.retry_after, time.time())
-    status = answer.status
-    return Answer(str(status), code=status, retry_after=retry), answer.reusable
+    retry = None if response.retry_after is None else retry_after(response.retry_after, time.time())
+    status = response.status
+    return Answer(str(status), code=status, retry_after=retry), response.reusable
 
 
 async def deliver_due(

@@ -40,8 +40,8 @@ def request(path: str, headers: Iterable[tuple[str, str]], body: bytes) -> bytes
     return head + b"\r\n\r\n" + body
 
 
-class Answer:
-    """An answer, fed as it arrives: its final status, its Retry-After, and whether it ended.
+class Response:
+    """A response, fed as it arrives: its final status, its Retry-After, and whether it ended.
 
     Informational answers (1xx) before it are passed over. Bytes that break the rules after the
     status is known leave the status standing; the connection is then not kept.
