@@ -17,6 +17,13 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+def _held_then_free(turns: Turns) -> None:
+    """The one turn is held; given back, it is free again: none lost, none made up."""
+    assert turns.free == 0
+    turns.give_back()
+    assert turns.free == 1
+
+
 async def test_a_free_turn_is_taken_at_once_and_given_back() -> None:
     turns = Turns(2, 1.0)
     await turns.take()
@@ -45,8 +52,7 @@ async def test_waiters_get_turns_in_the_order_they_asked() -> None:
         late.cancel()
     await asyncio.gather(*waiters)
     assert order == [0, 1, 2, 3]
-    turns.give_back()
-    assert turns.free == 1
+    _held_then_free(turns)
 
 
 async def test_a_newcomer_does_not_take_a_turn_a_waiter_is_owed() -> None:
@@ -86,8 +92,7 @@ async def test_each_wait_ends_at_its_own_deadline() -> None:
     # A wait may end up to a tick of the loop's clock early, never more.
     assert 0.19 <= ended["first"] < 1.0
     assert 0.19 <= ended["second"] < 1.0
-    turns.give_back()
-    assert turns.free == 1
+    _held_then_free(turns)
 
 
 async def test_a_turn_given_back_before_the_deadline_ends_the_wait() -> None:
@@ -98,9 +103,7 @@ async def test_a_turn_given_back_before_the_deadline_ends_the_wait() -> None:
     turns.give_back()
     await waiter
     await asyncio.sleep(0.3)  # past the deadline: nothing fails, nothing is made up
-    assert turns.free == 0
-    turns.give_back()
-    assert turns.free == 1
+    _held_then_free(turns)
 
 
 async def test_a_cancelled_waiter_is_skipped() -> None:
@@ -113,9 +116,7 @@ async def test_a_cancelled_waiter_is_skipped() -> None:
     await _settle()
     turns.give_back()
     await next_one
-    assert turns.free == 0
-    turns.give_back()
-    assert turns.free == 1
+    _held_then_free(turns)
 
 
 async def test_a_turn_handed_to_a_waiter_cancelled_before_it_ran_passes_on() -> None:
@@ -129,8 +130,7 @@ async def test_a_turn_handed_to_a_waiter_cancelled_before_it_ran_passes_on() -> 
     with pytest.raises(asyncio.CancelledError):
         await handed
     await asyncio.wait_for(after, 1.0)
-    turns.give_back()
-    assert turns.free == 1
+    _held_then_free(turns)
 
 
 async def test_a_cancelled_waiter_is_dropped_when_its_deadline_passes() -> None:
@@ -140,5 +140,4 @@ async def test_a_cancelled_waiter_is_dropped_when_its_deadline_passes() -> None:
     await _settle()
     gone.cancel()
     await asyncio.sleep(0.2)
-    turns.give_back()
-    assert turns.free == 1
+    _held_then_free(turns)

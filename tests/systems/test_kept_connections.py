@@ -4,9 +4,8 @@ checked, and only after an exchange that ended cleanly."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 import pytest
@@ -179,32 +178,46 @@ async def test_a_kept_connection_serves_only_its_name_at_the_address_just_checke
 # ---- the kept connections themselves ----
 
 
-@asynccontextmanager
-async def _links() -> AsyncIterator[Callable[[], Any]]:
-    """Open real connections to a local server that answers nothing; closed at the end."""
-    opened: list[Link] = []
-    ended: list[asyncio.StreamWriter] = []
+class _Peer:
+    """A local server that answers nothing, and the links opened to it."""
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        ended.append(writer)
-        await reader.read()  # until the client closes
-        writer.close()
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.opened: list[Link] = []
+        # The server's end of each link, by the port of the link's own end.
+        self.ends: dict[int, asyncio.StreamWriter] = {}
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-
-    async def open_link() -> Link:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def open(self) -> Link:
+        """A real connection to the server, as a link."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
         link = Link(reader, writer)
-        opened.append(link)
+        self.opened.append(link)
         return link
 
+    async def hang_up(self, link: Link) -> None:
+        """Close the server's end of `link`, and wait until its end of stream has arrived."""
+        port = link.writer.get_extra_info("sockname")[1]
+        await until(lambda: port in self.ends)
+        self.ends[port].close()
+        await until(link.reader.at_eof)
+
+
+@asynccontextmanager
+async def _peer() -> AsyncIterator[_Peer]:
+    """A `_Peer` until the block ends; every connection closed then."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer.ends[writer.get_extra_info("peername")[1]] = writer
+        await reader.read()  # until the client closes
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    peer = _Peer(server.sockets[0].getsockname()[1])
     try:
-        yield open_link
+        yield peer
     finally:
-        for link in opened:
-            link.writer.close()
-        for writer in ended:
+        for link in peer.opened:
+            link.close()
+        for writer in peer.ends.values():
             writer.close()
         server.close()
         await server.wait_closed()
@@ -215,8 +228,8 @@ def _route(host: str = "hooks.platform.test", address: str = "127.0.0.1") -> Rou
 
 
 async def test_a_kept_link_is_taken_by_its_route_only() -> None:
-    async with _links() as open_link:
-        link = await open_link()
+    async with _peer() as peer:
+        link = await peer.open()
         kept = KeptLinks(most=4)
         kept.keep(_route(), link, now=100.0)
         assert kept.take(_route("other.platform.test"), now=100.0) is None
@@ -228,33 +241,33 @@ async def test_a_kept_link_is_taken_by_its_route_only() -> None:
 
 
 async def test_a_link_idle_too_long_or_closed_by_the_receiver_is_closed_not_taken() -> None:
-    async with _links() as open_link:
+    async with _peer() as peer:
         kept = KeptLinks(most=4, idle=4.0)
-        stale, fresh = await open_link(), await open_link()
+        stale, fresh = await peer.open(), await peer.open()
         kept.keep(_route(), stale, now=100.0)
         kept.keep(_route(), fresh, now=103.0)
         assert kept.take(_route(), now=104.5) is fresh
         assert kept.take(_route(), now=104.5) is None
         assert stale.writer.is_closing()
 
-        hung_up = await open_link()
+        hung_up = await peer.open()
         kept.keep(_route(), hung_up, now=200.0)
-        hung_up.reader.feed_eof()  # what the receiver's close delivers
+        await peer.hang_up(hung_up)
         assert kept.take(_route(), now=200.0) is None
         assert hung_up.writer.is_closing()
 
 
 async def test_at_most_so_many_links_are_kept_and_idle_routes_are_swept() -> None:
-    async with _links() as open_link:
+    async with _peer() as peer:
         kept = KeptLinks(most=2, idle=4.0)
-        first, second, third = [await open_link() for _ in range(3)]
+        first, second, third = [await peer.open() for _ in range(3)]
         kept.keep(_route("a.test"), first, now=100.0)
         kept.keep(_route("b.test"), second, now=100.0)
         kept.keep(_route("c.test"), third, now=100.0)
         assert len(kept) == 2
         assert third.writer.is_closing()
         # A route no attempt goes to any more is swept once its links have been idle too long.
-        late = await open_link()
+        late = await peer.open()
         kept.keep(_route("c.test"), late, now=105.0)
         assert first.writer.is_closing() and second.writer.is_closing()
         assert len(kept) == 1
